@@ -1,0 +1,32 @@
+"""``fraudctl``: the command line of the fraud-detection system.
+
+Each area lives in its own module under :mod:`services.commands`; this file only mounts
+them, so ``fraudctl --help`` is the table of contents of what an operator can do.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from services.commands import features, model, schemas, simulate, stack, train
+
+app = typer.Typer(
+    name="fraudctl",
+    help="Real-time streaming fraud detection: stack, simulator, features, models, services.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(stack.app, name="stack")
+app.add_typer(features.app, name="features")
+app.add_typer(model.app, name="model")
+app.add_typer(schemas.app, name="schemas")
+app.command("simulate")(simulate.simulate)
+app.command("train")(train.train)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

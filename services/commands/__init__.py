@@ -1,0 +1,1 @@
+"""``fraudctl`` sub-commands, one module per area; :mod:`services.cli` mounts them."""

@@ -1,0 +1,35 @@
+"""Settings shared by every service, read from the environment with the ``FRAUD_`` prefix.
+
+Each service defines one frozen settings class deriving from :class:`CommonSettings` and
+builds it once in its ``main()``; nothing reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streams.topics import Topics
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FRAUD_", extra="forbid", frozen=True)
+
+    kafka_bootstrap: str = Field(
+        "127.0.0.1:19092", description="Kafka bootstrap servers (host:port[,host:port])"
+    )
+    redis_url: SecretStr = Field(
+        SecretStr("redis://127.0.0.1:6379/0"), description="Redis URL (may hold a password)"
+    )
+    topic_prefix: str = Field("", description="prefix added to every topic name")
+    redis_prefix: str = Field("fraud", description="prefix of every Redis key of this project")
+    state_dir: Path = Field(Path("state"), description="local state: broker data, PIDs, registry")
+
+    def topics(self) -> Topics:
+        return Topics(prefix=self.topic_prefix)
+
+    @property
+    def registry_dir(self) -> Path:
+        return self.state_dir / "registry"

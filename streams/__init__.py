@@ -1,0 +1,1 @@
+"""Kafka plumbing: topic specs, versioned event schemas, serde, client config, DLQ, simulator."""

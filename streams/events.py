@@ -1,0 +1,172 @@
+"""Versioned event schemas: one msgspec Struct per topic payload.
+
+Each event carries ``schema_version``. Decoding is strict: unknown fields are ignored
+(forward compatibility), but missing, ill-typed or out-of-range fields are rejected with a
+precise reason (see :mod:`streams.serde`). JSON Schemas for non-Python producers are
+exported from these classes by ``fraudctl schemas export`` into ``streams/schemas/``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+SCHEMA_VERSION = 1
+
+Id = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$")]
+Amount = Annotated[float, Meta(gt=0.0, le=1_000_000.0)]
+Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$")]
+MerchantCategory = Annotated[str, Meta(pattern=r"^[0-9]{4}$")]
+Country = Annotated[str, Meta(pattern=r"^[A-Z]{2}$")]
+AwareDatetime = Annotated[datetime, Meta(tz=True)]
+Probability = Annotated[float, Meta(ge=0.0, le=1.0)]
+
+Channel = Literal["pos", "ecom", "atm", "moto"]
+DecisionOutcome = Literal["approve", "review", "decline"]
+LabelValue = Literal["fraud", "legit"]
+LabelSource = Literal["analyst", "chargeback", "oracle"]
+ModelEventKind = Literal[
+    "registered", "promoted", "rolled_back", "rejected", "drift_report", "quality_report"
+]
+DeadLetterReason = Literal[
+    "too_large",
+    "invalid_utf8",
+    "invalid_json",
+    "missing_field",
+    "wrong_type",
+    "out_of_range",
+    "invalid_value",
+    "pan_not_allowed",
+    "unsupported_version",
+    "unknown_transaction",
+    "processing_error",
+]
+
+
+class Transaction(Struct, frozen=True, kw_only=True):
+    """A card transaction as producers send it to ``transactions`` (key: card_id).
+
+    Never carries a raw card number: ``card_id`` is a token issued upstream.
+    """
+
+    transaction_id: Id
+    event_time: AwareDatetime
+    card_id: Id
+    customer_id: Id
+    terminal_id: Id
+    amount: Amount
+    currency: Currency = "EUR"
+    merchant_category: MerchantCategory = "5411"
+    channel: Channel = "pos"
+    country: Country | None = None
+    device_id: Id | None = None
+    schema_version: Annotated[int, Meta(ge=1, le=SCHEMA_VERSION)] = SCHEMA_VERSION
+
+
+class Reason(Struct, frozen=True, kw_only=True):
+    """One explanation of a score: a feature, its value and its contribution (log-odds)."""
+
+    feature: str
+    value: float
+    contribution: float
+    text: str
+
+
+class Decision(Struct, frozen=True, kw_only=True):
+    """The scorer's verdict for one transaction, on ``transactions.scored`` (the audit log).
+
+    ``features`` is the exact vector the model saw, in the order of ``feature_set``.
+    ``timings_ms`` holds the batch's per-stage durations; ``latency_ms`` is the time from
+    the transaction's produce timestamp to the decision.
+    """
+
+    transaction_id: Id
+    card_id: Id
+    terminal_id: Id
+    event_time: AwareDatetime
+    amount: float
+    score: Probability
+    decision: DecisionOutcome
+    model_version: str
+    feature_set: str
+    features: list[float]
+    reasons: list[Reason] = []
+    timings_ms: dict[str, float] = {}
+    latency_ms: float | None = None
+    decided_at: AwareDatetime | None = None
+    schema_version: int = SCHEMA_VERSION
+
+
+class ReviewCase(Struct, frozen=True, kw_only=True):
+    """A flagged transaction waiting for an analyst, on ``fraud.review`` (key: card_id)."""
+
+    case_id: Id
+    transaction: Transaction
+    score: Probability
+    decision: DecisionOutcome
+    model_version: str
+    reasons: list[Reason] = []
+    created_at: AwareDatetime | None = None
+    schema_version: int = SCHEMA_VERSION
+
+
+class Label(Struct, frozen=True, kw_only=True):
+    """Ground truth for one transaction, on ``fraud.labels`` (key: transaction_id)."""
+
+    transaction_id: Id
+    label: LabelValue
+    analyst: Annotated[str, Meta(min_length=1, max_length=128)]
+    labelled_at: AwareDatetime
+    source: LabelSource = "analyst"
+    note: Annotated[str, Meta(max_length=2000)] | None = None
+    schema_version: int = SCHEMA_VERSION
+
+
+class ModelEvent(Struct, frozen=True, kw_only=True):
+    """A model lifecycle event on ``model.events``: promotion, rollback, drift report..."""
+
+    kind: ModelEventKind
+    model_version: str
+    at: AwareDatetime
+    previous_version: str | None = None
+    reasons: list[str] = []
+    details: dict[str, object] = {}
+    schema_version: int = SCHEMA_VERSION
+
+
+class DeadLetter(Struct, frozen=True, kw_only=True):
+    """A record that could not be processed, with everything needed to replay or fix it."""
+
+    source_topic: str
+    partition: int
+    offset: int
+    reason: DeadLetterReason
+    message: str
+    original: bytes
+    key: bytes | None = None
+    failed_at: AwareDatetime | None = None
+    schema_version: int = SCHEMA_VERSION
+
+
+EVENT_TYPES: dict[str, type[Struct]] = {
+    "transaction": Transaction,
+    "decision": Decision,
+    "review_case": ReviewCase,
+    "label": Label,
+    "model_event": ModelEvent,
+    "dead_letter": DeadLetter,
+}
+
+
+def json_schemas() -> dict[str, dict[str, object]]:
+    """JSON Schema (draft 2020-12) for every event type, keyed by event name."""
+    out: dict[str, dict[str, object]] = {}
+    for name, cls in EVENT_TYPES.items():
+        schema = msgspec.json.schema(cls)
+        schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        schema["title"] = f"{cls.__name__} v{SCHEMA_VERSION}"
+        out[name] = schema
+    return out

@@ -1,0 +1,149 @@
+"""Kafka client configuration and admin helpers (plain Kafka protocol, any broker).
+
+Latency-tuned defaults, chosen for a p99 far below 50 ms at batch sizes of ~500:
+
+* consumer ``fetch.wait.max.ms=5`` - the broker answers a fetch after at most 5 ms even
+  when fewer than ``fetch.min.bytes`` are ready (the default 500 ms would sit on the SLA);
+* consumer ``queued.max.messages.kbytes=8192`` - bound librdkafka's prefetch (the default
+  64 MB doubled the scorer's CPU in the prototype) and give back-pressure a real limit;
+* producer ``linger.ms=1`` - batch what arrives within a millisecond, no more;
+* producer ``enable.idempotence=true`` + ``acks=all`` - no duplicates from retries, and a
+  delivery report means the write is durable, so committing offsets after it is safe;
+* ``partition.assignment.strategy=cooperative-sticky`` - a rebalance moves only the
+  partitions that must move; with ``group.instance.id`` (static membership) a restarted
+  process reclaims its partitions at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streams.errors import BrokerUnavailable
+from streams.topics import Topics
+
+ClientConfig = dict[str, Any]
+
+
+def producer_config(bootstrap: str, *, client_id: str, **overrides: Any) -> ClientConfig:
+    config: ClientConfig = {
+        "bootstrap.servers": bootstrap,
+        "client.id": client_id,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 1,
+        "batch.num.messages": 1000,
+        "queue.buffering.max.messages": 200_000,
+        "queue.buffering.max.kbytes": 256 * 1024,
+        "message.timeout.ms": 30_000,
+        "socket.nagle.disable": True,
+    }
+    config.update(overrides)
+    return config
+
+
+def consumer_config(
+    bootstrap: str,
+    *,
+    group_id: str,
+    client_id: str,
+    instance_id: str | None = None,
+    **overrides: Any,
+) -> ClientConfig:
+    config: ClientConfig = {
+        "bootstrap.servers": bootstrap,
+        "group.id": group_id,
+        "client.id": client_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "fetch.wait.max.ms": 5,
+        "fetch.min.bytes": 1,
+        "queued.max.messages.kbytes": 8192,
+        "partition.assignment.strategy": "cooperative-sticky",
+        "session.timeout.ms": 10_000,
+        "heartbeat.interval.ms": 1_000,
+        "max.poll.interval.ms": 300_000,
+        "socket.nagle.disable": True,
+    }
+    if instance_id:
+        config["group.instance.id"] = instance_id
+    config.update(overrides)
+    return config
+
+
+def admin_client(bootstrap: str) -> AdminClient:
+    return AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 5000})
+
+
+def wait_for_broker(bootstrap: str, timeout_s: float = 30.0) -> None:
+    """Block until the broker answers a metadata request, else raise BrokerUnavailable."""
+    deadline = time.monotonic() + timeout_s
+    last = "no answer"
+    admin = admin_client(bootstrap)
+    while time.monotonic() < deadline:
+        try:
+            admin.list_topics(timeout=min(2.0, max(0.1, deadline - time.monotonic())))
+            return
+        except KafkaException as exc:
+            last = str(exc)
+        time.sleep(0.2)
+    raise BrokerUnavailable(bootstrap, last)
+
+
+def broker_reachable(bootstrap: str, timeout_s: float = 2.0) -> bool:
+    try:
+        wait_for_broker(bootstrap, timeout_s)
+    except BrokerUnavailable:
+        return False
+    return True
+
+
+def ensure_topics(
+    bootstrap: str,
+    topics: Topics,
+    *,
+    only: Iterable[str] | None = None,
+    extra_config: Mapping[str, str] | None = None,
+    timeout_s: float = 30.0,
+) -> dict[str, str]:
+    """Create the deployment's topics that do not exist yet (idempotent).
+
+    Returns ``{topic: "created" | "exists"}``.
+    """
+    wanted = [(name, spec) for name, spec in topics.all() if only is None or spec.base in only]
+    admin = admin_client(bootstrap)
+    new = [
+        NewTopic(
+            name,
+            num_partitions=topics.partition_count(spec),
+            replication_factor=1,
+            config={"retention.ms": str(spec.retention_ms), **(extra_config or {})},
+        )
+        for name, spec in wanted
+    ]
+    result: dict[str, str] = {}
+    for name, future in admin.create_topics(new, request_timeout=timeout_s).items():
+        try:
+            future.result(timeout=timeout_s)
+            result[name] = "created"
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+            result[name] = "exists"
+    _wait_for_topics(admin, [name for name, _ in wanted], timeout_s)
+    return result
+
+
+def _wait_for_topics(admin: AdminClient, names: list[str], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        metadata = admin.list_topics(timeout=5)
+        if all(name in metadata.topics and metadata.topics[name].partitions for name in names):
+            return
+        time.sleep(0.1)
+    raise BrokerUnavailable(str(admin), f"topics {names} not visible after {timeout_s}s")
