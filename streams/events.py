@@ -9,7 +9,7 @@ exported from these classes by ``fraudctl schemas export`` into ``streams/schema
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta, Struct
@@ -133,7 +133,7 @@ class ModelEvent(Struct, frozen=True, kw_only=True):
     at: AwareDatetime
     previous_version: str | None = None
     reasons: list[str] = []
-    details: dict[str, object] = {}
+    details: dict[str, Any] = {}
     schema_version: int = SCHEMA_VERSION
 
 

@@ -18,14 +18,24 @@ class TopicSpec:
     key: str
     retention_ms: int
     description: str
+    max_message_bytes: int = 1024 * 1024
 
 
 TRANSACTIONS = TopicSpec(
-    "transactions", 6, "card_id", 7 * DAY_MS,
+    "transactions",
+    6,
+    "card_id",
+    7 * DAY_MS,
     "card transactions from producers; keyed by card_id so a card's events stay ordered",
+    # Oversized payloads are let in so the scorer can dead-letter them (reason too_large)
+    # instead of producers losing them to a broker-side MSG_SIZE_TOO_LARGE.
+    max_message_bytes=8 * 1024 * 1024,
 )
 SCORED = TopicSpec(
-    "transactions.scored", 6, "card_id", 30 * DAY_MS,
+    "transactions.scored",
+    6,
+    "card_id",
+    30 * DAY_MS,
     "one Decision per transaction: the audit log of predictions",
 )
 REVIEW = TopicSpec("fraud.review", 3, "card_id", 30 * DAY_MS, "flagged cases for analysts")
@@ -33,12 +43,19 @@ LABELS = TopicSpec(
     "fraud.labels", 3, "transaction_id", 365 * DAY_MS, "analyst and chargeback labels"
 )
 MODEL_EVENTS = TopicSpec(
-    "model.events", 1, "model_version", 365 * DAY_MS,
+    "model.events",
+    1,
+    "model_version",
+    365 * DAY_MS,
     "promotions, rollbacks, rejections and drift reports",
 )
 DLQ = TopicSpec(
-    "transactions.dlq", 1, "source key", 30 * DAY_MS,
+    "transactions.dlq",
+    1,
+    "source key",
+    30 * DAY_MS,
     "records that could not be processed, with reason and original bytes",
+    max_message_bytes=16 * 1024 * 1024,  # holds an 8 MiB original, base64-encoded
 )
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (TRANSACTIONS, SCORED, REVIEW, LABELS, MODEL_EVENTS, DLQ)

@@ -1,0 +1,51 @@
+# The commands a newcomer needs. `make demo` and `make test` work from a clean clone.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup test test-unit test-integration lint format demo bench stack-up stack-down schemas clean
+
+$(STAMP): requirements.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11) on PATH"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip check
+	touch $(STAMP)
+
+setup: $(STAMP)  ## create .venv from the lock and install the project
+
+test: setup  ## all test tiers against the real broker and Redis (starts what is missing)
+	bash scripts/run-tests.sh
+
+test-unit: setup
+	$(BIN)/pytest -m unit -q
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+schemas: setup  ## regenerate streams/schemas/*.json from the event classes
+	$(BIN)/fraudctl schemas export
+
+stack-up: setup
+	$(BIN)/fraudctl stack up
+
+stack-down: setup
+	$(BIN)/fraudctl stack down
+
+demo: setup  ## the whole system on the embedded stack
+	bash scripts/demo.sh
+
+bench: setup  ## benchmarks: numbers printed and written to bench/results/
+	bash scripts/bench.sh
+
+clean:
+	rm -rf $(VENV) state .pytest_cache .mypy_cache .ruff_cache

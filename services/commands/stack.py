@@ -1,0 +1,72 @@
+"""``fraudctl stack up | down | status | env``: the embedded broker and Redis."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from services.settings import CommonSettings
+from services.stack import stack as stack_ops
+from services.stack.stack import StackState
+from streams.errors import FraudError
+
+app = typer.Typer(help="Embedded stack: Kafka-protocol broker (noida-db) and Redis.")
+console = Console()
+
+
+def _table(state: StackState) -> Table:
+    table = Table(title="fraud stack")
+    for column in ("component", "address", "ready", "started by stack up", "pid"):
+        table.add_column(column)
+    for comp in (state.kafka, state.redis):
+        table.add_row(
+            comp.name,
+            comp.address,
+            "yes" if comp.ready else "NO",
+            "yes" if comp.started_here else "no (external)",
+            str(comp.pid or "-"),
+        )
+    return table
+
+
+@app.command("up")
+def up() -> None:
+    """Use the configured broker/Redis when they answer, otherwise start them; create topics."""
+    settings = CommonSettings()
+    try:
+        state = stack_ops.up(settings)
+    except FraudError as exc:
+        console.print(f"[red]stack up failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(_table(state))
+    created = sum(1 for v in state.topics.values() if v == "created")
+    console.print(f"topics: {len(state.topics)} ready ({created} created)")
+    for key, value in state.env().items():
+        console.print(f"export {key}={value}", highlight=False)
+
+
+@app.command("status")
+def status() -> None:
+    """Show what runs where; exit 1 when something is not ready."""
+    state = stack_ops.status(CommonSettings())
+    console.print(_table(state))
+    if not (state.kafka.ready and state.redis.ready):
+        raise typer.Exit(1)
+
+
+@app.command("down")
+def down() -> None:
+    """Stop only what `stack up` started."""
+    stopped = stack_ops.down(CommonSettings())
+    console.print(
+        f"stopped: {', '.join(stopped) if stopped else 'nothing (nothing was started here)'}"
+    )
+
+
+@app.command("env")
+def env() -> None:
+    """Print `export` lines for the running stack (use: eval "$(fraudctl stack env)")."""
+    state = stack_ops.status(CommonSettings())
+    for key, value in state.env().items():
+        typer.echo(f"export {key}={value}")

@@ -1,0 +1,1 @@
+"""The embedded stack: a Kafka-protocol broker (noida-db) and Redis, started when missing."""

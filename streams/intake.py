@@ -1,0 +1,41 @@
+"""Turning a polled batch of Kafka messages into transactions plus dead letters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message
+
+from streams.dlq import dead_letter_for
+from streams.events import DeadLetter, Transaction
+from streams.serde import Decoder, Rejection, transaction_decoder
+
+
+@dataclass
+class DecodedBatch:
+    """The good transactions (with their produce timestamps) and the rejected records."""
+
+    transactions: list[Transaction] = field(default_factory=list)
+    produced_at_ms: list[int] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    transport_errors: list[str] = field(default_factory=list)
+
+
+def decode_batch(
+    messages: Sequence[Message], decoder: Decoder[Transaction] = transaction_decoder
+) -> DecodedBatch:
+    batch = DecodedBatch()
+    for message in messages:
+        error = message.error()
+        if error is not None:  # partition EOF or a transport hiccup: not a record
+            batch.transport_errors.append(str(error))
+            continue
+        result = decoder.decode(message.value())
+        if isinstance(result, Rejection):
+            batch.dead_letters.append(dead_letter_for(message, result))
+            continue
+        ts_type, ts = message.timestamp()
+        batch.transactions.append(result)
+        batch.produced_at_ms.append(ts if ts_type != TIMESTAMP_NOT_AVAILABLE else -1)
+    return batch

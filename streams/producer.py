@@ -1,0 +1,65 @@
+"""A producer that knows whether everything it sent was acknowledged.
+
+Services produce a batch, then call :meth:`AckedProducer.wait_acked`; only when it returns
+may they commit the input offsets (DESIGN: commit only after both writes are acknowledged).
+A full local queue is back-pressure: ``produce`` serves delivery reports until there is
+room instead of buffering without bound.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from streams.errors import DeliveryFailed
+from streams.kafka import ClientConfig
+
+
+class AckedProducer:
+    def __init__(self, config: ClientConfig) -> None:
+        self._producer = Producer(config)
+        self._failures: list[tuple[str, str]] = []
+        self.backpressure_waits = 0
+
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self._failures.append((str(msg.topic()), str(err)))
+
+    def produce(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | str | None = None,
+        timestamp_ms: int | None = None,
+        headers: Any = None,
+    ) -> None:
+        kwargs: dict[str, Any] = {"key": key, "on_delivery": self._on_delivery}
+        if timestamp_ms is not None:
+            kwargs["timestamp"] = timestamp_ms
+        if headers is not None:
+            kwargs["headers"] = headers
+        while True:
+            try:
+                self._producer.produce(topic, value, **kwargs)
+                return
+            except BufferError:
+                self.backpressure_waits += 1
+                self._producer.poll(0.01)
+
+    def poll(self, timeout_s: float = 0.0) -> int:
+        return int(self._producer.poll(timeout_s))
+
+    def wait_acked(self, timeout_s: float = 30.0) -> None:
+        """Block until every message sent so far is acknowledged; raise if any failed."""
+        remaining = self._producer.flush(timeout_s)
+        if remaining:
+            raise DeliveryFailed("*", f"{remaining} messages not acknowledged in {timeout_s}s")
+        if self._failures:
+            topic, detail = self._failures[0]
+            count = len(self._failures)
+            self._failures.clear()
+            raise DeliveryFailed(topic, f"{count} messages failed, first: {detail}")
+
+    def pending(self) -> int:
+        return len(self._producer)
