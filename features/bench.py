@@ -1,0 +1,187 @@
+"""Benchmark of the real-time hot path: ``update_and_read_batch`` against the real Redis.
+
+Warms Redis with a handbook-sized world (cards and terminals with weeks of history), then
+times batches of 1, 100 and 500 *new* transactions (each batch is applied, as in the
+scorer), reports p50/p99 per batch and per transaction, the per-stage split (encode /
+state round trip / compute) and Redis memory per active card. Prints numbers and writes
+JSON; it asserts nothing (speed is never a test).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import redis
+
+from features.definitions import FEATURE_SET_ID
+from features.realtime import RedisFeatureStore
+from features.realtime.layout import card_key, terminal_key
+from streams.events import Transaction
+
+BATCH_SIZES: tuple[int, ...] = (1, 100, 500)
+TARGET_P99_MS_500 = 10.0
+Comparison = Callable[[], Mapping[str, Any]]
+"""A hook adding a comparison to the report (e.g. the Feast SDK path, same run)."""
+
+
+def synthetic_stream(
+    cards: int, terminals: int, per_card_per_day: float, start: datetime, seed: int
+) -> Iterator[Transaction]:
+    """An endless time-ordered stream: Poisson arrivals, each card with a few terminals."""
+    rng = random.Random(seed)
+    rate = cards * per_card_per_day / 86_400.0
+    home = [[rng.randrange(terminals) for _ in range(8)] for _ in range(cards)]
+    t, i = start, 0
+    while True:
+        t += timedelta(seconds=rng.expovariate(rate))
+        c = rng.randrange(cards)
+        i += 1
+        yield Transaction(
+            transaction_id=f"b{seed}x{i}",
+            event_time=t,
+            card_id=f"K{c:06d}",
+            customer_id=f"U{c:06d}",
+            terminal_id=f"T{rng.choice(home[c]):06d}",
+            amount=round(rng.lognormvariate(3.5, 0.8), 2) or 1.0,
+            merchant_category=rng.choice(("5411", "5812", "5541", "5999")),
+        )
+
+
+def _pct(samples: list[float]) -> dict[str, float]:
+    a = np.asarray(samples)
+    return {
+        "p50": float(np.percentile(a, 50)),
+        "p99": float(np.percentile(a, 99)),
+        "mean": float(a.mean()),
+        "n": len(a),
+    }
+
+
+def run_feature_bench(
+    client: redis.Redis,
+    prefix: str,
+    *,
+    cards: int = 5_000,
+    terminals: int = 10_000,
+    per_card_per_day: float = 2.0,
+    warm_days: int = 14,
+    repeats: int = 60,
+    sizes: tuple[int, ...] = BATCH_SIZES,
+    comparisons: Mapping[str, Comparison] | None = None,
+    seed: int = 7,
+) -> dict[str, Any]:
+    store = RedisFeatureStore(client, prefix=prefix)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    stream = synthetic_stream(cards, terminals, per_card_per_day, start, seed)
+    warm_end = start + timedelta(days=warm_days)
+    t0 = time.perf_counter()
+    warmed = 0
+    while True:
+        batch = [next(stream) for _ in range(2_000)]
+        store.update_batch(batch)
+        warmed += len(batch)
+        if batch[-1].event_time >= warm_end:
+            break
+    warm_s = time.perf_counter() - t0
+
+    results: dict[str, Any] = {}
+    for size in sizes:
+        walls: list[float] = []
+        stages: dict[str, list[float]] = {}
+        for _ in range(max(repeats, 200 // size)):
+            batch = [next(stream) for _ in range(size)]
+            t = time.perf_counter()
+            store.update_and_read_batch(batch)
+            walls.append((time.perf_counter() - t) * 1e3)
+            for k, v in store.last_timings_ms.items():
+                stages.setdefault(k, []).append(v)
+        per_tx = [w * 1e3 / size for w in walls]
+        results[str(size)] = {
+            "batch_ms": _pct(walls),
+            "per_tx_us": _pct(per_tx),
+            "stages_ms_p50": {k: statistics.median(v) for k, v in stages.items()},
+        }
+
+    memory = _memory(client, prefix, cards, terminals)
+    report: dict[str, Any] = {
+        "benchmark": "features.update_and_read_batch",
+        "feature_set": FEATURE_SET_ID,
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "redis": client.info("server").get("redis_version"),
+        "world": {
+            "cards": cards,
+            "terminals": terminals,
+            "per_card_per_day": per_card_per_day,
+            "warm_days": warm_days,
+            "warm_transactions": warmed,
+            "warm_s": round(warm_s, 2),
+        },
+        "batches": results,
+        "memory": memory,
+        "target": {
+            "batch_500_p99_ms": TARGET_P99_MS_500,
+            "met": results.get("500", {}).get("batch_ms", {}).get("p99", 1e9) <= TARGET_P99_MS_500,
+        },
+        "comparisons": {name: dict(fn()) for name, fn in (comparisons or {}).items()},
+    }
+    return report
+
+
+def _memory(client: redis.Redis, prefix: str, cards: int, terminals: int) -> dict[str, float]:
+    rng = random.Random(1)
+    card_bytes, card_len, term_bytes = [], [], []
+    for c in rng.sample(range(cards), min(300, cards)):
+        key = card_key(prefix, f"K{c:06d}")
+        used = client.memory_usage(key, samples=0)
+        if used:
+            card_bytes.append(int(used))
+            card_len.append(int(client.strlen(key)))
+    for t in rng.sample(range(terminals), min(300, terminals)):
+        used = client.memory_usage(terminal_key(prefix, f"T{t:06d}"), samples=0)
+        if used:
+            term_bytes.append(int(used))
+    return {
+        "bytes_per_active_card": float(np.mean(card_bytes)) if card_bytes else 0.0,
+        "events_per_active_card": float((np.mean(card_len) - 12) / 32) if card_len else 0.0,
+        "bytes_per_active_terminal": float(np.mean(term_bytes)) if term_bytes else 0.0,
+    }
+
+
+def delete_prefix(client: redis.Redis, prefix: str) -> int:
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=2_000))
+    for i in range(0, len(keys), 1_000):
+        client.delete(*keys[i : i + 1_000])
+    return len(keys)
+
+
+def write_report(report: Mapping[str, Any], out_dir: Path, day: date | None = None) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"features-{(day or datetime.now(UTC).date()).isoformat()}.json"
+    path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def summary_lines(report: Mapping[str, Any]) -> list[str]:
+    lines = []
+    for size, r in report["batches"].items():
+        b, p, s = r["batch_ms"], r["per_tx_us"], r["stages_ms_p50"]
+        stages = " ".join(f"{k}={v:.2f}" for k, v in s.items())
+        lines.append(
+            f"batch {size:>4}: p50 {b['p50']:.2f} ms  p99 {b['p99']:.2f} ms  "
+            f"({p['p50']:.1f} us/tx p50)  stages p50 ms: {stages}"
+        )
+    m = report["memory"]
+    lines.append(
+        f"memory: {m['bytes_per_active_card']:.0f} B per active card "
+        f"({m['events_per_active_card']:.1f} events), "
+        f"{m['bytes_per_active_terminal']:.0f} B per active terminal"
+    )
+    return lines

@@ -1,0 +1,27 @@
+"""Errors raised by the feature layer (all subclasses of :class:`streams.errors.FraudError`)."""
+
+from __future__ import annotations
+
+from streams.errors import FraudError
+
+
+class FeatureStoreUnavailable(FraudError):
+    """The online feature store (Redis) did not answer; nothing of the batch was applied.
+
+    The scoring loop should back off and retry the same batch (pause consumption); the
+    update is atomic per batch and idempotent per transaction, so a retry is safe.
+    """
+
+    def __init__(self, where: str, detail: str) -> None:
+        super().__init__(f"feature store at {where} unavailable: {detail}")
+        self.where = where
+        self.detail = detail
+
+
+class TrainingDataError(FraudError):
+    """The history given to the offline builder is missing columns or is malformed."""
+
+    def __init__(self, detail: str, missing: tuple[str, ...] = ()) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.missing = missing

@@ -1,0 +1,144 @@
+"""Feature kernels on hand-computed examples (shared by the online and offline paths)."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from features.definitions import CARD_WINDOW_S, FEATURE_INDEX, FEATURE_NAMES
+from features.kernels import (
+    DAY_US,
+    US,
+    card_features,
+    channel_code,
+    clip_features,
+    merchant_category_code,
+    reference_day,
+    row_sum,
+    terminal_features,
+    time_us,
+    transaction_features,
+)
+
+pytestmark = pytest.mark.unit
+
+T0 = datetime(2026, 1, 3, 10, 0, tzinfo=UTC)  # a Saturday
+
+
+def _one(t: datetime, amount: float, term: int, events: list[tuple[datetime, float, int]]):
+    ev = np.array([[time_us(e[0]) for e in events]], dtype=np.int64).reshape(1, -1)
+    am = np.array([[e[1] for e in events]], dtype=np.float64).reshape(1, -1)
+    tm = np.array([[e[2] for e in events]], dtype=np.int64).reshape(1, -1)
+    tu = np.array([time_us(t)], dtype=np.int64)
+    return card_features(
+        tu,
+        np.array([amount]),
+        np.array([term], dtype=np.int64),
+        ev,
+        am,
+        tm,
+        np.ones(ev.shape, dtype=bool),
+        tu - CARD_WINDOW_S * US,
+    )
+
+
+def test_time_us_is_exact() -> None:
+    t = datetime(2026, 1, 1, 0, 0, 0, 123456, tzinfo=UTC)
+    assert time_us(t) == 1_767_225_600_123_456
+
+
+def test_card_features_hand_computed() -> None:
+    events = [
+        (T0 - timedelta(days=3), 10.0, 1),
+        (T0 - timedelta(hours=2), 30.0, 2),
+        (T0 - timedelta(minutes=5), 20.0, 1),
+        (T0, 999.0, 3),  # same time: not before the transaction -> excluded
+        (T0 + timedelta(minutes=1), 999.0, 3),  # later event time -> excluded
+        (T0 - timedelta(days=31), 999.0, 3),  # outside 30 days -> excluded
+    ]
+    v = _one(T0, 70.0, 2, events)
+    assert v["card_tx_count_10m"][0] == 1 and v["card_amount_sum_10m"][0] == 20.0
+    assert v["card_tx_count_1h"][0] == 1 and v["card_amount_sum_1h"][0] == 20.0
+    assert v["card_tx_count_1d"][0] == 2 and v["card_amount_mean_1d"][0] == 25.0
+    assert v["card_tx_count_7d"][0] == 3 and v["card_amount_mean_7d"][0] == 20.0
+    assert v["card_tx_count_30d"][0] == 3 and v["card_amount_mean_30d"][0] == 20.0
+    assert v["card_amount_median_30d"][0] == 20.0
+    std = math.sqrt(((10 - 20) ** 2 + (30 - 20) ** 2 + 0) / 3)
+    assert v["card_amount_std_30d"][0] == pytest.approx(std, rel=1e-15)
+    assert v["card_amount_zscore_30d"][0] == pytest.approx(50.0 / std, rel=1e-15)
+    assert v["card_large_2x_count_7d"][0] == 0  # 30 > 2 * 20 is false
+    assert v["card_seconds_since_prev"][0] == 300.0
+    assert v["card_distinct_terminals_24h"][0] == 2
+    assert v["card_is_new"][0] == 0 and v["terminal_is_new_for_card"][0] == 0
+
+
+def test_large_amount_counts_and_even_median() -> None:
+    events = [
+        (T0 - timedelta(days=10), 10.0, 1),
+        (T0 - timedelta(days=9), 10.0, 1),
+        (T0 - timedelta(days=2), 25.0, 1),
+        (T0 - timedelta(days=1), 36.0, 1),
+    ]
+    v = _one(T0, 5.0, 9, events)
+    assert v["card_amount_median_30d"][0] == 17.5  # (10 + 25) / 2
+    assert v["card_large_2x_count_7d"][0] == 1  # 36 > 35; 25 is not
+    assert v["card_large_3x_count_7d"][0] == 0  # 3 x 17.5 = 52.5
+    assert v["terminal_is_new_for_card"][0] == 1
+
+
+def test_new_card_gets_defaults() -> None:
+    v = _one(T0, 12.0, 1, [])
+    assert v["card_is_new"][0] == 1 and v["terminal_is_new_for_card"][0] == 1
+    assert v["card_tx_count_30d"][0] == 0 and v["card_amount_mean_30d"][0] == 0
+    assert v["card_amount_zscore_30d"][0] == 0
+    assert v["card_seconds_since_prev"][0] == float(CARD_WINDOW_S)
+
+
+def test_transaction_features() -> None:
+    t = np.array([time_us(T0), time_us(T0 + timedelta(days=2, hours=-7))], dtype=np.int64)
+    v = transaction_features(
+        t,
+        np.array([math.e - 1, 10.0]),
+        np.array([channel_code("ecom"), channel_code("atm")]),
+        np.array([merchant_category_code("5411")] * 2),
+    )
+    assert list(v["tx_hour"]) == [10.0, 3.0]
+    assert list(v["tx_is_weekend"]) == [1.0, 0.0]  # Saturday, Monday
+    assert list(v["tx_is_night"]) == [0.0, 1.0]
+    assert list(v["tx_channel_code"]) == [1.0, 2.0]
+    assert v["tx_log_amount"][0] == pytest.approx(1.0, rel=1e-15)
+    assert channel_code("nope") == -1
+    assert 0 <= merchant_category_code("5411") < 1024
+
+
+def test_terminal_windows_are_complete_days_before_the_reference_day() -> None:
+    counts = np.zeros((1, 30), dtype=np.int64)
+    counts[0, 0], counts[0, 6], counts[0, 7], counts[0, 29] = 4, 2, 5, 1
+    v = terminal_features(counts)
+    assert (v["terminal_tx_count_1d"][0], v["terminal_tx_count_7d"][0]) == (4, 6)
+    assert v["terminal_tx_count_30d"][0] == 12
+    t = np.array([10 * DAY_US + 1800 * US, 10 * DAY_US + 7200 * US], dtype=np.int64)
+    assert list(reference_day(t, 3600)) == [9, 10]
+
+
+def test_clip_replaces_nan_and_clips_absurd_values() -> None:
+    row = np.zeros((1, len(FEATURE_NAMES)))
+    row[0, FEATURE_INDEX["terminal_days_since_fraud"]] = np.nan
+    row[0, FEATURE_INDEX["card_amount_zscore_30d"]] = np.inf
+    row[0, FEATURE_INDEX["tx_hour"]] = -3
+    out, changed = clip_features(row)
+    assert out[0, FEATURE_INDEX["terminal_days_since_fraud"]] == 365.0
+    assert out[0, FEATURE_INDEX["card_amount_zscore_30d"]] == 1e4
+    assert out[0, FEATURE_INDEX["tx_hour"]] == 0.0
+    assert changed.tolist() == [3]
+    assert np.isfinite(out).all()
+
+
+def test_row_sum_does_not_depend_on_padding_width() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1000, size=(50, 37))
+    padded = np.hstack([x, np.zeros((50, 91))])
+    assert np.array_equal(row_sum(x), row_sum(padded))
