@@ -1,0 +1,92 @@
+"""Threshold policy: approve / review / decline, from a review capacity - not a magic 0.5.
+
+The review threshold flags the top ``review_rate`` of validation traffic (or the share
+that gives ``cases_per_day`` reviews at the validation days' volume). The decline
+threshold is the lowest score above it whose validation precision reaches
+``decline_precision``; when no threshold does, only a score of 1.0 declines.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from models.errors import ModelError
+
+OUTCOMES = np.array(["approve", "review", "decline"])
+MIN_DECLINES = 5
+
+
+@dataclass(frozen=True)
+class ThresholdPolicy:
+    review_threshold: float
+    decline_threshold: float
+    review_rate: float
+    basis: dict[str, Any] = field(default_factory=dict)
+
+    def decide(self, scores: np.ndarray) -> np.ndarray:
+        """Outcome per score: ``"approve" | "review" | "decline"`` (numpy str array)."""
+        level = (scores >= self.review_threshold).astype(np.int8)
+        level += scores >= self.decline_threshold
+        return OUTCOMES[level]
+
+    def flagged(self, scores: np.ndarray) -> np.ndarray:
+        """Mask of rows that are not approved (these get explanations)."""
+        return np.asarray(scores >= self.review_threshold)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> ThresholdPolicy:
+        raw = json.loads(text)
+        return cls(
+            float(raw["review_threshold"]),
+            float(raw["decline_threshold"]),
+            float(raw["review_rate"]),
+            dict(raw.get("basis", {})),
+        )
+
+
+def choose_policy(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    *,
+    review_rate: float = 0.005,
+    cases_per_day: float | None = None,
+    days: int = 1,
+    decline_precision: float = 0.9,
+) -> ThresholdPolicy:
+    """Thresholds from validation scores and labels (both in validation row order)."""
+    if len(scores) == 0:
+        raise ModelError("no validation rows to choose thresholds on")
+    if cases_per_day is not None:
+        review_rate = min(1.0, cases_per_day * max(1, days) / len(scores))
+    if not 0 < review_rate <= 1:
+        raise ModelError(f"review rate must be in (0, 1], got {review_rate}")
+    ranked = np.sort(scores)[::-1]
+    n_review = max(1, round(review_rate * len(scores)))
+    review_threshold = float(ranked[n_review - 1])
+    hits = np.cumsum(labels[np.argsort(scores, kind="stable")[::-1]])
+    precision = hits / np.arange(1, len(scores) + 1)
+    decline_threshold, reached = 1.0, False
+    for n in range(min(n_review, len(scores)), MIN_DECLINES - 1, -1):
+        if precision[n - 1] >= decline_precision and ranked[n - 1] >= review_threshold:
+            decline_threshold, reached = float(ranked[n - 1]), True
+            break
+    flagged = scores >= review_threshold
+    basis = {
+        "validation_rows": len(scores),
+        "validation_days": days,
+        "review_cases_per_day": float(np.sum(flagged)) / max(1, days),
+        "review_precision": float(labels[flagged].mean()) if flagged.any() else 0.0,
+        "decline_precision_target": decline_precision,
+        "decline_precision_reached": reached,
+        "decline_rate": float(np.mean(scores >= decline_threshold)),
+    }
+    return ThresholdPolicy(
+        review_threshold, max(decline_threshold, review_threshold), review_rate, basis
+    )
