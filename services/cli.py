@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from services.commands import features, model, schemas, simulate, stack, train
+from services.commands import features, model, schemas, serve, simulate, stack, train
 
 app = typer.Typer(
     name="fraudctl",
@@ -20,6 +20,7 @@ app.add_typer(stack.app, name="stack")
 app.add_typer(features.app, name="features")
 app.add_typer(model.app, name="model")
 app.add_typer(schemas.app, name="schemas")
+app.add_typer(serve.app, name="serve")
 app.command("simulate")(simulate.simulate)
 app.command("train")(train.train)
 

@@ -26,6 +26,10 @@ class CommonSettings(BaseSettings):
     topic_prefix: str = Field("", description="prefix added to every topic name")
     redis_prefix: str = Field("fraud", description="prefix of every Redis key of this project")
     state_dir: Path = Field(Path("state"), description="local state: broker data, PIDs, registry")
+    feast_project: str = Field(
+        "fraud", description="Feast project: the namespace of profile keys in the online store"
+    )
+    label_delay_days: int = Field(7, ge=0, description="label delay of terminal-risk features")
 
     def topics(self) -> Topics:
         return Topics(prefix=self.topic_prefix)

@@ -1,0 +1,79 @@
+"""Wiring the API process: settings -> feature store, champion, producer -> uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import redis
+import uvicorn
+
+from features.definitions import FEATURE_NAMES, FEATURE_SET_ID
+from models.registry import ModelRegistry
+from services.api.app import ApiContext, create_app
+from services.api.auth import ApiKeys
+from services.api.settings import ApiSettings
+from services.scorer.champion import ChampionWatcher
+from services.scorer.ledger import DecisionLedger
+from services.scorer.pipeline import ScoringPipeline
+from services.scorer.wiring import open_feature_store, redis_client
+from streams.kafka import broker_reachable, producer_config
+from streams.producer import AckedProducer
+
+
+class _Readiness:
+    """Redis + model + broker checks, the broker's cached for a few seconds."""
+
+    def __init__(self, client: redis.Redis, bootstrap: str, champion: ChampionWatcher) -> None:
+        self._client = client
+        self._bootstrap = bootstrap
+        self._champion = champion
+        self._broker = (0.0, False)
+
+    def __call__(self) -> dict[str, bool]:
+        try:
+            redis_ok = bool(self._client.ping())
+        except (redis.RedisError, OSError):
+            redis_ok = False
+        checked_at, broker_ok = self._broker
+        if time.monotonic() - checked_at > 5.0:
+            broker_ok = broker_reachable(self._bootstrap, timeout_s=1.0)
+            self._broker = (time.monotonic(), broker_ok)
+        return {
+            "redis": redis_ok,
+            "model": self._champion.current() is not None,
+            "broker": broker_ok,
+        }
+
+
+def build_context(settings: ApiSettings) -> tuple[ApiContext, ChampionWatcher]:
+    keys = ApiKeys(settings.key_scopes())
+    client = redis_client(settings)
+    registry = ModelRegistry(settings.registry_dir)
+    champion = ChampionWatcher(
+        registry, FEATURE_NAMES, FEATURE_SET_ID, interval_s=settings.reload_interval_s
+    )
+    ctx = ApiContext(
+        pipeline=ScoringPipeline(open_feature_store(client, settings), champion.current),
+        ledger=DecisionLedger(client, settings.redis_prefix, settings.dedupe_ttl_s),
+        producer=AckedProducer(producer_config(settings.kafka_bootstrap, client_id="api")),
+        topics=settings.topics(),
+        registry=registry,
+        keys=keys,
+        current_version=lambda: champion.current().version,
+        readiness=_Readiness(client, settings.kafka_bootstrap, champion),
+        max_request_bytes=settings.max_request_bytes,
+        max_batch=settings.max_batch,
+    )
+    return ctx, champion
+
+
+def main(settings: ApiSettings | None = None) -> None:
+    settings = settings or ApiSettings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    ctx, champion = build_context(settings)
+    champion.start()
+    try:
+        uvicorn.run(create_app(ctx), host=settings.host, port=settings.port, log_level="warning")
+    finally:
+        champion.stop()

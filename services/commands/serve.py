@@ -1,0 +1,40 @@
+"""``fraudctl serve scorer | api``: the long-running processes."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from streams.errors import FraudError
+
+app = typer.Typer(help="Run a service (settings from FRAUD_* environment variables).")
+console = Console(stderr=True)
+
+
+@app.command("scorer")
+def scorer(
+    instance_index: int = typer.Option(0, help="distinguishes processes on one host"),
+    metrics_port: int = typer.Option(9101, help="Prometheus /metrics port (0 = off)"),
+) -> None:
+    """The Kafka consumer-group scorer: decides every transaction on `transactions`."""
+    from services.scorer.service import main
+    from services.scorer.settings import ScorerSettings
+
+    try:
+        main(ScorerSettings(instance_index=instance_index, metrics_port=metrics_port))
+    except FraudError as exc:
+        console.print(f"[red]scorer cannot start:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+@app.command("api")
+def api(port: int = typer.Option(8000, help="HTTP port")) -> None:
+    """The REST API: POST /v1/score, /v1/labels, GET /v1/models/current, /readyz, /metrics."""
+    from services.api.main import main
+    from services.api.settings import ApiSettings
+
+    try:
+        main(ApiSettings(port=port))
+    except FraudError as exc:
+        console.print(f"[red]api cannot start:[/red] {exc}")
+        raise typer.Exit(2) from exc

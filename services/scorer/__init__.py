@@ -1,0 +1,1 @@
+"""The scorer: a Kafka consumer-group service deciding every transaction (see service.py)."""

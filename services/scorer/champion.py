@@ -1,0 +1,120 @@
+"""The model serving decisions, and its hot reload.
+
+A :class:`models.serving.ServingModel` bundles what one champion version needs at
+decision time: the ONNX session, its threshold policy and the TreeSHAP explainer.
+:class:`ChampionWatcher` checks the registry's champion pointer in a background thread;
+a new version is loaded and parity-checked there (ONNX vs LightGBM on the version's
+reference sample), then swapped in with one reference assignment, so the scoring loop
+picks it up between batches. A model that fails to load or to match keeps the old one
+serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from models.errors import ModelError
+from models.export import check_parity
+from models.registry import ModelRegistry, ModelVersion
+from models.scoring import ONNX_FILE
+from models.serving import ServingModel
+from services.scorer import metrics
+
+PARITY_ROWS = 500
+
+log = logging.getLogger("fraud.scorer.champion")
+
+
+def load_served_model(
+    version: ModelVersion, feature_names: Sequence[str], feature_set_id: str
+) -> ServingModel:
+    """Load a registered version and prove ONNX and LightGBM agree on its reference rows."""
+    served = ServingModel.load(
+        version, expected_features=feature_names, expected_feature_set=feature_set_id
+    )
+    reference = np.asarray(version.reference(), dtype=np.float32)[:PARITY_ROWS]
+    if len(reference):
+        check_parity(served.explainer.booster, (version.path / ONNX_FILE).read_bytes(), reference)
+    return served
+
+
+class ChampionWatcher:
+    """Holds the current :class:`ServingModel`; reloads it when the champion changes."""
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        feature_names: Sequence[str],
+        feature_set_id: str,
+        *,
+        interval_s: float = 1.0,
+        on_change: Callable[[str, str | None], None] | None = None,
+    ) -> None:
+        self._registry = registry
+        self._names = tuple(feature_names)
+        self._feature_set_id = feature_set_id
+        self._interval_s = interval_s
+        self._on_change = on_change
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._refused: set[str] = set()
+        champion = registry.champion()
+        if champion is None:
+            raise ModelError(
+                f"no champion model in {registry.root}: train one with "
+                "`fraudctl train --data <history> --promote`"
+            )
+        self._current = load_served_model(champion, self._names, feature_set_id)
+        metrics.MODEL_INFO.info({"version": self._current.version})
+        metrics.MODEL_RELOADS.labels("loaded").inc()
+
+    def current(self) -> ServingModel:
+        return self._current
+
+    def check_once(self) -> bool:
+        """Load the champion if it changed; True when a new model now serves."""
+        champion = self._registry.champion()
+        if champion is None or champion.version == self._current.version:
+            return False
+        if champion.version in self._refused:
+            return False
+        try:
+            served = load_served_model(champion, self._names, self._feature_set_id)
+        except ModelError as exc:
+            self._refused.add(champion.version)
+            metrics.MODEL_RELOADS.labels("refused").inc()
+            log.error(
+                "stage=reload refused model %s, %s keeps serving: %s",
+                champion.version,
+                self._current.version,
+                exc,
+            )
+            return False
+        previous = self._current.version
+        self._current = served
+        metrics.MODEL_INFO.info({"version": served.version})
+        metrics.MODEL_RELOADS.labels("swapped").inc()
+        log.info("stage=reload model %s -> %s", previous, served.version)
+        if self._on_change is not None:
+            self._on_change(served.version, previous)
+        return True
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="champion-watcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                self.check_once()
+            except Exception:  # the watcher must never die; the old model keeps serving
+                log.exception("stage=reload champion check failed")

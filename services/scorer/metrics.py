@@ -1,0 +1,82 @@
+"""The scorer's Prometheus metrics. Stage names match the code and the logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from prometheus_client import Counter, Gauge, Histogram, Info
+
+STAGES = (
+    "poll",
+    "decode",
+    "dedupe",
+    "features",
+    "inference",
+    "policy",
+    "explain",
+    "produce",
+    "commit",
+)
+
+_LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.02,
+    0.03,
+    0.04,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+)
+_STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
+
+DECISIONS = Counter("fraud_decisions_total", "Decisions written, by outcome", ["decision"])
+E2E_LATENCY = Histogram(
+    "fraud_e2e_latency_seconds",
+    "Transaction produce timestamp to decision, per transaction",
+    buckets=_LATENCY_BUCKETS,
+)
+STAGE_LATENCY = Histogram(
+    "fraud_stage_latency_seconds",
+    "Time per batch spent in each stage",
+    ["stage"],
+    buckets=_STAGE_BUCKETS,
+)
+BATCH_SIZE = Histogram(
+    "fraud_batch_size",
+    "Messages per polled batch",
+    buckets=(1, 5, 10, 25, 50, 100, 200, 300, 500, 1000),
+)
+CONSUMER_LAG = Gauge(
+    "fraud_consumer_lag", "Messages behind the partition end", ["topic", "partition"]
+)
+DEAD_LETTERS = Counter("fraud_dead_letters_total", "Records sent to the DLQ", ["reason"])
+DUPLICATES = Counter("fraud_duplicates_skipped_total", "Replayed transactions already decided")
+MODEL_INFO = Info("fraud_model", "The model version serving decisions")
+MODEL_RELOADS = Counter("fraud_model_reloads_total", "Champion reload attempts", ["result"])
+BACKPRESSURE = Counter("fraud_backpressure_pauses_total", "Times consumption was paused", ["cause"])
+REVIEW_CASES = Counter("fraud_review_cases_total", "Cases sent to fraud.review")
+
+log = logging.getLogger("fraud.scorer")
+
+
+def record_stats(stats_json: str) -> None:
+    """librdkafka statistics callback: export consumer lag per assigned partition."""
+    try:
+        stats = json.loads(stats_json)
+    except ValueError:
+        return
+    for topic, body in stats.get("topics", {}).items():
+        for partition, p in body.get("partitions", {}).items():
+            lag = p.get("consumer_lag", -1)
+            if partition != "-1" and lag >= 0:
+                CONSUMER_LAG.labels(topic, partition).set(lag)

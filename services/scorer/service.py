@@ -1,0 +1,235 @@
+"""The scorer process, top to bottom.
+
+    poll -> decode (bad -> DLQ) -> dedupe -> features -> inference -> policy -> explain
+         -> produce Decision (every tx) + ReviewCase (flagged) -> wait for acks
+         -> mark decided -> commit offsets
+
+One process is one member of the ``scorer`` consumer group (static membership, so a
+restarted process reclaims its partitions at once; cooperative-sticky rebalancing). Add
+processes to scale out, up to the partition count of ``transactions``.
+
+Delivery: at-least-once from Kafka made effectively-once by idempotence. Offsets are
+committed only after the broker acknowledged every decision, review case and dead letter
+of the batch. Feature updates are idempotent per transaction_id, and the decision ledger
+stops a replayed transaction from being decided twice.
+
+Back-pressure: when Redis (features, ledger) is unavailable the scorer pauses its
+partitions, retries the same batch with exponential back-off and resumes when it passes;
+a full producer queue blocks ``produce`` until deliveries drain (bounded, never grows).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Callable, Sequence
+from types import FrameType
+from typing import TypeVar
+
+from confluent_kafka import Consumer, Message, TopicPartition
+from prometheus_client import start_http_server
+
+from features.definitions import FEATURE_NAMES, FEATURE_SET_ID
+from features.errors import FeatureStoreUnavailable
+from features.interface import FeatureStore
+from models.registry import ModelRegistry
+from services.scorer import metrics
+from services.scorer.champion import ChampionWatcher
+from services.scorer.ledger import DecisionLedger
+from services.scorer.pipeline import ScoredBatch, ScoringPipeline, StageClock
+from services.scorer.settings import ScorerSettings
+from services.scorer.wiring import open_feature_store, redis_client
+from streams.dlq import encode_dead_letter
+from streams.errors import DeliveryFailed
+from streams.intake import DecodedBatch, decode_batch
+from streams.kafka import consumer_config, producer_config
+from streams.producer import AckedProducer
+from streams.serde import encode
+from streams.topics import Topics
+
+log = logging.getLogger("fraud.scorer")
+T = TypeVar("T")
+
+
+class Scorer:
+    def __init__(
+        self,
+        settings: ScorerSettings,
+        features: FeatureStore,
+        ledger: DecisionLedger,
+        champion: ChampionWatcher,
+    ) -> None:
+        self.settings = settings
+        self.topics: Topics = settings.topics()
+        self.ledger = ledger
+        self.champion = champion
+        self.pipeline = ScoringPipeline(features, champion.current)
+        member = settings.member_id()
+        self.consumer = Consumer(
+            consumer_config(
+                settings.kafka_bootstrap,
+                group_id=settings.group_id,
+                client_id=member,
+                instance_id=member,
+                **{
+                    "statistics.interval.ms": settings.stats_interval_ms,
+                    "stats_cb": metrics.record_stats,
+                },
+            )
+        )
+        self.producer = AckedProducer(producer_config(settings.kafka_bootstrap, client_id=member))
+        self.running = True
+        self.decided = 0
+
+    # -- the loop ---------------------------------------------------------------------
+    def run(self, max_idle_s: float | None = None) -> None:
+        """Consume until stopped (SIGTERM/SIGINT) or, when given, ``max_idle_s`` without input."""
+        self.consumer.subscribe([self.topics.transactions])
+        log.info(
+            "stage=start member=%s model=%s",
+            self.settings.member_id(),
+            self.champion.current().version,
+        )
+        idle_since = time.monotonic()
+        try:
+            while self.running:
+                clock = StageClock()
+                messages = self.consumer.consume(
+                    self.settings.batch_max, self.settings.poll_timeout_ms / 1000
+                )
+                clock.lap("poll")
+                if not messages:
+                    if max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
+                        break
+                    continue
+                idle_since = time.monotonic()
+                metrics.BATCH_SIZE.observe(len(messages))
+                self.process(messages, clock)
+        finally:
+            self.close()
+
+    def process(self, messages: Sequence[Message], clock: StageClock) -> None:
+        batch = decode_batch(messages)  # 1. decode + validate
+        clock.lap("decode")
+        scored = self._with_backoff(lambda: self._score(batch, clock))  # 2-6
+        self._produce(batch, scored)  # 7. one Decision per transaction, ReviewCase per flag
+        clock.lap("produce")
+        self._with_backoff(
+            lambda: self.ledger.mark_decided([d.transaction_id for d in scored.decisions])
+        )
+        self._commit(messages)  # 8. only now: everything above is acknowledged
+        clock.lap("commit")
+        self.decided += len(scored.decisions)
+
+    def _score(self, batch: DecodedBatch, clock: StageClock) -> ScoredBatch:
+        txs = batch.transactions
+        fresh = self.ledger.undecided([t.transaction_id for t in txs])  # 3. dedupe
+        skipped = len(txs) - int(fresh.sum())
+        if skipped:
+            metrics.DUPLICATES.inc(skipped)
+            txs = [t for t, keep in zip(txs, fresh, strict=True) if keep]
+            produced = [p for p, keep in zip(batch.produced_at_ms, fresh, strict=True) if keep]
+        else:
+            produced = batch.produced_at_ms
+        clock.lap("dedupe")
+        return self.pipeline.score(txs, produced, clock)  # 4-6. features, ONNX, policy, reasons
+
+    def _produce(self, batch: DecodedBatch, scored: ScoredBatch) -> None:
+        for letter in batch.dead_letters:
+            metrics.DEAD_LETTERS.labels(letter.reason).inc()
+        while True:
+            self._send(batch, scored)
+            try:
+                self.producer.wait_acked()
+                return
+            except DeliveryFailed as exc:  # nothing is committed; the broker may be restarting
+                metrics.BACKPRESSURE.labels("producer").inc()
+                log.warning("stage=produce %s; resending the batch's writes", exc)
+                time.sleep(1.0)
+
+    def _send(self, batch: DecodedBatch, scored: ScoredBatch) -> None:
+        for letter in batch.dead_letters:
+            value, key = encode_dead_letter(letter)
+            self.producer.produce(self.topics.dlq, value, key)
+        for decision in scored.decisions:
+            self.producer.produce(self.topics.scored, encode(decision), decision.card_id)
+        for case in scored.review_cases:
+            self.producer.produce(self.topics.review, encode(case), case.transaction.card_id)
+
+    def _commit(self, messages: Sequence[Message]) -> None:
+        next_offsets: dict[tuple[str, int], int] = {}
+        for m in messages:
+            if m.error() is None:
+                key = (str(m.topic()), int(m.partition() or 0))
+                next_offsets[key] = max(next_offsets.get(key, 0), int(m.offset() or 0) + 1)
+        if next_offsets:
+            self.consumer.commit(
+                offsets=[TopicPartition(t, p, o) for (t, p), o in next_offsets.items()],
+                asynchronous=True,
+            )
+
+    def _with_backoff(self, step: Callable[[], T]) -> T:
+        """Run ``step``; while Redis is down, pause partitions and retry with back-off."""
+        delay = 0.05
+        paused: list[TopicPartition] = []
+        try:
+            while True:
+                try:
+                    return step()
+                except FeatureStoreUnavailable as exc:
+                    if not paused:
+                        paused = self.consumer.assignment()
+                        self.consumer.pause(paused)
+                        metrics.BACKPRESSURE.labels("redis").inc()
+                    log.warning("stage=features redis unavailable (%s); retry in %.2fs", exc, delay)
+                    time.sleep(delay)
+                    delay = min(delay * 2, self.settings.max_backoff_s)
+                    if not self.running:
+                        raise
+        finally:
+            if paused:
+                self.consumer.resume(paused)
+
+    # -- lifecycle --------------------------------------------------------------------
+    def stop(self, *_: object) -> None:
+        self.running = False
+
+    def close(self) -> None:
+        try:
+            self.producer.wait_acked(10)
+            self.consumer.commit(asynchronous=False)
+        except Exception as exc:  # nothing left to commit is fine
+            log.debug("stage=commit final commit: %s", exc)
+        self.consumer.close()
+        self.champion.stop()
+        log.info("stage=stop decided=%d", self.decided)
+
+
+def build_scorer(settings: ScorerSettings) -> Scorer:
+    client = redis_client(settings)
+    features = open_feature_store(client, settings)
+    ledger = DecisionLedger(client, settings.redis_prefix, settings.dedupe_ttl_s)
+    champion = ChampionWatcher(
+        ModelRegistry(settings.registry_dir),
+        FEATURE_NAMES,
+        FEATURE_SET_ID,
+        interval_s=settings.reload_interval_s,
+    )
+    return Scorer(settings, features, ledger, champion)
+
+
+def main(settings: ScorerSettings | None = None) -> None:
+    settings = settings or ScorerSettings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    scorer = build_scorer(settings)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port)
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        scorer.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    scorer.champion.start()
+    scorer.run()

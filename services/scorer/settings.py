@@ -1,0 +1,31 @@
+"""Scorer settings (``FRAUD_`` environment variables), built once in ``main()``."""
+
+from __future__ import annotations
+
+import socket
+
+from pydantic import Field
+
+from services.settings import CommonSettings
+
+
+class ScorerSettings(CommonSettings):
+    group_id: str = Field("scorer", description="consumer group of all scorer processes")
+    instance_id: str | None = Field(
+        None,
+        description="static group membership id (group.instance.id); unique per process. "
+        "Default: <hostname>-scorer-<index>",
+    )
+    instance_index: int = Field(0, ge=0, description="used to build the default instance id")
+    batch_max: int = Field(500, ge=1, le=10_000, description="max messages per poll")
+    poll_timeout_ms: int = Field(5, ge=0, description="consume() timeout: bounds added latency")
+    dedupe_ttl_s: int = Field(
+        3600, ge=60, description="how long a decided transaction_id is remembered for replays"
+    )
+    metrics_port: int = Field(9101, ge=0, description="Prometheus /metrics port (0 = off)")
+    reload_interval_s: float = Field(1.0, gt=0, description="how often the champion is checked")
+    max_backoff_s: float = Field(5.0, gt=0, description="cap of the retry back-off")
+    stats_interval_ms: int = Field(5000, ge=0, description="librdkafka stats (consumer lag)")
+
+    def member_id(self) -> str:
+        return self.instance_id or f"{socket.gethostname()}-scorer-{self.instance_index}"

@@ -1,0 +1,87 @@
+"""Acceptance (scorer): every transaction decided exactly once on the real broker + Redis."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from services.scorer.service import build_scorer
+from streams.topics import SCORED, TRANSACTIONS, Topics
+from tests.integration.conftest import SmallWorld
+from tests.integration.scorer_helpers import (
+    committed_equals_end,
+    decode_decisions,
+    produce,
+    read_all,
+    review_decoder,
+    scorer_env,
+    scorer_settings,
+)
+from tests.malformed import malformed_corpus
+
+pytestmark = pytest.mark.integration
+
+
+def test_backlog_of_10000_gets_exactly_10000_decisions(
+    kafka_bootstrap: str,
+    redis_url: str,
+    topics: Topics,
+    redis_prefix: str,
+    champion_state: Path,
+    small_world: SmallWorld,
+) -> None:
+    transactions = small_world.as_events(10_000)
+    bad = [payload for payload, _ in malformed_corpus(26) if len(payload) < 1_000_000]
+    produce(kafka_bootstrap, topics.transactions, transactions, extra=bad)
+
+    env = scorer_env(kafka_bootstrap, redis_url, topics, redis_prefix, champion_state, "s0")
+    scorer = build_scorer(scorer_settings(env))
+    scorer.run(max_idle_s=4.0)
+
+    decisions = decode_decisions(read_all(kafka_bootstrap, topics.scored))
+    ids = Counter(d.transaction_id for d in decisions)
+    assert len(decisions) == 10_000
+    assert set(ids) == {t.transaction_id for t in transactions}
+    assert max(ids.values()) == 1
+    champion = scorer.champion.current().version
+    assert {d.model_version for d in decisions} == {champion}
+    assert all(len(d.features) == len(decisions[0].features) > 40 for d in decisions)
+
+    flagged = {d.transaction_id for d in decisions if d.decision != "approve"}
+    cases = [review_decoder.decode(m.value()) for m in read_all(kafka_bootstrap, topics.review)]
+    assert {c.case_id for c in cases} == flagged  # type: ignore[union-attr]
+    assert all(d.reasons for d in decisions if d.decision != "approve")
+
+    letters = read_all(kafka_bootstrap, topics.dlq)
+    assert len(letters) == len(bad)
+    assert committed_equals_end(
+        kafka_bootstrap,
+        env["FRAUD_GROUP_ID"],
+        topics.transactions,
+        topics.partition_count(TRANSACTIONS),
+    )
+    assert topics.partition_count(SCORED) > 1
+
+
+def test_replayed_transactions_are_not_decided_twice(
+    kafka_bootstrap: str,
+    redis_url: str,
+    topics: Topics,
+    redis_prefix: str,
+    champion_state: Path,
+    small_world: SmallWorld,
+) -> None:
+    """The same 2,000 transactions sent twice (a producer retry storm) -> 2,000 decisions."""
+    transactions = small_world.as_events(2_000)
+    produce(kafka_bootstrap, topics.transactions, transactions + transactions)
+    env = scorer_env(kafka_bootstrap, redis_url, topics, redis_prefix, champion_state, "s0")
+    scorer = build_scorer(scorer_settings(env))
+    worker = threading.Thread(target=scorer.run, kwargs={"max_idle_s": 4.0})
+    worker.start()
+    worker.join(120)
+    decisions = decode_decisions(read_all(kafka_bootstrap, topics.scored))
+    assert len(decisions) == 2_000
+    assert len({d.transaction_id for d in decisions}) == 2_000

@@ -1,0 +1,85 @@
+"""docker-compose.yml cannot run here (no Docker engine), so it is checked statically:
+every service command of the project's image must name a real ``fraudctl`` subcommand."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+import yaml
+
+from services.cli import app
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _resolve(argv: list[str]) -> Any:
+    """The (typer-vendored click) command that ``fraudctl <argv>`` runs."""
+    command: Any = typer.main.get_command(app)
+    for word in argv:
+        subcommands = getattr(command, "commands", None)
+        if word.startswith("-") or subcommands is None:
+            break
+        assert word in subcommands, f"`fraudctl {' '.join(argv)}`: no subcommand {word!r}"
+        command = subcommands[word]
+    return command
+
+
+def _fraudctl_invocations(service: dict) -> list[list[str]]:  # type: ignore[type-arg]
+    command = service.get("command")
+    if command is None:
+        return []
+    if service.get("entrypoint") == ["sh", "-c"]:
+        script = command[0] if isinstance(command, list) else command
+        calls = []
+        for part in script.replace("&&", ";").split(";"):
+            words = shlex.split(part)
+            if words and words[0] == "fraudctl":
+                calls.append(words[1:])
+        return calls
+    return [command if isinstance(command, list) else shlex.split(command)]
+
+
+def test_compose_services_name_real_fraudctl_commands() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    checked = 0
+    for name, service in compose["services"].items():
+        if service.get("image") != "fraud-stream:latest":
+            continue
+        for argv in _fraudctl_invocations(service):
+            command = _resolve(argv)
+            params = {opt for p in command.params for opt in getattr(p, "opts", [])}
+            for word in argv:
+                if word.startswith("--"):
+                    assert word in params, f"service {name}: unknown option {word}"
+            checked += 1
+    assert checked >= 5
+
+
+def test_compose_has_the_production_components() -> None:
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    assert services["kafka"]["image"].startswith("apache/kafka")
+    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    for needed in ("redis", "prometheus", "grafana", "scorer", "api"):
+        assert needed in services
+
+
+def test_alert_rules_reference_exported_metrics() -> None:
+    from prometheus_client import REGISTRY
+
+    from services.scorer import metrics  # noqa: F401  (registers the collectors)
+
+    exported = {m.name for m in REGISTRY.collect()}
+    exported |= {f"{n}_bucket" for n in exported} | {f"{n}_total" for n in exported}
+    rules = yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text())
+    import re
+
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            for name in re.findall(r"\b(fraud_[a-z0-9_]+)", rule["expr"]):
+                assert name in exported, f"alert {rule['alert']} uses unknown metric {name}"
