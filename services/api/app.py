@@ -49,36 +49,45 @@ _score_decoder = msgspec.json.Decoder(Transaction | list[Transaction])
 _label_decoder = msgspec.json.Decoder(Label | list[Label])
 
 
+_REF = "#/components/schemas/{name}"
+
+
 def _body_schema(kind: type) -> dict[str, Any]:
-    (one,), components = msgspec.json.schema_components(
-        [kind], ref_template="#/components/schemas/{name}"
-    )
+    """OpenAPI request body: one ``kind`` or a non-empty list of them (msgspec schema)."""
+    (one,), _ = msgspec.json.schema_components([kind], ref_template=_REF)
+    many = {"type": "array", "items": one, "minItems": 1}
     return {
         "requestBody": {
             "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "oneOf": [one, {"type": "array", "items": one, "minItems": 1}],
-                    }
-                }
-            },
+            "content": {"application/json": {"schema": {"oneOf": [one, many]}}},
         },
-        "components": components,
     }
+
+
+def _with_event_components(app: FastAPI) -> None:
+    """Add the event schemas the request bodies refer to, to the generated OpenAPI spec."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = generate()
+            _, components = msgspec.json.schema_components([Transaction, Label], ref_template=_REF)
+            spec.setdefault("components", {}).setdefault("schemas", {}).update(components)
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"body over {limit} bytes")
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"body over {limit} bytes")
     body = b""
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise HTTPException(
-                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"body over {limit} bytes"
-            )
+            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"body over {limit} bytes")
     return body
 
 
@@ -103,7 +112,7 @@ def _decode(decoder: msgspec.json.Decoder, body: bytes, max_batch: int) -> list[
 def _invalid(reason: str, message: str) -> HTTPException:
     field = message.rsplit("at `", 1)[-1].rstrip("`") if "at `" in message else None
     return HTTPException(
-        status.HTTP_422_UNPROCESSABLE_ENTITY,
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
         [{"reason": reason, "field": field, "message": message}],
     )
 
@@ -182,6 +191,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     def prometheus_metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    _with_event_components(app)
     return app
 
 
