@@ -222,6 +222,7 @@ def build_scorer(settings: ScorerSettings) -> Scorer:
 def main(settings: ScorerSettings | None = None) -> None:
     settings = settings or ScorerSettings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    log.info("stage=boot member=%s group=%s", settings.member_id(), settings.group_id)
     scorer = build_scorer(settings)
     if settings.metrics_port:
         start_http_server(settings.metrics_port)

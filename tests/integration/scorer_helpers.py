@@ -93,6 +93,24 @@ def read_all(bootstrap: str, topic: str, *, idle_s: float = 3.0, timeout_s: floa
     return out
 
 
+class DecisionCounter:
+    """A reader that keeps counting the messages on a topic (cheap to ask repeatedly)."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self._consumer = Consumer(
+            consumer_config(bootstrap, group_id=f"count-{time.monotonic_ns()}", client_id="count")
+        )
+        self._consumer.subscribe([topic])
+        self.seen = 0
+
+    def count(self, poll_s: float = 0.2) -> int:
+        self.seen += sum(1 for m in self._consumer.consume(1000, poll_s) if m.error() is None)
+        return self.seen
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
 def wait_for_decisions(
     bootstrap: str, topic: str, expected: int, timeout_s: float = 120
 ) -> list[Decision]:
