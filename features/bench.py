@@ -2,14 +2,18 @@
 
 Warms Redis with a handbook-sized world (cards and terminals with weeks of history), then
 times batches of 1, 100 and 500 *new* transactions (each batch is applied, as in the
-scorer), reports p50/p99 per batch and per transaction, the per-stage split (encode /
-state round trip / compute) and Redis memory per active card. Prints numbers and writes
-JSON; it asserts nothing (speed is never a test).
+scorer), and 500 again with the card cache emptied before each batch (a restart or a
+rebalance). Reports p50/p99 per batch and per transaction, the per-stage split, client
+CPU per transaction, Redis CPU per batch (``INFO cpu`` deltas: run it against a Redis of
+its own for clean numbers) and Redis calls per batch (``INFO commandstats``), the load
+average around each measurement, and memory per active card in Redis and in the scorer's
+card cache. Prints numbers and writes JSON; it asserts nothing (speed is never a test).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import statistics
 import time
@@ -77,8 +81,10 @@ def run_feature_bench(
     sizes: tuple[int, ...] = BATCH_SIZES,
     comparisons: Mapping[str, Comparison] | None = None,
     seed: int = 7,
+    cold_size: int | None = 500,
 ) -> dict[str, Any]:
     store = RedisFeatureStore(client, prefix=prefix)
+    load_at_start = os.getloadavg()
     start = datetime(2026, 1, 1, tzinfo=UTC)
     stream = synthetic_stream(cards, terminals, per_card_per_day, start, seed)
     warm_end = start + timedelta(days=warm_days)
@@ -92,30 +98,24 @@ def run_feature_bench(
             break
     warm_s = time.perf_counter() - t0
 
-    results: dict[str, Any] = {}
-    for size in sizes:
-        walls: list[float] = []
-        stages: dict[str, list[float]] = {}
-        for _ in range(max(repeats, 200 // size)):
-            batch = [next(stream) for _ in range(size)]
-            t = time.perf_counter()
-            store.update_and_read_batch(batch)
-            walls.append((time.perf_counter() - t) * 1e3)
-            for k, v in store.last_timings_ms.items():
-                stages.setdefault(k, []).append(v)
-        per_tx = [w * 1e3 / size for w in walls]
-        results[str(size)] = {
-            "batch_ms": _pct(walls),
-            "per_tx_us": _pct(per_tx),
-            "stages_ms_p50": {k: statistics.median(v) for k, v in stages.items()},
-        }
+    results = {str(size): _time_size(store, stream, size, repeats) for size in sizes}
+    if cold_size:
+        # a restart or a rebalance: no card in the process's cache, every card read first
+        results[f"{cold_size}_cold"] = _time_size(store, stream, cold_size, repeats, cold=True)
 
     memory = _memory(client, prefix, cards, terminals)
+    memory["client_cache_cards"] = float(len(store.cards))
+    memory["client_cache_bytes_per_card"] = store.cards.bytes_per_card()
     report: dict[str, Any] = {
         "benchmark": "features.update_and_read_batch",
         "feature_set": FEATURE_SET_ID,
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "redis": client.info("server").get("redis_version"),
+        "host": {
+            "cpus": os.cpu_count(),
+            "loadavg_at_start": [round(x, 2) for x in load_at_start],
+            "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
+        },
         "world": {
             "cards": cards,
             "terminals": terminals,
@@ -133,6 +133,75 @@ def run_feature_bench(
         "comparisons": {name: dict(fn()) for name, fn in (comparisons or {}).items()},
     }
     return report
+
+
+def _redis_cpu_s(client: redis.Redis) -> float:
+    cpu = client.info("cpu")
+    return float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"])
+
+
+def _redis_calls(client: redis.Redis) -> dict[str, tuple[int, int]]:
+    """``command -> (calls, usec)`` from INFO commandstats."""
+    stats = client.info("commandstats")
+    return {k.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"])) for k, v in stats.items()}
+
+
+def _time_size(
+    store: RedisFeatureStore,
+    stream: Iterator[Transaction],
+    size: int,
+    repeats: int,
+    *,
+    cold: bool = False,
+) -> dict[str, Any]:
+    """Time ``update_and_read_batch`` on ``repeats`` fresh batches of ``size``; with
+    ``cold`` the card cache is emptied before each batch (untimed)."""
+    client = store.client
+    batches = [[next(stream) for _ in range(size)] for _ in range(max(repeats, 200 // size))]
+    walls: list[float] = []
+    stages: dict[str, list[float]] = {}
+    load_before = os.getloadavg()
+    calls_before = _redis_calls(client)
+    redis_before = _redis_cpu_s(client)
+    cpu_before = time.process_time()
+    hits, misses = store.cards.hits, store.cards.misses
+    for batch in batches:
+        if cold:
+            store.clear_cache()
+        t = time.perf_counter()
+        store.update_and_read_batch(batch)
+        walls.append((time.perf_counter() - t) * 1e3)
+        for k, v in store.last_timings_ms.items():
+            stages.setdefault(k, []).append(v)
+    client_cpu_s = time.process_time() - cpu_before
+    redis_cpu_s = _redis_cpu_s(client) - redis_before
+    calls_after = _redis_calls(client)
+    load_after = os.getloadavg()
+    n = len(batches)
+    calls = {
+        k: (c - calls_before.get(k, (0, 0))[0], u - calls_before.get(k, (0, 0))[1])
+        for k, (c, u) in calls_after.items()
+        if k not in ("info",)
+    }
+    calls = {k: v for k, v in calls.items() if v[0]}
+    per_tx = [w * 1e3 / size for w in walls]
+    return {
+        "batch_ms": _pct(walls),
+        "per_tx_us": _pct(per_tx),
+        "stages_ms_p50": {k: statistics.median(v) for k, v in stages.items()},
+        "stages_ms_p99": {k: float(np.percentile(v, 99)) for k, v in stages.items()},
+        "client_cpu_us_per_tx": client_cpu_s * 1e6 / (n * size),
+        "redis_cpu_ms_per_batch": redis_cpu_s * 1e3 / n,
+        "redis_cpu_us_per_tx": redis_cpu_s * 1e6 / (n * size),
+        "redis_commands_per_batch": {k: round(c / n, 1) for k, (c, _) in calls.items()},
+        "redis_command_usec_per_batch": {k: round(u / n, 1) for k, (_, u) in calls.items()},
+        "loadavg_1m": [round(load_before[0], 2), round(load_after[0], 2)],
+        "card_cache_hit_rate": round(
+            (store.cards.hits - hits)
+            / max(1, store.cards.hits - hits + store.cards.misses - misses),
+            3,
+        ),
+    }
 
 
 def _memory(client: redis.Redis, prefix: str, cards: int, terminals: int) -> dict[str, float]:
@@ -178,10 +247,17 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
             f"batch {size:>4}: p50 {b['p50']:.2f} ms  p99 {b['p99']:.2f} ms  "
             f"({p['p50']:.1f} us/tx p50)  stages p50 ms: {stages}"
         )
+        lines.append(
+            f"            client CPU {r['client_cpu_us_per_tx']:.1f} us/tx  "
+            f"Redis CPU {r['redis_cpu_ms_per_batch']:.2f} ms/batch "
+            f"({r['redis_cpu_us_per_tx']:.1f} us/tx)  "
+            f"load {r['loadavg_1m'][0]:.1f}->{r['loadavg_1m'][1]:.1f}"
+        )
     m = report["memory"]
     lines.append(
         f"memory: {m['bytes_per_active_card']:.0f} B per active card "
         f"({m['events_per_active_card']:.1f} events), "
-        f"{m['bytes_per_active_terminal']:.0f} B per active terminal"
+        f"{m['bytes_per_active_terminal']:.0f} B per active terminal; scorer card cache "
+        f"{m.get('client_cache_bytes_per_card', 0):.0f} B per card"
     )
     return lines

@@ -133,6 +133,30 @@ def _distinct(term: I64, mask: Bool) -> F64:
     return (first.sum(axis=1) + change.sum(axis=1)).astype(np.float64)
 
 
+def _sum_events(x: F64) -> F64:
+    """Sum over the event axis (axis -2 of ``[..., W, n]``), strictly left to right."""
+    acc = x[..., 0, :].copy()
+    for j in range(1, x.shape[-2]):
+        acc += x[..., j, :]
+    return acc
+
+
+def _masked(x: F64, mask: Bool) -> F64:
+    """``x`` where ``mask`` else 0.0 (a product when every value is finite: faster)."""
+    if np.isfinite(x).all():
+        return x * mask
+    return np.where(mask, x, 0.0)
+
+
+_CARD_WINDOWS_S: tuple[int, ...] = tuple(
+    sorted(
+        {int(f.window_s or CARD_WINDOW_S) for f in CARD_FEATURES}
+        | {MEDIAN_REFERENCE_WINDOW_S, CARD_WINDOW_S}
+    )
+)
+_WINDOW_US = np.array(_CARD_WINDOWS_S, dtype=np.int64)[:, None, None] * US
+
+
 def card_features(
     t_us: I64,
     amount: F64,
@@ -149,41 +173,43 @@ def card_features(
     before the transaction, in arrival order, left-aligned, ``valid`` False on padding.
     ``lower_us`` is the earliest event time allowed (``t - 30 d`` unless the state was
     trimmed further for a too-late transaction).
+
+    Internally the events are laid out ``[W, n]`` and every window is computed at once
+    (``[windows, W, n]``); sums run strictly left to right over the events, so the result
+    does not depend on the padding width (online batches and offline chunks agree).
     """
-    t = t_us[:, None]
-    base = valid & (ev_t < t) & (ev_t >= lower_us[:, None]) & (ev_t >= t - CARD_WINDOW_S * US)
-    masks: dict[int, Bool] = {}
+    n = len(t_us)
+    if ev_t.shape[1] == 0:  # one invalid column keeps every shape non-empty
+        ev_t, ev_term = np.zeros((n, 1), dtype=np.int64), np.zeros((n, 1), dtype=np.int64)
+        ev_amount, valid = np.zeros((n, 1)), np.zeros((n, 1), dtype=bool)
+    t = t_us[None, :]
+    evt = np.ascontiguousarray(ev_t.T)
+    amt = np.ascontiguousarray(ev_amount.T)
+    lower = np.maximum(lower_us, t_us - CARD_WINDOW_S * US)[None, :]
+    age = t - evt
+    base = valid.T & (age > 0) & (evt >= lower)
+    masks = base[None] & (age[None] <= _WINDOW_US)  # [windows, W, n]
+    counts_i = masks.sum(axis=1)
+    counts = counts_i.astype(np.float64)
+    totals = _sum_events(_masked(amt[None], masks))
+    wi = {w: i for i, w in enumerate(_CARD_WINDOWS_S)}
     stats: dict[tuple[str, int], F64] = {}
 
-    def mask(window_s: int) -> Bool:
-        if window_s not in masks:
-            masks[window_s] = base & (ev_t >= t - window_s * US)
-        return masks[window_s]
-
-    def count(w: int) -> F64:
-        if ("count", w) not in stats:
-            stats[("count", w)] = mask(w).sum(axis=1).astype(np.float64)
-        return stats[("count", w)]
-
-    def total(w: int) -> F64:
-        if ("sum", w) not in stats:
-            stats[("sum", w)] = row_sum(np.where(mask(w), ev_amount, 0.0))
-        return stats[("sum", w)]
-
     def mean(w: int) -> F64:
-        c = count(w)
-        return np.where(c > 0, total(w) / np.maximum(c, 1.0), 0.0)
+        c = counts[wi[w]]
+        return np.where(c > 0, totals[wi[w]] / np.maximum(c, 1.0), 0.0)
 
     def median(w: int) -> F64:
         if ("median", w) not in stats:
-            stats[("median", w)] = _masked_median(ev_amount, mask(w), count(w).astype(np.int64))
+            m = masks[wi[w]].T
+            stats[("median", w)] = _masked_median(ev_amount, m, counts_i[wi[w]])
         return stats[("median", w)]
 
     def std(w: int) -> F64:
         if ("std", w) not in stats:
-            c = count(w)
-            dev = np.where(mask(w), ev_amount - mean(w)[:, None], 0.0)
-            var = np.where(c > 0, row_sum(dev * dev) / np.maximum(c, 1.0), 0.0)
+            c = counts[wi[w]]
+            dev = _masked(amt - mean(w)[None, :], masks[wi[w]])
+            var = np.where(c > 0, _sum_events(dev * dev) / np.maximum(c, 1.0), 0.0)
             stats[("std", w)] = np.sqrt(var)
         return stats[("std", w)]
 
@@ -192,9 +218,9 @@ def card_features(
         w = int(f.window_s or CARD_WINDOW_S)
         a = f.aggregation
         if a == "count":
-            v = count(w)
+            v = counts[wi[w]]
         elif a == "sum":
-            v = total(w)
+            v = totals[wi[w]]
         elif a == "mean":
             v = mean(w)
         elif a == "median":
@@ -205,19 +231,18 @@ def card_features(
             s = std(w)
             v = np.where(s > 0, (amount - mean(w)) / np.where(s > 0, s, 1.0), 0.0)
         elif a == "count_above_median":
-            ref = median(MEDIAN_REFERENCE_WINDOW_S)[:, None] * float(f.param or 1.0)
-            v = (mask(w) & (ev_amount > ref)).sum(axis=1).astype(np.float64)
+            ref = median(MEDIAN_REFERENCE_WINDOW_S)[None, :] * float(f.param or 1.0)
+            v = (masks[wi[w]] & (amt > ref)).sum(axis=0).astype(np.float64)
         elif a == "seconds_since_last":
-            latest = np.where(mask(w), ev_t, np.iinfo(np.int64).min).max(
-                axis=1, initial=np.iinfo(np.int64).min
-            )
-            v = np.where(count(w) > 0, (t_us - latest) / US, f.default)
+            latest = np.where(masks[wi[w]], evt, np.iinfo(np.int64).min).max(axis=0)
+            v = np.where(counts[wi[w]] > 0, (t_us - latest) / US, f.default)
         elif a == "distinct_terminals":
-            v = _distinct(ev_term, mask(w))
+            v = _distinct(ev_term, masks[wi[w]].T)
         elif a == "is_empty":
-            v = (count(w) == 0).astype(np.float64)
+            v = (counts[wi[w]] == 0).astype(np.float64)
         elif a == "terminal_not_seen":
-            v = (~(mask(w) & (ev_term == term[:, None])).any(axis=1)).astype(np.float64)
+            seen = (masks[wi[w]] & (term[None, :] == ev_term.T)).any(axis=0)
+            v = (~seen).astype(np.float64)
         else:  # pragma: no cover - guarded by the registry test
             raise ValueError(f"no kernel for {f.name}")
         values[f.name] = v.astype(np.float64, copy=False)

@@ -1,0 +1,327 @@
+"""Card state computed in the client: a cache of card rings and the plan of one batch.
+
+A card has a single writer - the scorer owning its partition - so the scorer keeps the
+card's stored bytes in a :class:`CardCache` and decides in numpy what Lua used to decide
+(duplicate, too late, sequence numbers, trimming). Redis stays the authority: the script
+applies a batch only if every card's trailer (its version, see :mod:`.layout`) still equals
+the cached one, otherwise it applies nothing and names the stale cards, which the store
+re-reads before planning again. A cold cache (restart), a moved partition or a second
+writer therefore cost a re-read, never a wrong feature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from features.realtime.cache import CardEntry
+from features.realtime.layout import (
+    CARD_RECORD,
+    CARD_TRAILER,
+    NEG,
+    REC,
+    STATUS_DUPLICATE,
+    STATUS_TOO_LATE,
+    TRAILER,
+    EncodedBatch,
+)
+
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+CARD_OP = np.dtype(
+    [
+        ("mode", "u1"),
+        ("refresh_ttl", "u1"),
+        ("exists", "u1"),
+        ("pad", "u1"),
+        ("offset", "<u4"),
+        ("start", "<u4"),
+        ("length", "<u4"),
+        ("expect", "V12"),
+    ]
+)
+"""One card's part of the script argument: what to check and what to write."""
+assert CARD_OP.itemsize == 28
+MODE_NONE, MODE_APPEND, MODE_REWRITE = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class CardPlan:
+    """The card side of one batch, decided in the client from the cached entries."""
+
+    status: I64
+    seq: I64
+    arrival_max: F64
+    stored: npt.NDArray[np.void]
+    """The cards' stored records, concatenated in card order (before the batch)."""
+    stored_counts: I64
+    ops: bytes
+    payload: bytes
+    writes: CardWrites | None
+
+
+@dataclass(frozen=True)
+class CardWrites:
+    """What the cache must do once the batch is applied: per written card, its new
+    records (a slice of ``added``), how many old records it drops, its new trailer."""
+
+    cards: list[int]
+    starts: list[int]
+    lengths: list[int]
+    drops: list[int]
+    next_seq: list[int]
+    max_time: list[float]
+    refreshed: list[bool]
+    added: bytes
+
+    def apply(self, entries: Sequence[CardEntry], now: float) -> None:
+        """Bring the (cached) entries to the state Redis now holds."""
+        added = self.added
+        for c, a, m, d, nseq, nmax, ttl in zip(
+            self.cards,
+            self.starts,
+            self.lengths,
+            self.drops,
+            self.next_seq,
+            self.max_time,
+            self.refreshed,
+            strict=True,
+        ):
+            e = entries[c]
+            new = added[a : a + m]
+            if d == 0:
+                e.records += new
+            else:
+                e.records = (e.records + new)[d * REC :]
+            e.next_seq, e.max_time, e.seen_at = nseq, nmax, now
+            if ttl:
+                e.ttl_at = now
+
+
+def plan_cards(
+    batch: EncodedBatch,
+    entries: Sequence[CardEntry],
+    *,
+    lateness_us: float,
+    retention_us: float,
+    capacity: int,
+    trim_chunk: int,
+    commit: bool,
+    now: float,
+    ttl_refresh_s: float,
+) -> CardPlan:
+    """Statuses, sequence numbers and the writes of one batch (see :mod:`.layout`)."""
+    n, nc = batch.n, len(entries)
+    ci, t, txh = batch.card_index, batch.t_us.astype(np.float64), batch.txh
+    meta = np.array(
+        [(len(e.records), e.next_seq, e.max_time, e.ttl_at) for e in entries], dtype=np.float64
+    ).reshape(nc, 4)
+    counts = meta[:, 0].astype(np.int64) // REC
+    next_seq = meta[:, 1].astype(np.int64)
+    card_max = meta[:, 2]
+    stored = np.frombuffer(b"".join([e.records for e in entries]), dtype=CARD_RECORD)
+    seg = np.concatenate([[0], np.cumsum(counts)])
+    status = np.zeros(n, dtype=np.int64)
+    seq = np.full(n, -1, dtype=np.int64)
+
+    # 1. replays of stored records (anywhere in the card's ring): the record's own seq
+    if len(stored):
+        col = np.arange(int(counts.max()), dtype=np.int64)[None, :]
+        idx = np.minimum(seg[ci][:, None] + col, len(stored) - 1)
+        hit = (col < counts[ci][:, None]) & (stored["txh"][idx] == txh[:, None])
+        rows = np.flatnonzero(hit.any(axis=1))
+        if len(rows):
+            status[rows] = STATUS_DUPLICATE
+            seq[rows] = stored["seq"][idx[rows, hit[rows].argmax(axis=1)]]
+    order = np.argsort(ci, kind="stable")
+    if len(np.unique(txh)) < n:
+        arrival_max = _sequential(ci, t, txh, status, seq, next_seq, card_max, lateness_us)
+    else:
+        arrival_max = _arrival_max(ci, t, status == 0, card_max, order)
+        status[(status == 0) & (t < arrival_max - lateness_us)] = STATUS_TOO_LATE
+
+    # 2. sequence numbers: an applied row's own, a too-late row's next one at its arrival
+    applied = status == 0
+    g = ci[order]
+    a_sorted = applied[order].astype(np.int64)
+    before = np.cumsum(a_sorted) - a_sorted
+    group_first = np.searchsorted(g, np.arange(nc), side="left")
+    at_arrival = np.empty(n, dtype=np.int64)
+    at_arrival[order] = next_seq[g] + before - before[group_first][g]
+    not_dup = status != STATUS_DUPLICATE
+    seq[not_dup] = at_arrival[not_dup]
+
+    ops = np.zeros(nc, dtype=CARD_OP)
+    exists = next_seq > 0
+    ops["exists"] = exists
+    expect = np.zeros(nc, dtype=CARD_TRAILER)
+    expect["next_seq"] = next_seq
+    expect["max_time"] = np.where(exists, card_max, 0.0)
+    ops["expect"] = expect.view("V12")
+    plan = dict(
+        status=status, seq=seq, arrival_max=arrival_max, stored=stored, stored_counts=counts
+    )
+    if not commit or not applied.any():
+        return CardPlan(**plan, ops=ops.tobytes(), payload=b"", writes=None)  # type: ignore[arg-type]
+
+    app_sorted = order[applied[order]]
+    gs = ci[app_sorted]
+    records = np.zeros(len(gs), dtype=CARD_RECORD)
+    records["txh"] = txh[app_sorted]
+    records["t"] = t[app_sorted]
+    records["amount"] = batch.amount[app_sorted]
+    records["term"] = batch.term_hash[app_sorted]
+    records["seq"] = seq[app_sorted]
+    payload, writes = _writes(
+        ops,
+        stored,
+        counts,
+        seg,
+        records,
+        gs,
+        meta[:, 3],
+        exists,
+        retention_us=retention_us,
+        capacity=capacity,
+        trim_chunk=trim_chunk,
+        now=now,
+        ttl_refresh_s=ttl_refresh_s,
+    )
+    return CardPlan(**plan, ops=ops.tobytes(), payload=payload, writes=writes)  # type: ignore[arg-type]
+
+
+def _arrival_max(ci: I64, t: F64, fresh: npt.NDArray[np.bool_], card_max: F64, order: I64) -> F64:
+    """Max event time of each row's card at its arrival: the card's stored max and its
+    earlier fresh rows (a too-late row lies below that max, so counting it changes
+    nothing). Exact: a grouped running max over ranks instead of times."""
+    n, nc = len(ci), len(card_max)
+    uniq, rank = np.unique(np.concatenate([card_max, np.where(fresh, t, NEG)]), return_inverse=True)
+    width = len(uniq) + 1
+    g = ci[order]
+    base = g * width
+    incl = np.maximum.accumulate(base + rank[nc:][order])
+    prev = np.empty_like(incl)
+    prev[:1] = -1
+    prev[1:] = incl[:-1]
+    excl = np.where(prev >= base, prev - base, -1)
+    arrival_rank = np.empty(n, dtype=np.int64)
+    arrival_rank[order] = np.maximum(excl, rank[:nc][g])
+    return uniq[arrival_rank]
+
+
+def _sequential(
+    ci: I64,
+    t: F64,
+    txh: npt.NDArray[np.uint64],
+    status: I64,
+    seq: I64,
+    next_seq: I64,
+    card_max: F64,
+    lateness_us: float,
+) -> F64:
+    """The row-by-row rule (as the script applied it), for batches that repeat a
+    transaction: a repeat of a row applied earlier in the batch is a duplicate of it."""
+    nseq, maxt = next_seq.tolist(), card_max.tolist()
+    arrival = np.empty(len(ci), dtype=np.float64)
+    tail: dict[tuple[int, int], int] = {}
+    for i, (c, ti, h) in enumerate(zip(ci.tolist(), t.tolist(), txh.tolist(), strict=True)):
+        arrival[i] = maxt[c]
+        if status[i]:
+            continue
+        own = tail.get((c, h))
+        if own is not None:
+            status[i], seq[i] = STATUS_DUPLICATE, own
+        elif ti < maxt[c] - lateness_us:
+            status[i] = STATUS_TOO_LATE
+        else:
+            tail[(c, h)] = seq[i] = nseq[c]
+            nseq[c] += 1
+            maxt[c] = max(maxt[c], ti)
+    return arrival
+
+
+def _writes(
+    ops: npt.NDArray[np.void],
+    stored: npt.NDArray[np.void],
+    counts: I64,
+    seg: I64,
+    records: npt.NDArray[np.void],
+    gs: I64,
+    ttl_at: F64,
+    exists: npt.NDArray[np.bool_],
+    *,
+    retention_us: float,
+    capacity: int,
+    trim_chunk: int,
+    now: float,
+    ttl_refresh_s: float,
+) -> tuple[bytes, CardWrites]:
+    """Fill the written cards' ops; return the payload and the cache's part.
+
+    Trimming is lazy: records beyond the capacity, or older than the retention counted
+    from the oldest, are dropped only once at least ``trim_chunk`` of them can go (then
+    the value is rewritten, ``SET``); otherwise the new records and the new trailer
+    overwrite the old trailer in place (``SETRANGE``). Features never depend on trimming.
+    """
+    nc = len(counts)
+    dirty = np.unique(gs)
+    added = np.bincount(gs, minlength=nc)[dirty]
+    first = np.searchsorted(gs, dirty)  # each written card's first new record
+    old = counts[dirty]
+    new_seq = (records["seq"][first + added - 1] + 1).astype(np.int64)
+    new_max = np.maximum.reduceat(records["t"], first)
+    stored_max = np.frombuffer(ops["expect"].tobytes(), dtype=CARD_TRAILER)["max_time"][dirty]
+    new_max = np.where(exists[dirty], np.maximum(new_max, stored_max), new_max)
+    drop = np.maximum(0, old + added - capacity)
+    # retention: from ``drop`` on, skip the records older than max - retention
+    limit = np.zeros(nc)
+    limit[dirty] = new_max - retention_us
+    recent = stored["t"] >= np.repeat(limit, counts)
+    keep = np.append(np.flatnonzero(recent), np.int64(1 << 62))  # sentinel: none kept
+    first_kept = keep[np.searchsorted(keep, seg[dirty] + np.minimum(drop, old))]
+    retention_drop = np.minimum(first_kept, seg[dirty] + old) - seg[dirty]
+    drop = np.where(drop < old, np.maximum(drop, retention_drop), drop)
+    append = exists[dirty] & (drop < trim_chunk) & (drop <= old)
+    refresh = append & (ttl_at[dirty] < now - ttl_refresh_s)
+    trailers = np.zeros(len(dirty), dtype=CARD_TRAILER)
+    trailers["next_seq"] = new_seq
+    trailers["max_time"] = new_max
+    lengths = added * REC + TRAILER
+    rewrite = np.flatnonzero(~append)
+    bodies: list[bytes] = []
+    for k in rewrite.tolist():  # rare: new cards and trims
+        c = int(dirty[k])
+        kept = stored[seg[c] : seg[c] + old[k]].tobytes()
+        new = records[first[k] : first[k] + added[k]].tobytes()
+        bodies.append((kept + new)[int(drop[k]) * REC :] + trailers[k : k + 1].tobytes())
+        lengths[k] = len(bodies[-1])
+    start = np.cumsum(lengths) - lengths
+    out = np.zeros(int(lengths.sum()), dtype=np.uint8)
+    k_of_record = np.repeat(np.arange(len(dirty)), added)
+    sel = append[k_of_record]
+    rank = np.arange(len(gs)) - first[k_of_record]
+    at = start[k_of_record[sel]] + rank[sel] * REC
+    out[at[:, None] + np.arange(REC)] = records.view(np.uint8).reshape(-1, REC)[sel]
+    at = start[append] + added[append] * REC
+    out[at[:, None] + np.arange(TRAILER)] = trailers.view(np.uint8).reshape(-1, TRAILER)[append]
+    for k, body in zip(rewrite.tolist(), bodies, strict=True):
+        out[start[k] : start[k] + len(body)] = np.frombuffer(body, dtype=np.uint8)
+    ops["mode"][dirty] = np.where(append, MODE_APPEND, MODE_REWRITE)
+    ops["refresh_ttl"][dirty] = refresh
+    ops["offset"][dirty] = np.where(append, old * REC, 0)
+    ops["start"][dirty] = start
+    ops["length"][dirty] = lengths
+    writes = CardWrites(
+        cards=dirty.tolist(),
+        starts=(first * REC).tolist(),
+        lengths=(added * REC).tolist(),
+        drops=np.where(append, 0, drop).tolist(),
+        next_seq=new_seq.tolist(),
+        max_time=new_max.tolist(),
+        refreshed=(refresh | ~append).tolist(),
+        added=records.tobytes(),
+    )
+    return out.tobytes(), writes
