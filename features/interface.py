@@ -84,11 +84,12 @@ class ProfileReader(Protocol):
     """Reads the profile features (terminal label risk) of a batch of terminals.
 
     Returns ``float32 [n, len(PROFILE_FEATURE_NAMES)]`` in the order of the profile
-    definitions, as of each row's ``as_of`` (epoch seconds); defaults where unknown.
+    definitions, as of each row's ``as_of_us`` (int64 microseconds since the epoch, UTC:
+    the unit of every time in the feature layer); defaults where unknown.
     """
 
     def read_batch(
-        self, terminal_ids: Sequence[str], as_of: npt.NDArray[np.float64]
+        self, terminal_ids: Sequence[str], as_of_us: npt.NDArray[np.int64]
     ) -> npt.NDArray[np.float32]: ...
 
 
@@ -101,7 +102,7 @@ class DefaultProfileReader:
     names: tuple[str, ...] = PROFILE_FEATURE_NAMES
 
     def read_batch(
-        self, terminal_ids: Sequence[str], as_of: npt.NDArray[np.float64]
+        self, terminal_ids: Sequence[str], as_of_us: npt.NDArray[np.int64]
     ) -> npt.NDArray[np.float32]:
         return np.tile(PROFILE_DEFAULTS, (len(terminal_ids), 1))
 
@@ -113,7 +114,7 @@ class InMemoryProfileReader:
         self.rows = {k: np.asarray(v, dtype=np.float32) for k, v in (rows or {}).items()}
 
     def read_batch(
-        self, terminal_ids: Sequence[str], as_of: npt.NDArray[np.float64]
+        self, terminal_ids: Sequence[str], as_of_us: npt.NDArray[np.int64]
     ) -> npt.NDArray[np.float32]:
         out = np.tile(PROFILE_DEFAULTS, (len(terminal_ids), 1))
         for i, t in enumerate(terminal_ids):

@@ -315,6 +315,5 @@ class BatchFeatureStore(abc.ABC):
         counts = terminal_day_counts(terminal_values, batch, status)
         for name, values in terminal_features(counts).items():
             out[:, FEATURE_INDEX[name]] = values
-        as_of = batch.t_us.astype(np.float64) / US
-        out[:, _PROFILE_COLUMNS] = self.profiles.read_batch(batch.terminal_ids, as_of)
+        out[:, _PROFILE_COLUMNS] = self.profiles.read_batch(batch.terminal_ids, batch.t_us)
         return out
