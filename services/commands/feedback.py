@@ -1,0 +1,36 @@
+"""``fraudctl serve feedback``: the faust feedback processor (labels x served decisions)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from streams.errors import FraudError
+
+console = Console(stderr=True)
+
+
+def feedback(
+    training_dir: Path | None = typer.Option(
+        None, help="training store root (default: FRAUD_TRAINING_DIR or <state>/training)"
+    ),
+    risk_updates: bool | None = typer.Option(
+        None, "--risk-updates/--no-risk-updates", help="terminal-risk updates in Redis"
+    ),
+) -> None:
+    """Join labels with served decisions: training rows (parquet) + terminal-risk updates."""
+    from services.feedback.service import main
+    from services.feedback.settings import FeedbackSettings
+
+    overrides: dict[str, object] = {}
+    if training_dir is not None:
+        overrides["training_dir"] = training_dir
+    if risk_updates is not None:
+        overrides["risk_updates"] = risk_updates
+    try:
+        main(FeedbackSettings(**overrides))  # type: ignore[arg-type]
+    except FraudError as exc:
+        console.print(f"[red]feedback processor cannot start:[/red] {exc}")
+        raise typer.Exit(2) from exc

@@ -1,0 +1,1 @@
+"""``fraudctl serve feedback``: the faust feedback processor wired to its sinks."""

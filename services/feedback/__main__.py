@@ -1,0 +1,5 @@
+"""``python -m services.feedback``: the feedback processor (same as ``fraudctl serve feedback``)."""
+
+from services.feedback.service import main
+
+main()

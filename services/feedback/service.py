@@ -1,0 +1,74 @@
+"""The feedback processor process: settings -> training store + risk writer -> faust worker.
+
+Runs one faust worker (``faust.Worker``) in this process; SIGTERM / SIGINT stop it
+gracefully (acked offsets committed). Scale out by starting more processes with the same
+settings: they share the faust app id (consumer group) and split the internal partitions.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+import redis
+
+from features.training_store import TrainingStore
+from services.feedback.settings import FeedbackSettings
+from services.feedback.sink import FeedbackSink, RiskUpdater
+from streams.feedback.app import build_app
+from streams.feedback.rewind import rewind_committed
+from streams.kafka import ensure_topics, wait_for_broker
+
+log = logging.getLogger("fraud.feedback")
+
+
+def build_risk_updater(settings: FeedbackSettings) -> RiskUpdater:
+    from features.profiles.layout import FeastLayout
+    from features.profiles.writer import TerminalRiskWriter
+
+    client = redis.Redis.from_url(settings.redis_url.get_secret_value())
+    return TerminalRiskWriter(
+        client,
+        FeastLayout(project=settings.feast_project),
+        state_prefix=settings.redis_prefix,
+        delay_days=settings.label_delay_days,
+    )
+
+
+def build_worker(settings: FeedbackSettings) -> tuple[faust.Worker, FeedbackSink]:
+    wait_for_broker(settings.kafka_bootstrap)
+    ensure_topics(
+        settings.kafka_bootstrap,
+        settings.topics(),
+        only=("transactions.scored", "fraud.labels", "transactions.dlq"),
+    )
+    config = settings.app_config()
+    rewind_committed(
+        settings.kafka_bootstrap,
+        config.app_id,
+        [config.topics.scored, config.topics.labels, config.served_topic, config.labels_topic],
+        settings.restart_replay,
+        instance_id=config.instance_id,
+    )
+    risk = build_risk_updater(settings) if settings.risk_updates else None
+    sink = FeedbackSink(TrainingStore(settings.training_root), risk)
+    app, _join = build_app(config, sink)
+    worker = faust.Worker(app, loglevel="INFO", quiet=True, override_logging=False)
+    return worker, sink
+
+
+def main(settings: FeedbackSettings | None = None) -> None:
+    settings = settings or FeedbackSettings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    worker, sink = build_worker(settings)
+    log.info(
+        "stage=start app=%s training=%s risk=%s",
+        settings.app_config().app_id,
+        settings.training_root,
+        settings.risk_updates,
+    )
+    try:
+        worker.execute_from_commandline()
+    finally:
+        counters = getattr(worker.app, "feedback_counters", None)
+        log.info("stage=stop stream=%s sink=%s", counters, sink.counters)

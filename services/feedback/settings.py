@@ -1,0 +1,76 @@
+"""Feedback processor settings (``FRAUD_`` environment variables), built once in ``main()``."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from pydantic import Field
+
+from features.profiles.names import DEFAULT_DELAY_DAYS
+from services.settings import CommonSettings
+from streams.feedback.app import FeedbackConfig
+
+
+class FeedbackSettings(CommonSettings):
+    feedback_app_id: str = Field(
+        "feedback",
+        description="faust app id (consumer group, internal topic names); the topic prefix "
+        "is put in front of it",
+    )
+    feedback_partitions: int = Field(
+        3, ge=1, le=64, description="partitions of the internal re-keyed topics and tables"
+    )
+    feedback_store: str = Field("memory://", description="faust table store URL")
+    served_retention_s: float = Field(
+        7 * 86_400.0, gt=0, description="how long a served decision waits for its labels"
+    )
+    label_wait_s: float = Field(
+        600.0, gt=0, description="how long a label waits for its decision before the DLQ"
+    )
+    batch_max: int = Field(500, ge=1, description="max events per join batch")
+    batch_within_s: float = Field(0.5, gt=0, description="max wait to fill a join batch")
+    tick_s: float = Field(5.0, gt=0, description="period of expiry and deferred retries")
+    session_timeout_s: float = Field(
+        10.0, ge=6.0, le=300.0, description="group session timeout of the faust worker"
+    )
+    instance_id: str | None = Field(
+        None,
+        description="static group membership id, unique per process "
+        "(default <hostname>-feedback-<instance_index>)",
+    )
+    instance_index: int = Field(0, ge=0, description="used to build the default instance id")
+    restart_replay: int = Field(
+        1000,
+        ge=0,
+        description="records per partition replayed on start (see streams.feedback.rewind)",
+    )
+    training_dir: Path | None = Field(
+        None, description="training store root (default <state_dir>/training)"
+    )
+    risk_updates: bool = Field(True, description="apply fraud labels to terminal risk in Redis")
+    feast_project: str = Field("fraud", description="Feast project of the terminal-risk rows")
+    label_delay_days: int = Field(
+        DEFAULT_DELAY_DAYS, ge=0, description="label delay of the terminal-risk definition"
+    )
+
+    @property
+    def training_root(self) -> Path:
+        return self.training_dir or self.state_dir / "training"
+
+    def app_config(self) -> FeedbackConfig:
+        return FeedbackConfig(
+            app_id=f"{self.topic_prefix}{self.feedback_app_id}",
+            bootstrap=self.kafka_bootstrap,
+            topics=self.topics(),
+            partitions=self.feedback_partitions,
+            store=self.feedback_store,
+            retention_s=self.served_retention_s,
+            label_wait_s=self.label_wait_s,
+            batch_max=self.batch_max,
+            batch_within_s=self.batch_within_s,
+            tick_s=self.tick_s,
+            session_timeout_s=self.session_timeout_s,
+            instance_id=self.instance_id
+            or f"{socket.gethostname()}-feedback-{self.instance_index}",
+        )

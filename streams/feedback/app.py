@@ -1,0 +1,280 @@
+"""The faust app of the feedback processor, top to bottom.
+
+    transactions.scored (key card_id) --route_decisions--> <app>.served (key transaction_id)
+    fraud.labels (key transaction_id) --route_labels-----> <app>.labels (key transaction_id)
+    <app>.served --join_decisions--+
+                                   +--> FeedbackJoin (tables ``served``, ``pending``) --> sink
+    <app>.labels --join_labels-----+
+    timer: expire served rows past retention; labels that waited too long -> DLQ
+
+Why the two routing agents: ``transactions.scored`` is keyed by card_id and producers of
+``fraud.labels`` may use any partitioner (librdkafka hashes with CRC32, faust with murmur2),
+so neither source is co-partitioned by transaction_id. Both are re-keyed into two internal
+topics of ``partitions`` partitions written by faust's own partitioner; the join tables use
+``use_partitioner=True`` with the same raw key bytes, so a transaction's decision, labels
+and changelog entries always share one partition number and one worker, however many
+workers run. The served row is projected to what a training row needs (no reasons/timings).
+
+Delivery: ``processing_guarantee="at_least_once"`` (exactly-once does not work on the
+embedded broker). faust acks an event only after the agent finished with the batch holding
+it and commits offsets only after its producer flushed (internal topics, changelogs, DLQ),
+so a crash replays, never loses; the join and the sink are idempotent, so a replay writes
+nothing twice. Tables live in memory (``store="memory://"``; rocksdb is not installed) and
+are rebuilt from their changelog topics at start.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol, cast
+
+import faust
+
+from streams.events import DeadLetter
+from streams.feedback.join import FeedbackJoin
+from streams.feedback.records import (
+    Labelled,
+    RoutedLabel,
+    ServedRow,
+    pack,
+    routed_decoder,
+    served_decoder,
+)
+from streams.serde import Rejection, decision_decoder, encode, label_decoder
+from streams.topics import Topics
+
+log = logging.getLogger("fraud.feedback")
+
+
+class LabelledSink(Protocol):
+    """Where joined pairs go (the service: training store + terminal-risk writer)."""
+
+    def write(self, pairs: Sequence[Labelled]) -> None: ...
+
+    def tick(self) -> None:
+        """Called on every timer tick (retry deferred work)."""
+
+
+@dataclass(frozen=True)
+class FeedbackConfig:
+    app_id: str
+    """faust app id = consumer group and name root of the internal topics (prefixed)."""
+    bootstrap: str
+    topics: Topics
+    partitions: int = 3
+    store: str = "memory://"
+    retention_s: float = 7 * 86_400.0
+    label_wait_s: float = 600.0
+    batch_max: int = 500
+    batch_within_s: float = 0.5
+    tick_s: float = 5.0
+    session_timeout_s: float = 10.0
+    instance_id: str | None = None
+    """Static group membership: a restarted worker with the same id takes its partitions
+    back at once (the embedded broker never expires a SIGKILLed dynamic member by itself)."""
+    """How soon a crashed worker's partitions go to a restarted or surviving one."""
+
+    @property
+    def served_topic(self) -> str:
+        return f"{self.app_id}.served"
+
+    @property
+    def labels_topic(self) -> str:
+        return f"{self.app_id}.labels"
+
+    @property
+    def served_changelog(self) -> str:
+        return f"{self.app_id}.served-changelog"
+
+    @property
+    def pending_changelog(self) -> str:
+        return f"{self.app_id}.pending-changelog"
+
+
+@dataclass
+class FeedbackCounters:
+    routed_decisions: int = 0
+    routed_labels: int = 0
+    decisions: int = 0
+    labels: int = 0
+    joined: int = 0
+    dead_letters: int = 0
+    expired_served: int = 0
+
+
+def build_app(config: FeedbackConfig, sink: LabelledSink) -> tuple[faust.App, FeedbackJoin]:
+    """The faust app (not started) and its join, wired to ``sink``."""
+    app = faust.App(
+        config.app_id,
+        broker=f"kafka://{config.bootstrap}",
+        store=config.store,
+        processing_guarantee="at_least_once",
+        topic_partitions=config.partitions,
+        topic_replication_factor=1,
+        table_standby_replicas=0,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=False,
+        broker_session_timeout=config.session_timeout_s,
+        consumer_group_instance_id=config.instance_id,
+        broker_heartbeat_interval=min(3.0, config.session_timeout_s / 5),
+        broker_rebalance_timeout=max(20.0, 2 * config.session_timeout_s),
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes}
+    scored = app.topic(config.topics.scored, **raw)
+    labels = app.topic(config.topics.labels, **raw)
+    dlq = app.topic(config.topics.dlq, **raw)
+    served_topic = app.topic(
+        config.served_topic, partitions=config.partitions, internal=True, **raw
+    )
+    labels_topic = app.topic(
+        config.labels_topic, partitions=config.partitions, internal=True, **raw
+    )
+    served_table = app.Table(
+        "served",
+        partitions=config.partitions,
+        use_partitioner=True,
+        changelog_topic=_changelog(app, config.served_changelog, config),
+        **raw,
+    )
+    pending_table = app.Table(
+        "pending",
+        partitions=config.partitions,
+        use_partitioner=True,
+        changelog_topic=_changelog(app, config.pending_changelog, config),
+        **raw,
+    )
+    join = FeedbackJoin(
+        served_table,
+        pending_table,
+        retention_s=config.retention_s,
+        label_wait_s=config.label_wait_s,
+    )
+    counters = FeedbackCounters()
+    app.feedback_counters = counters  # type: ignore[attr-defined]
+
+    async def dead_letter(letter: DeadLetter) -> None:
+        counters.dead_letters += 1
+        await dlq.send(key=letter.key, value=encode(letter))
+
+    @app.agent(scored, name="route_decisions")
+    async def route_decisions(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            message = event.message
+            decision = decision_decoder.decode(message.value)
+            if isinstance(decision, Rejection):
+                await dead_letter(_letter(message, decision.reason, decision.message))
+                continue
+            row = ServedRow.from_decision(decision, stored_at=time.time())
+            await served_topic.send(key=row.transaction_id.encode(), value=pack(row))
+            counters.routed_decisions += 1
+
+    @app.agent(labels, name="route_labels")
+    async def route_labels(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            message = event.message
+            label = label_decoder.decode(message.value)
+            if isinstance(label, Rejection):
+                await dead_letter(_letter(message, label.reason, label.message))
+                continue
+            routed = RoutedLabel(
+                label=label,
+                source_topic=str(message.topic),
+                partition=int(message.partition),
+                offset=int(message.offset),
+                original=bytes(message.value or b""),
+                key=message.key if isinstance(message.key, bytes) else None,
+                arrived_at=time.time(),
+            )
+            await labels_topic.send(key=label.transaction_id.encode(), value=pack(routed))
+            counters.routed_labels += 1
+
+    @app.agent(served_topic, name="join_decisions")
+    async def join_decisions(stream: faust.StreamT[bytes]) -> None:
+        async for values in stream.take(config.batch_max, within=config.batch_within_s):
+            pairs: list[Labelled] = []
+            for value in values:
+                pairs += join.on_decision(served_decoder.decode(value))
+            counters.decisions += len(values)
+            _deliver(app, sink, pairs, counters)
+
+    @app.agent(labels_topic, name="join_labels")
+    async def join_labels(stream: faust.StreamT[bytes]) -> None:
+        async for values in stream.take(config.batch_max, within=config.batch_within_s):
+            pairs = []
+            for value in values:
+                pairs += join.on_label(routed_decoder.decode(value))
+            counters.labels += len(values)
+            _deliver(app, sink, pairs, counters)
+
+    @app.timer(config.tick_s)
+    async def expire() -> None:
+        if app.rebalancing or not cast(Any, app.tables).recovery.completed.is_set():
+            return
+        expired = join.expire()
+        counters.expired_served += expired.served_rows
+        for routed in expired.labels:
+            letter = DeadLetter(
+                source_topic=routed.source_topic,
+                partition=routed.partition,
+                offset=routed.offset,
+                reason="unknown_transaction",
+                message=(
+                    f"no decision for transaction {routed.label.transaction_id} within "
+                    f"{config.label_wait_s:g}s (unknown or older than the retention window)"
+                ),
+                original=routed.original,
+                key=routed.key,
+                failed_at=datetime.now(UTC),
+            )
+            await dead_letter(letter)
+        sink.tick()
+
+    async def _on_recovered() -> None:
+        join.reindex()
+
+    served_table.on_recover(_on_recovered)
+    return app, join
+
+
+def _deliver(
+    app: faust.App, sink: LabelledSink, pairs: list[Labelled], counters: FeedbackCounters
+) -> None:
+    if not pairs:
+        return
+    sink.write(pairs)  # raises -> the agent crashes before its batch is acked (replayed)
+    counters.joined += len(pairs)
+    log.info("stage=join pairs=%d total=%d", len(pairs), counters.joined)
+
+
+def _changelog(app: faust.App, name: str, config: FeedbackConfig) -> faust.TopicT:
+    return app.topic(
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=config.partitions,
+        compacting=True,
+        internal=True,
+        acks=False,
+        allow_empty=True,
+        maxsize=131_072,
+    )
+
+
+def _letter(message: Any, reason: Any, text: str) -> DeadLetter:
+    key = message.key
+    return DeadLetter(
+        source_topic=str(message.topic),
+        partition=int(message.partition),
+        offset=int(message.offset),
+        reason=reason,
+        message=text[:2000],
+        original=bytes(message.value or b""),
+        key=bytes(key) if isinstance(key, bytes | bytearray) else None,
+        failed_at=datetime.now(UTC),
+    )
