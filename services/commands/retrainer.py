@@ -1,0 +1,80 @@
+"""``fraudctl serve retrainer`` and ``fraudctl retrain --once``: drift-gated retraining.
+
+Settings come from ``FRAUD_*`` environment variables (:class:`RetrainerSettings`); the few
+options here override the ones an operator changes by hand.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from streams.errors import FraudError
+
+console = Console(stderr=True)
+
+
+def retrainer(
+    metrics_port: int = typer.Option(9103, help="Prometheus /metrics port (0 = off)"),
+) -> None:
+    """The retrainer: drift + quality monitors, triggers, challenger training, gates."""
+    from services.retrainer.service import main
+    from services.retrainer.settings import RetrainerSettings
+
+    try:
+        main(RetrainerSettings(metrics_port=metrics_port))
+    except FraudError as exc:
+        console.print(f"[red]retrainer cannot start:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def retrain_once(
+    once: bool = typer.Option(True, "--once", help="train, judge and decide one challenger"),
+    shuffle_labels: bool = typer.Option(
+        False,
+        "--shuffle-labels",
+        help="gate drill: train on shuffled labels; the gates must reject it (never promoted)",
+    ),
+    idle_s: float = typer.Option(3.0, help="read transactions.scored until idle this long"),
+) -> None:
+    """Train a challenger now on the served rows and labels so far; gates decide."""
+    from services.retrainer.events import EventPublisher
+    from services.retrainer.service import build
+    from services.retrainer.settings import RetrainerSettings
+
+    if not once:
+        raise typer.BadParameter("only --once is supported; use `fraudctl serve retrainer`")
+    try:
+        settings = RetrainerSettings(metrics_port=0)
+        publisher = EventPublisher(settings, client_id="fraudctl-retrain")
+        job = build(settings, publisher)
+        consumer = job.consumer(group_id=f"retrain-once-{uuid.uuid4().hex[:8]}")
+        try:
+            rows = job.catch_up(consumer, idle_s=idle_s)
+        finally:
+            consumer.close()
+        console.print(f"read {rows} served decisions from {settings.topics().scored}")
+        trigger = "gate drill" if shuffle_labels else "manual"
+        outcome = job.retrain_once(trigger, shuffle_labels=shuffle_labels)
+        publisher.close()
+    except FraudError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    if isinstance(outcome, str):
+        console.print(f"[red]{outcome}[/red]")
+        raise typer.Exit(1)
+    table = Table(
+        title=f"challenger {outcome.version}: " + ("promoted" if outcome.promoted else "rejected")
+    )
+    for column in ("gate", "result", "detail"):
+        table.add_column(column)
+    for result in outcome.gates.results:
+        table.add_row(
+            f"{result.number} {result.name}", "pass" if result.passed else "FAIL", result.detail
+        )
+    Console().print(table)
+    if not outcome.promoted:
+        raise typer.Exit(1)

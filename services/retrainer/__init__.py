@@ -1,0 +1,1 @@
+"""The retrainer: drift + quality monitors, triggers, challenger training, gates, promotion."""

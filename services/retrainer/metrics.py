@@ -1,0 +1,24 @@
+"""The retrainer's Prometheus metrics. Stage names match the code and the logs."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+FEATURE_P_VALUE = Gauge(
+    "fraud_drift_feature_p_value", "Drift test p-value per feature (uncorrected)", ["feature"]
+)
+FEATURE_DRIFTED = Gauge(
+    "fraud_drift_feature_drifted", "1 if the feature drifted after correction", ["feature"]
+)
+DRIFT = Gauge("fraud_drift_detected", "1 if the last check found data drift")
+SCORE_DRIFT = Gauge("fraud_score_drift_p_value", "KS p-value of served vs reference scores")
+QUALITY = Gauge(
+    "fraud_quality", "Label-based quality of the champion", ["measure"]
+)  # measure: average_precision | reviewed_precision | baseline_* | labelled_rows
+QUALITY_DROP = Gauge("fraud_quality_drop", "1 if the last quality check found a drop")
+SERVED_ROWS = Gauge("fraud_retrainer_served_rows", "Served rows kept in memory")
+CHECKS = Counter("fraud_retrainer_checks_total", "Monitor checks", ["check", "result"])
+RETRAINS = Counter(
+    "fraud_retrainer_runs_total", "Challenger runs by outcome", ["result"]
+)  # result: promoted | rejected | failed | timeout
+TRAINING_SECONDS = Gauge("fraud_retrainer_training_seconds", "Duration of the last training")

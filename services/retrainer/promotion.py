@@ -1,0 +1,105 @@
+"""Judge a challenger with the gates, then register + promote it, or register + reject it.
+
+The champion is re-scored with its own ONNX model on the challenger's held-out rows (the
+most recent labelled served window), so both are judged on exactly the same rows. The
+registry publishes ``registered`` / ``promoted`` / ``rejected`` to ``model.events``; the
+scorers' champion watchers pick a promotion up on their next poll.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from features.definitions import FEATURE_NAMES, FEATURE_SET_ID, FEATURES
+from models.drift import categorical_indices
+from models.gates import Candidate, GateConfig, GateReport, bundle_parity, run_gates
+from models.registry import ModelRegistry, ModelVersion
+from models.scoring import OnnxModel
+from services.retrainer.challenger import ChallengerRun
+
+log = logging.getLogger("fraud.retrainer")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    version: str
+    promoted: bool
+    champion_before: str | None
+    gates: GateReport
+    numbers: dict[str, float]
+
+    def reasons(self) -> list[str]:
+        return self.gates.lines()
+
+
+def champion_scores(champion: ModelVersion, features: np.ndarray) -> np.ndarray:
+    model = OnnxModel.load(
+        champion.path,
+        expected_features=FEATURE_NAMES,
+        expected_feature_set=FEATURE_SET_ID,
+        version=champion.version,
+    )
+    if len(features) == 0:
+        return np.zeros(0)
+    return model.predict(np.asarray(features, dtype=np.float32)).astype(np.float64)
+
+
+def judge(
+    run: ChallengerRun,
+    champion: ModelVersion | None,
+    current_window: np.ndarray,
+    config: GateConfig,
+) -> tuple[GateReport, dict[str, float]]:
+    """Run every gate; without a champion the comparison gates compare with a coin flip."""
+    bundle = run.outcome.bundle
+    if champion is not None:
+        theirs = champion_scores(champion, run.eval_features)
+        their_threshold = champion.policy().review_threshold
+    else:
+        theirs = np.full(len(run.eval_labels), 0.5)
+        their_threshold = 1.0
+    candidate = Candidate(
+        labels=run.eval_labels,
+        champion_scores=theirs,
+        champion_threshold=their_threshold,
+        challenger_scores=run.eval_scores,
+        challenger_threshold=bundle.policy.review_threshold,
+        max_abs_diff=bundle_parity(bundle, run.eval_features),
+        challenger_reference=np.asarray(bundle.reference),
+        current_window=current_window,
+    )
+    report = run_gates(
+        candidate,
+        config,
+        feature_names=FEATURE_NAMES,
+        categorical=categorical_indices(FEATURES),
+    )
+    numbers = {f"gate{r.number}_{r.name}": r.value for r in report.results}
+    return report, numbers
+
+
+def decide(
+    registry: ModelRegistry,
+    run: ChallengerRun,
+    current_window: np.ndarray,
+    config: GateConfig,
+    *,
+    trigger: str,
+) -> Verdict:
+    """Gates, then register; promote on pass, mark rejected (reasons = failed gates) on fail."""
+    champion = registry.champion()
+    report, numbers = judge(run, champion, current_window, config)
+    version = registry.register(run.outcome.bundle)
+    before = champion.version if champion else None
+    if report.passed and not run.drill:
+        summary = "; ".join(report.lines())
+        registry.promote(version.version, f"retrainer ({trigger}): all gates passed: {summary}")
+        log.info("stage=promote %s -> %s (%s)", before, version.version, trigger)
+        return Verdict(version.version, True, before, report, numbers)
+    reasons = report.failures() or ["gate drill: a deliberately broken challenger"]
+    registry.reject(version.version, [f"retrainer ({trigger})", *reasons])
+    log.warning("stage=reject %s: %s", version.version, "; ".join(reasons))
+    return Verdict(version.version, False, before, report, numbers)

@@ -1,0 +1,102 @@
+"""Retrainer settings (``FRAUD_`` environment variables), built once in ``main()``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from models.drift import CALENDAR_FEATURES
+from models.export import PARITY_TOLERANCE
+from models.gates import GateConfig
+from models.pipeline import TrainConfig
+from services.settings import CommonSettings
+
+
+class RetrainerSettings(CommonSettings):
+    group_id: str = Field("retrainer", description="consumer group reading transactions.scored")
+    metrics_port: int = Field(9103, ge=0, description="Prometheus /metrics port (0 = off)")
+    # -- monitors ------------------------------------------------------------------------
+    window_rows: int = Field(5000, ge=50, description="served rows in the drift window")
+    min_window_rows: int = Field(1000, ge=20, description="rows needed before a drift check")
+    served_rows: int = Field(
+        200_000, ge=1000, description="served rows kept for training and quality (bounded)"
+    )
+    check_every_s: float = Field(300.0, gt=0, description="run the checks every N seconds")
+    check_every_rows: int = Field(50_000, ge=1, description="...or every N served rows")
+    drift_alpha: float = Field(0.05, gt=0, lt=1, description="family-wise / FDR level")
+    drift_correction: Literal["bonferroni", "fdr"] = Field("bonferroni")
+    drift_min_effect: float = Field(
+        0.15, ge=0, le=1, description="KS distance / Cramer's V a drifted feature must reach"
+    )
+    drift_ignore: tuple[str, ...] = Field(
+        CALENDAR_FEATURES, description="features reported but not tested (calendar cycles)"
+    )
+    quality_tolerance: float = Field(0.2, ge=0, le=1, description="relative drop that triggers")
+    quality_min_labels: int = Field(200, ge=1)
+    quality_min_frauds: int = Field(10, ge=1)
+    # -- triggers ------------------------------------------------------------------------
+    trigger_on_drift: bool = Field(True)
+    trigger_on_quality: bool = Field(True)
+    min_new_labels: int = Field(
+        1000, ge=1, description="this many new labels since the last training also trigger"
+    )
+    cooldown_s: float = Field(3600.0, ge=0, description="minimum time between two trainings")
+    training_timeout_s: float = Field(1800.0, gt=0, description="a training run is killed after")
+    # -- challenger training -------------------------------------------------------------
+    training_dir: Path | None = Field(None, description="training store [state_dir/training]")
+    history_dir: Path | None = Field(None, description="history to add (simulator folder/file)")
+    history_days: int = Field(28, ge=0, description="most recent days of history to add")
+    label_maturity_s: float = Field(
+        7 * 86_400.0,
+        ge=0,
+        description="served rows older than this with no fraud label are taken as legit",
+    )
+    time_compression: float = Field(
+        1.0,
+        gt=0,
+        description="simulated seconds per real second of served traffic (demos replay days "
+        "in minutes; 1 = real time)",
+    )
+    train_days: int = Field(56, ge=1)
+    test_days: int = Field(7, ge=1, description="most recent labelled days: the gates' window")
+    val_days: int = Field(7, ge=1)
+    review_rate: float = Field(0.005, gt=0, le=1)
+    seed: int = Field(42)
+    reference_rows: int = Field(2000, ge=100)
+    # -- gates ---------------------------------------------------------------------------
+    gate_min_labels: int = Field(200, ge=1)
+    gate_min_frauds: int = Field(10, ge=1)
+    gate_ap_margin: float = Field(0.0, description="challenger AP must reach champion AP + this")
+    gate_precision_tolerance: float = Field(0.0, ge=0)
+    gate_parity_tolerance: float = Field(PARITY_TOLERANCE, gt=0)
+
+    @property
+    def training_root(self) -> Path:
+        return self.training_dir or self.state_dir / "training"
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(
+            train_days=self.train_days,
+            delay_days=0,  # immature rows are left out instead (label_maturity_s)
+            test_days=self.test_days,
+            seed=self.seed,
+            val_days=self.val_days,
+            review_rate=self.review_rate,
+            reference_rows=self.reference_rows,
+        )
+
+    def gate_config(self) -> GateConfig:
+        return GateConfig(
+            min_labels=self.gate_min_labels,
+            min_frauds=self.gate_min_frauds,
+            parity_tolerance=self.gate_parity_tolerance,
+            ap_margin=self.gate_ap_margin,
+            precision_tolerance=self.gate_precision_tolerance,
+            drift_alpha=self.drift_alpha,
+            drift_correction=self.drift_correction,
+            drift_min_rows=min(self.min_window_rows, 200),
+            drift_min_effect=self.drift_min_effect,
+            drift_ignore=self.drift_ignore,
+        )

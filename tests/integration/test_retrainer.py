@@ -1,0 +1,284 @@
+"""The retrainer on the real broker: drift -> challenger -> gates -> promoted; drill; failure.
+
+Served traffic is a simulated continuation of the champion's history, featurised by the
+offline builder (the scorer serves the same values - the parity contract) and scored by
+the champion; it is produced as ``Decision``s to ``transactions.scored``. Labels go to the
+training store as the feedback processor writes them: analysts' verdicts on flagged rows
+and chargebacks for missed fraud.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from confluent_kafka import Consumer
+
+from features.definitions import FEATURE_NAMES, FEATURE_SET_ID
+from features.offline import build_training_table
+from features.training_store import TrainingRow, TrainingStore
+from models.pipeline import TrainConfig, train_from_table
+from models.registry import ModelRegistry
+from services.retrainer.events import EventPublisher
+from services.retrainer.promotion import Verdict, champion_scores
+from services.retrainer.service import Retrainer
+from services.retrainer.settings import RetrainerSettings
+from streams.events import Decision, ModelEvent
+from streams.kafka import consumer_config, producer_config
+from streams.producer import AckedProducer
+from streams.serde import encode, model_event_decoder
+from streams.simulator import SimulatorConfig, simulate_history, write_history
+from streams.topics import Topics
+
+pytestmark = pytest.mark.integration
+
+HISTORY_DAYS = 21
+SERVED_DAYS = 14
+START = date(2026, 1, 1)
+
+
+@dataclass(frozen=True)
+class World:
+    history_dir: Path
+    registry_dir: Path  # a registry holding the champion v0001, copied per test
+    served: pd.DataFrame  # served rows: keys, is_fraud, scenario, score, features
+    review_threshold: float
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    root = tmp_path_factory.mktemp("retrainer")
+    config = SimulatorConfig.small(
+        seed=3, card_testing_per_day=8.0, new_pattern_from_day=HISTORY_DAYS
+    )
+    transactions, labels = simulate_history(config, HISTORY_DAYS + SERVED_DAYS, START)
+    table = build_training_table(transactions, labels)
+    day = (pd.to_datetime(table["event_time"], utc=True) - pd.Timestamp(START, tz="UTC")).dt.days
+    history = table[(day < HISTORY_DAYS).to_numpy()]
+    outcome = train_from_table(
+        history,
+        list(FEATURE_NAMES),
+        FEATURE_SET_ID,
+        config=TrainConfig(
+            train_days=14, delay_days=0, test_days=3, val_days=3, reference_rows=1000
+        ),
+        source="test history",
+        fingerprint="test",
+    )
+    registry = ModelRegistry(root / "registry")
+    champion = registry.register(outcome.bundle)
+    registry.promote(champion.version, "test champion")
+    write_history(root / "history", config, HISTORY_DAYS, START)
+    served = table[(day >= HISTORY_DAYS).to_numpy()].reset_index(drop=True)
+    served["scenario"] = served["transaction_id"].map(
+        labels.set_index("transaction_id")["scenario"]
+    )
+    served["score"] = champion_scores(champion, served[list(FEATURE_NAMES)].to_numpy(np.float32))
+    return World(
+        root / "history", root / "registry", served, outcome.bundle.policy.review_threshold
+    )
+
+
+def _settings(
+    tmp_path: Path, topics: Topics, bootstrap: str, world: World, **kw: object
+) -> RetrainerSettings:
+    shutil.copytree(world.registry_dir, tmp_path / "registry")
+    values: dict[str, object] = {
+        "kafka_bootstrap": bootstrap,
+        "topic_prefix": topics.prefix,
+        "state_dir": tmp_path,
+        "metrics_port": 0,
+        "history_dir": world.history_dir,
+        "history_days": 7,
+        "label_maturity_s": 0.0,
+        "window_rows": 3000,
+        "min_window_rows": 1000,
+        "check_every_s": 2.0,
+        "check_every_rows": 10**9,
+        "min_new_labels": 10**9,
+        "cooldown_s": 3600.0,
+        "train_days": 28,
+        "test_days": 4,
+        "val_days": 3,
+        "reference_rows": 1000,
+        "gate_min_labels": 200,
+        "gate_min_frauds": 10,
+    }
+    values.update(kw)
+    return RetrainerSettings(**values)  # type: ignore[arg-type]
+
+
+def _serve(world: World, topics: Topics, bootstrap: str, store: TrainingStore) -> None:
+    """Produce the served decisions, and label them as analysts + chargebacks would."""
+    producer = AckedProducer(producer_config(bootstrap, client_id="test-scorer"))
+    served = world.served
+    now = datetime.now(UTC)
+    rows: list[TrainingRow] = []
+    features = served[list(FEATURE_NAMES)].to_numpy(np.float64)
+    for i, r in enumerate(served.itertuples(index=False)):
+        flagged = r.score >= world.review_threshold
+        decision = Decision(
+            transaction_id=r.transaction_id,
+            card_id=r.card_id,
+            terminal_id=r.terminal_id,
+            event_time=r.event_time.to_pydatetime(),
+            amount=float(r.amount),
+            score=float(r.score),
+            decision="review" if flagged else "approve",
+            model_version="v0001",
+            feature_set=FEATURE_SET_ID,
+            features=features[i].tolist(),
+        )
+        producer.produce(topics.scored, encode(decision), key=r.card_id)
+        if flagged or r.is_fraud:
+            rows.append(
+                TrainingRow(
+                    transaction_id=r.transaction_id,
+                    event_time=decision.event_time,
+                    card_id=r.card_id,
+                    terminal_id=r.terminal_id,
+                    amount=float(r.amount),
+                    is_fraud=bool(r.is_fraud),
+                    label_source="analyst" if flagged else "chargeback",
+                    analyst="test",
+                    labelled_at=now,
+                    model_version="v0001",
+                    score=float(r.score),
+                    decision=decision.decision,
+                    feature_set=FEATURE_SET_ID,
+                    features=features[i].tolist(),
+                )
+            )
+    producer.wait_acked(60)
+    store.append(rows)
+
+
+def _events(bootstrap: str, topics: Topics) -> list[ModelEvent]:
+    consumer = Consumer(
+        consumer_config(bootstrap, group_id=f"{topics.prefix}read", client_id="test")
+    )
+    consumer.subscribe([topics.model_events])
+    out: list[ModelEvent] = []
+    idle = time.monotonic()
+    while time.monotonic() - idle < 3.0:
+        for message in consumer.consume(100, 0.5):
+            if message.error() is None:
+                event = model_event_decoder.decode(message.value())
+                assert isinstance(event, ModelEvent)
+                out.append(event)
+                idle = time.monotonic()
+    consumer.close()
+    return out
+
+
+def _build(settings: RetrainerSettings) -> tuple[Retrainer, EventPublisher]:
+    publisher = EventPublisher(settings, client_id="test-retrainer")
+    registry = ModelRegistry(settings.registry_dir, publish=publisher)
+    return Retrainer(
+        settings, registry, TrainingStore(settings.training_root), publisher
+    ), publisher
+
+
+def test_drift_triggers_a_challenger_that_passes_the_gates_and_is_promoted(
+    tmp_path: Path, topics: Topics, kafka_bootstrap: str, world: World
+) -> None:
+    # first check once every served row is in (a check on a part would train on a part)
+    settings = _settings(
+        tmp_path,
+        topics,
+        kafka_bootstrap,
+        world,
+        check_every_s=3600.0,
+        check_every_rows=len(world.served),
+    )
+    retrainer, publisher = _build(settings)
+    _serve(world, topics, kafka_bootstrap, retrainer.store)
+    thread = threading.Thread(target=retrainer.run, kwargs={"max_seconds": 400}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 400
+    while not retrainer.verdicts and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    retrainer.stop()
+    thread.join(30)
+    publisher.close()
+
+    assert retrainer.verdicts, "no challenger was judged"
+    verdict: Verdict = retrainer.verdicts[0]
+    print("\n".join(verdict.reasons()))
+    assert verdict.promoted and verdict.champion_before == "v0001"
+    assert [r.passed for r in verdict.gates.results] == [True] * 5
+    champion = retrainer.registry.champion()
+    assert champion is not None and champion.version == verdict.version == "v0002"
+    events = _events(kafka_bootstrap, topics)
+    kinds = [e.kind for e in events]
+    assert "drift_report" in kinds and "quality_report" in kinds
+    drift = next(e for e in events if e.kind == "drift_report")
+    assert drift.details["drifted"] and drift.details["drifted_features"]
+    assert drift.model_version == "v0001"
+    promoted = [e for e in events if e.kind == "promoted"]
+    assert [(e.model_version, e.previous_version) for e in promoted] == [("v0002", "v0001")]
+    assert "gate 5 reference_drift: pass" in promoted[0].reasons[0]
+    # the challenger ranks the held-out window far better than the champion did
+    assert verdict.numbers["gate3_average_precision"] > verdict.gates.results[2].bound + 0.1
+
+
+def test_gate_drill_shuffled_labels_is_rejected_and_the_champion_stays(
+    tmp_path: Path, topics: Topics, kafka_bootstrap: str, world: World
+) -> None:
+    settings = _settings(tmp_path, topics, kafka_bootstrap, world)
+    retrainer, publisher = _build(settings)
+    _serve(world, topics, kafka_bootstrap, retrainer.store)
+    consumer = retrainer.consumer(group_id=f"{topics.prefix}drill")
+    retrainer.catch_up(consumer, idle_s=3.0)
+    consumer.close()
+    assert retrainer.served.seen == len(world.served)
+
+    verdict = retrainer.retrain_once("gate drill", shuffle_labels=True)
+    publisher.close()
+
+    assert isinstance(verdict, Verdict)
+    print("\n".join(verdict.reasons()))
+    assert not verdict.promoted
+    failed = {r.name for r in verdict.gates.results if not r.passed}
+    assert "average_precision" in failed
+    assert retrainer.registry.champion().version == "v0001"  # type: ignore[union-attr]
+    assert retrainer.registry.status(verdict.version) == "rejected"
+    rejected = [e for e in _events(kafka_bootstrap, topics) if e.kind == "rejected"]
+    assert [e.model_version for e in rejected] == [verdict.version]
+    assert any("gate 3 average_precision: FAIL" in reason for reason in rejected[0].reasons)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"training_timeout_s": 0.05}, "retraining timeout"),
+        ({"history_days": 0}, "no labelled served rows"),
+    ],
+)
+def test_a_failed_training_keeps_the_champion_and_says_why(
+    tmp_path: Path,
+    topics: Topics,
+    kafka_bootstrap: str,
+    world: World,
+    overrides: dict[str, object],
+    expected: str,
+) -> None:
+    settings = _settings(tmp_path, topics, kafka_bootstrap, world, **overrides)
+    retrainer, publisher = _build(settings)  # nothing served, nothing labelled
+    outcome = retrainer.retrain_once("manual")
+    publisher.close()
+
+    assert isinstance(outcome, str) and expected in outcome
+    assert retrainer.registry.champion().version == "v0001"  # type: ignore[union-attr]
+    assert [v.version for v in retrainer.registry.list()] == ["v0001"]
+    events = [e for e in _events(kafka_bootstrap, topics) if e.kind == "rejected"]
+    assert len(events) == 1 and events[0].model_version == "untrained"
+    assert expected in events[0].reasons[0]
+    assert events[0].reasons[1] == "champion v0001 keeps serving"
