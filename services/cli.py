@@ -8,7 +8,19 @@ from __future__ import annotations
 
 import typer
 
-from services.commands import features, model, schemas, serve, simulate, stack, train
+from services.commands import (
+    bench,
+    features,
+    loadtest,
+    model,
+    retrainer,
+    review,
+    schemas,
+    serve,
+    simulate,
+    stack,
+    train,
+)
 
 app = typer.Typer(
     name="fraudctl",
@@ -23,6 +35,10 @@ app.add_typer(schemas.app, name="schemas")
 app.add_typer(serve.app, name="serve")
 app.command("simulate")(simulate.simulate)
 app.command("train")(train.train)
+app.command("retrain")(retrainer.retrain_once)
+app.command("review")(review.review)
+app.command("loadtest")(loadtest.loadtest)
+app.add_typer(bench.app, name="bench")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -5,6 +5,8 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
+from services.commands.feedback import feedback
+from services.commands.retrainer import retrainer
 from streams.errors import FraudError
 
 app = typer.Typer(help="Run a service (settings from FRAUD_* environment variables).")
@@ -38,3 +40,7 @@ def api(port: int = typer.Option(8000, help="HTTP port")) -> None:
     except FraudError as exc:
         console.print(f"[red]api cannot start:[/red] {exc}")
         raise typer.Exit(2) from exc
+
+
+app.command("feedback")(feedback)
+app.command("retrainer")(retrainer)

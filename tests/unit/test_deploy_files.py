@@ -72,7 +72,8 @@ def test_compose_has_the_production_components() -> None:
 def test_alert_rules_reference_exported_metrics() -> None:
     from prometheus_client import REGISTRY
 
-    from services.scorer import metrics  # noqa: F401  (registers the collectors)
+    from services.retrainer import metrics as _retrainer  # noqa: F401  (registers the collectors)
+    from services.scorer import metrics  # noqa: F401
 
     exported = {m.name for m in REGISTRY.collect()}
     exported |= {f"{n}_bucket" for n in exported} | {f"{n}_total" for n in exported}

@@ -1,0 +1,330 @@
+"""``fraudctl bench scorer``: throughput, latency, knee, naive ratio and REST, in one run.
+
+Phases, all on one broker (its own noida-db on a free port unless one is given), the real
+Redis, one champion and the same simulated world (profiles materialised in Feast):
+
+1. backlog - pre-produce N transactions, run one real scorer process over them
+   (:mod:`loadtest.scorer_probe`): sustained tx/s, per-stage and CPU us/tx, RSS, and the
+   broker's and Redis's CPU share over the same window;
+2. naive - the same on a smaller N with :mod:`loadtest.baseline`; the throughput ratio;
+3. latency - the real scorer (``fraudctl serve scorer``) and the zero-work echo service
+   (:mod:`loadtest.echo`) run side by side, each fed in turn at the paced rate, then each
+   through the step ramp until p99 misses the SLA (the knee);
+4. REST - ``POST /v1/score`` at a fixed request rate, one transaction per request.
+
+Numbers are returned (and printed by the CLI); nothing is asserted. The machine is shared,
+so every result records the load average next to it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import redis
+
+from loadtest.bench_setup import (
+    BenchEnv,
+    BenchError,
+    CpuSampler,
+    bench_environment,
+    load_average,
+    machine_info,
+    process_tree_cpu,
+    produce_all,
+    redis_cpu,
+    spawn_module,
+    stop_process,
+)
+from loadtest.latency import OutputKind, OutputReader, Service, format_step, measure_step, ramp
+from loadtest.rest_bench import run_rest_bench
+from streams.kafka import ensure_topics
+from streams.topics import SCORED
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ScorerBenchConfig:
+    backlog: int = 200_000
+    rate: float = 2_000.0
+    duration_s: float = 30.0
+    ramp_rates: tuple[float, ...] = (500.0, 1_000.0, 2_000.0, 4_000.0, 6_000.0, 8_000.0, 12_000.0)
+    ramp_step_s: float = 10.0
+    naive: int = 1_000
+    rest_rps: float = 200.0
+    rest_duration_s: float = 20.0
+    sla_p99_ms: float = 50.0
+    bootstrap: str | None = None
+
+    @classmethod
+    def quick(cls, **overrides: Any) -> ScorerBenchConfig:
+        """A smoke run (about two minutes): every phase, small numbers."""
+        base: dict[str, Any] = {
+            "backlog": 10_000,
+            "rate": 1_000.0,
+            "duration_s": 5.0,
+            "ramp_rates": (1_000.0, 3_000.0),
+            "ramp_step_s": 4.0,
+            "naive": 300,
+            "rest_rps": 100.0,
+            "rest_duration_s": 5.0,
+        }
+        base.update(overrides)
+        return cls(**base)
+
+
+def _log_tail(path: Path, chars: int = 1500) -> str:
+    return path.read_text(errors="replace")[-chars:] if path.exists() else "(no log)"
+
+
+def _run_to_end(
+    env: BenchEnv,
+    module: str,
+    args: list[str],
+    env_vars: dict[str, str],
+    name: str,
+    sampler: CpuSampler,
+    timeout_s: float,
+) -> dict[str, Any]:
+    out = env.workdir / f"{name}.json"
+    log = env.workdir / f"{name}.log"
+    proc = spawn_module(module, [*args, "--out", str(out)], env_vars, log)
+    sampler.add(name, process_tree_cpu(proc.pid))
+    try:
+        code = proc.wait(timeout_s)
+    finally:
+        stop_process(proc)
+    if code != 0 or not out.exists():
+        raise BenchError(f"{name} exited with {code}: {_log_tail(log)}")
+    stats: dict[str, Any] = json.loads(out.read_text())
+    first, last = stats.get("first_wall"), stats.get("last_wall")
+    if first and last and last > first:
+        stats["broker_cpu_pct"] = sampler.share("broker", first, last)
+        stats["redis_cpu_pct"] = sampler.share("redis", first, last)
+        redis_pct = stats["redis_cpu_pct"]
+        if redis_pct is not None and stats["decided"]:
+            wall = last - first
+            stats["redis_cpu_us_per_tx"] = redis_pct / 100 * wall * 1e6 / stats["decided"]
+    stats["load_average"] = load_average()
+    return stats
+
+
+def backlog_phase(env: BenchEnv, n: int, sampler: CpuSampler, log: Log) -> dict[str, Any]:
+    topics = env.topics("backlog")
+    ensure_topics(env.bootstrap, topics)
+    transactions = env.world.take(n)
+    seconds = produce_all(env.bootstrap, topics.transactions, transactions)
+    log(f"backlog: {n:,} transactions produced in {seconds:.1f}s; scoring with one process")
+    stats = _run_to_end(
+        env,
+        "loadtest.scorer_probe",
+        ["--max-idle-s", "6"],
+        env.service_env(topics, "scorer"),
+        "scorer-backlog",
+        sampler,
+        timeout_s=1800,
+    )
+    stats.update({"backlog": n, "produce_s": round(seconds, 2), "complete": stats["decided"] == n})
+    return stats
+
+
+def naive_phase(env: BenchEnv, n: int, sampler: CpuSampler, log: Log) -> dict[str, Any]:
+    topics = env.topics("naive")
+    ensure_topics(env.bootstrap, topics)
+    produce_all(env.bootstrap, topics.transactions, env.world.take(n))
+    log(f"naive baseline: {n:,} transactions, one at a time")
+    stats = _run_to_end(
+        env,
+        "loadtest.baseline",
+        ["--feast-repo", str(env.feast_repo), "--max-idle-s", "6"],
+        env.service_env(topics, "naive"),
+        "naive",
+        sampler,
+        timeout_s=1800,
+    )
+    stats["transactions"] = n
+    return stats
+
+
+def _start_service(
+    env: BenchEnv, name: str, sampler: CpuSampler
+) -> tuple[subprocess.Popen[bytes], Service, Path]:
+    """The real scorer (``fraudctl serve scorer``) or the echo service, on fresh topics."""
+    topics = env.topics(name)
+    ensure_topics(env.bootstrap, topics)
+    log_path = env.workdir / f"{name}-paced.log"
+    if name == "scorer":
+        args = ["serve", "scorer", "--metrics-port", "0"]
+        proc = spawn_module("services.cli", args, env.service_env(topics, name), log_path)
+    else:
+        args = ["--bootstrap", env.bootstrap, "--source", topics.transactions]
+        args += ["--sink", topics.scored, "--group", f"{topics.prefix}echo"]
+        proc = spawn_module("loadtest.echo", args, {}, log_path)
+    sampler.add(name, process_tree_cpu(proc.pid))
+    kind: OutputKind = "decision" if name == "scorer" else "echo"
+    reader = OutputReader(env.bootstrap, topics.scored, topics.partition_count(SCORED), kind)
+    return proc, Service(name, topics.transactions, reader, proc.pid), log_path
+
+
+def latency_phase(
+    env: BenchEnv, config: ScorerBenchConfig, sampler: CpuSampler, log: Log
+) -> dict[str, Any]:
+    """Echo, then scorer: each alone on the machine, warm-up, the paced run, the ramp."""
+    out: dict[str, Any] = {"paced": {}, "ramp": {}}
+    log(
+        f"latency: paced {config.rate:,.0f} tx/s for {config.duration_s:.0f}s, then ramp "
+        f"{', '.join(f'{r:,.0f}' for r in config.ramp_rates)} tx/s ({config.ramp_step_s:.0f}s "
+        f"each) until p99 > {config.sla_p99_ms:.0f} ms; echo first, then the scorer"
+    )
+    for name in ("echo", "scorer"):
+        proc, service, log_path = _start_service(env, name, sampler)
+
+        def measure(rate: float, duration_s: float, service: Service = service) -> dict[str, Any]:
+            step = measure_step(
+                service,
+                bootstrap=env.bootstrap,
+                rate=rate,
+                duration_s=duration_s,
+                workdir=env.workdir,
+                sampler=sampler,
+            )
+            step["load_average"] = load_average()
+            return step
+
+        try:
+            warm = measure_step(
+                service,
+                bootstrap=env.bootstrap,
+                rate=500.0,
+                duration_s=2.0,
+                workdir=env.workdir,
+                drain_s=20.0,
+            )
+            if not warm.get("received"):
+                raise BenchError(f"{name} answered nothing in the warm-up: {_log_tail(log_path)}")
+            out["paced"][name] = step = measure(config.rate, config.duration_s)
+            log(format_step(step))
+            out["ramp"][name] = ramp(
+                lambda rate: measure(rate, config.ramp_step_s),
+                config.ramp_rates,
+                config.sla_p99_ms,
+                log,
+            )
+        finally:
+            service.reader.close()
+            stop_process(proc)
+    return out
+
+
+def rest_phase(env: BenchEnv, config: ScorerBenchConfig, log: Log) -> dict[str, Any]:
+    topics = env.topics("rest")
+    ensure_topics(env.bootstrap, topics)
+    warmup = 100
+    count = round(config.rest_rps * config.rest_duration_s) + warmup
+    now = datetime.now(UTC)
+    transactions = [msgspec.structs.replace(t, event_time=now) for t in env.world.take(count)]
+    log(f"REST: POST /v1/score at {config.rest_rps:.0f} rps for {config.rest_duration_s:.0f}s")
+    result = run_rest_bench(
+        env.service_env(topics, "api"),
+        transactions,
+        rps=config.rest_rps,
+        warmup=warmup,
+        log_path=env.workdir / "api.log",
+    )
+    result["load_average"] = load_average()
+    return result
+
+
+def targets(result: dict[str, Any]) -> dict[str, Any]:
+    """The issue's targets next to what was measured (None: not measured)."""
+    backlog, naive = result.get("backlog", {}), result.get("naive", {})
+    paced, ramps = (
+        result.get("latency", {}).get("paced", {}),
+        result.get("latency", {}).get("ramp", {}),
+    )
+    scorer_p99 = paced.get("scorer", {}).get("p99_ms")
+    echo_p99 = paced.get("echo", {}).get("p99_ms")
+    scorer_knee = ramps.get("scorer", {}).get("knee_tx_per_s")
+    echo_knee = ramps.get("echo", {}).get("knee_tx_per_s")
+    rest_p99 = result.get("rest", {}).get("latency", {}).get("p99_ms")
+
+    def check(value: float | None, ok: bool) -> dict[str, Any]:
+        return {"value": value, "met": ok if value is not None else None}
+
+    ratio = result.get("naive_ratio")
+    knee_share = scorer_knee / echo_knee if scorer_knee is not None and echo_knee else None
+    over_echo = scorer_p99 - echo_p99 if scorer_p99 is not None and echo_p99 is not None else None
+    tx_s, cpu, rss = (
+        backlog.get("tx_per_s"),
+        backlog.get("cpu_us_per_tx"),
+        backlog.get("max_rss_mb"),
+    )
+    return {
+        "backlog_tx_per_s>=10000": check(tx_s, (tx_s or 0) >= 10_000),
+        "cpu_us_per_tx<=100": check(cpu, (cpu or 1e9) <= 100),
+        "rss_mb<=300": check(rss, (rss or 1e9) <= 300),
+        "scorer_p99_ms<=50": check(scorer_p99, (scorer_p99 or 1e9) <= 50),
+        "scorer_p99_minus_echo_p99_ms<=10": check(over_echo, (over_echo or 1e9) <= 10),
+        "knee_share_of_echo>=0.8": check(knee_share, (knee_share or 0) >= 0.8),
+        "naive_ratio>=20": check(ratio, (ratio or 0) >= 20),
+        "rest_p99_ms<=10": check(rest_p99, (rest_p99 or 1e9) <= 10),
+        "naive_decisions": naive.get("decided"),
+    }
+
+
+def run_scorer_bench(
+    config: ScorerBenchConfig, *, redis_url: str, state_dir: Path, log: Log = print
+) -> dict[str, Any]:
+    """Every phase of the scorer benchmark (see the module doc); returns the numbers."""
+    result: dict[str, Any] = {
+        "benchmark": "scorer",
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "config": asdict(config),
+    }
+    world_rows = config.backlog + config.naive + round(config.rest_rps * config.rest_duration_s)
+    with bench_environment(
+        redis_url=redis_url,
+        state_dir=state_dir,
+        bootstrap=config.bootstrap,
+        world_rows=world_rows + 1_000,
+        log=log,
+    ) as env:
+        result["model_version"] = env.champion
+        probes = {"redis": redis_cpu(redis.Redis.from_url(redis_url))}
+        if env.broker_pid is not None:
+            probes["broker"] = process_tree_cpu(env.broker_pid)
+        result["broker"] = "own noida-db" if env.broker_pid is not None else env.bootstrap
+        sampler = CpuSampler(probes).start()
+        try:
+            result["backlog"] = backlog_phase(env, config.backlog, sampler, log)
+            log(backlog_line(result["backlog"]))
+            result["naive"] = naive_phase(env, config.naive, sampler, log)
+            naive_rate = result["naive"].get("tx_per_s") or 0.0
+            result["naive_ratio"] = (
+                result["backlog"]["tx_per_s"] / naive_rate if naive_rate else None
+            )
+            log(f"  naive {naive_rate:,.0f} tx/s -> ratio {result['naive_ratio'] or 0:.1f}x")
+            result["latency"] = latency_phase(env, config, sampler, log)
+            result["rest"] = rest_phase(env, config, log)
+        finally:
+            sampler.stop()
+    result["targets"] = targets(result)
+    return result
+
+
+def backlog_line(b: dict[str, Any]) -> str:
+    stages = " ".join(f"{k}={v:.1f}" for k, v in b.get("stage_us_per_tx", {}).items())
+    return (
+        f"  backlog {b['decided']:,} decided: {b['tx_per_s']:,.0f} tx/s, "
+        f"cpu {b['cpu_us_per_tx']:.1f} us/tx, rss {b['max_rss_mb']:.0f} MB, broker cpu "
+        f"{b.get('broker_cpu_pct')}%, redis cpu {b.get('redis_cpu_pct')}%\n"
+        f"  stages us/tx: {stages}"
+    )

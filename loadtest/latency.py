@@ -1,0 +1,290 @@
+"""End-to-end latency at a paced rate: produce -> output readable, for any consume/produce service.
+
+A step sends ``rate * duration`` simulator transactions with the project's own paced
+producer (:func:`streams.simulator.stream_transactions`, in a separate process so its CPU
+is not the reader's) and reads the service's output from the offsets it had before the
+step. Latency of one record = the moment the reader got it minus the transaction's
+produce timestamp:
+
+* scorer (``transactions.scored``): the Decision's ``decided_at - latency_ms`` is the
+  transaction's produce timestamp as the scorer saw it on the input record;
+* echo: the copy carries the input record's timestamp.
+
+A ramp runs steps of increasing rate until p99 exceeds the SLA (or records go missing, or
+the producer cannot keep the rate); the knee is the highest rate that met the SLA.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+import numpy as np
+from confluent_kafka import Consumer, TopicPartition
+
+from loadtest.bench_setup import ROOT, CpuSampler
+from streams.kafka import consumer_config
+
+OutputKind = Literal["decision", "echo"]
+SLA_P99_MS = 50.0
+
+
+class _Stamp(msgspec.Struct):
+    """The two fields of a Decision the reader needs (the rest is skipped unparsed)."""
+
+    decided_at: datetime | None = None
+    latency_ms: float | None = None
+
+
+_stamp_decoder = msgspec.json.Decoder(_Stamp)
+
+
+def percentiles(latencies_ms: Sequence[float] | np.ndarray) -> dict[str, float]:
+    a = np.asarray(latencies_ms, dtype=np.float64)
+    if not len(a):
+        return {"n": 0}
+    return {
+        "n": len(a),
+        "p50_ms": round(float(np.percentile(a, 50)), 3),
+        "p95_ms": round(float(np.percentile(a, 95)), 3),
+        "p99_ms": round(float(np.percentile(a, 99)), 3),
+        "max_ms": round(float(a.max()), 3),
+        "mean_ms": round(float(a.mean()), 3),
+    }
+
+
+class OutputReader:
+    """Reads a service's output topic from 'now' and turns each record into a latency."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int, kind: OutputKind) -> None:
+        self.topic, self.partitions, self.kind = topic, partitions, kind
+        self.consumer = Consumer(
+            consumer_config(
+                bootstrap, group_id=f"bench-reader-{uuid.uuid4().hex[:8]}", client_id="reader"
+            )
+        )
+
+    def mark(self) -> None:
+        """Start reading at the current end of every partition."""
+        parts = []
+        for p in range(self.partitions):
+            _, high = self.consumer.get_watermark_offsets(TopicPartition(self.topic, p), 10)
+            parts.append(TopicPartition(self.topic, p, high))
+        self.consumer.assign(parts)
+
+    def _produced_ms(self, value: bytes | None, timestamp_ms: int) -> float:
+        if self.kind == "echo":
+            return float(timestamp_ms)
+        stamp = _stamp_decoder.decode(value or b"{}")
+        if stamp.decided_at is None or stamp.latency_ms is None:
+            return float("nan")
+        return stamp.decided_at.timestamp() * 1e3 - stamp.latency_ms
+
+    def collect(
+        self,
+        expected: int,
+        timeout_s: float,
+        *,
+        sender_done: Callable[[], bool] = lambda: True,
+        idle_s: float = 5.0,
+    ) -> tuple[np.ndarray, float, float]:
+        """Latencies (ms) of up to ``expected`` records; wall times of first and last read.
+
+        Stops early once the sender is done and nothing arrived for ``idle_s``.
+        """
+        out: list[float] = []
+        first = last = 0.0
+        started = time.monotonic()
+        deadline = started + timeout_s
+        quiet_since = started
+        while len(out) < expected and time.monotonic() < deadline:
+            head = self.consumer.poll(0.05)
+            if head is None:
+                if sender_done() and time.monotonic() - quiet_since > idle_s:
+                    break
+                continue
+            batch = [head, *self.consumer.consume(5000, 0)]
+            now = time.time()
+            quiet_since = time.monotonic()
+            first = first or now
+            last = now
+            for m in batch:
+                if m.error() is None:
+                    out.append(now * 1e3 - self._produced_ms(m.value(), m.timestamp()[1]))
+        return np.asarray(out, dtype=np.float64), first, last
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+@dataclass(frozen=True)
+class Service:
+    """A running consume -> produce service under test and how to read its output."""
+
+    name: str
+    input_topic: str
+    reader: OutputReader
+    pid: int
+
+
+def paced_producer_args(
+    bootstrap: str, topic: str, rate: float, duration_s: float, run_id: str, out: Path
+) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "loadtest.latency",
+        "--bootstrap",
+        bootstrap,
+        "--topic",
+        topic,
+        "--rate",
+        str(rate),
+        "--duration",
+        str(duration_s),
+        "--run-id",
+        run_id,
+        "--out",
+        str(out),
+    ]
+
+
+def measure_step(
+    service: Service,
+    *,
+    bootstrap: str,
+    rate: float,
+    duration_s: float,
+    workdir: Path,
+    sampler: CpuSampler | None = None,
+    drain_s: float = 10.0,
+) -> dict[str, Any]:
+    """One paced step against ``service``: latency percentiles, rates, CPU shares."""
+    run_id = uuid.uuid4().hex[:10]
+    report_path = workdir / f"producer-{service.name}-{run_id}.json"
+    expected = round(rate * duration_s)
+    log_path = report_path.with_suffix(".log")
+    service.reader.mark()
+    with log_path.open("wb") as log:
+        producer = subprocess.Popen(
+            paced_producer_args(
+                bootstrap, service.input_topic, rate, duration_s, run_id, report_path
+            ),
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    latencies, first, last = service.reader.collect(
+        expected,
+        duration_s + 60 + drain_s,
+        sender_done=lambda: producer.poll() is not None,
+        idle_s=drain_s,
+    )
+    producer.wait(timeout=duration_s * 3 + 120)
+    if producer.returncode != 0 or not report_path.exists():
+        tail = log_path.read_text(errors="replace")[-2000:]
+        return {"service": service.name, "target_rate": rate, "error": tail or "no report"}
+    sent = json.loads(report_path.read_text())
+    stats = percentiles(latencies[~np.isnan(latencies)])
+    step: dict[str, Any] = {
+        "service": service.name,
+        "target_rate": rate,
+        "duration_s": duration_s,
+        "sent": sent["count"],
+        "achieved_rate": sent["achieved_rate"],
+        "received": len(latencies),
+        "missing": max(0, sent["count"] - len(latencies)),
+        **stats,
+    }
+    if sampler is not None and last > first:
+        step["broker_cpu_pct"] = sampler.share("broker", first, last)
+        step["redis_cpu_pct"] = sampler.share("redis", first, last)
+        step["service_cpu_pct"] = sampler.share(service.name, first, last)
+    return step
+
+
+def step_passes(step: dict[str, Any], sla_p99_ms: float = SLA_P99_MS) -> bool:
+    return (
+        "error" not in step
+        and step.get("missing", 1) == 0
+        and step.get("p99_ms", float("inf")) <= sla_p99_ms
+        and step.get("achieved_rate", 0.0) >= 0.9 * step["target_rate"]
+    )
+
+
+def ramp(
+    measure: Callable[[float], dict[str, Any]],
+    rates: Sequence[float],
+    sla_p99_ms: float = SLA_P99_MS,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Steps at increasing ``rates`` until one misses the SLA; the knee is the last passing."""
+    steps: list[dict[str, Any]] = []
+    for rate in rates:
+        step = measure(rate)
+        steps.append(step)
+        log(format_step(step))
+        if not step_passes(step, sla_p99_ms):
+            break
+    passing = [s for s in steps if step_passes(s, sla_p99_ms)]
+    knee = max((s["achieved_rate"] for s in passing), default=0.0)
+    return {"sla_p99_ms": sla_p99_ms, "steps": steps, "knee_tx_per_s": knee}
+
+
+def format_step(step: dict[str, Any]) -> str:
+    if "error" in step:
+        return (
+            f"  {step['service']:<6} {step['target_rate']:>7.0f}/s  error: {step['error'][-200:]}"
+        )
+    cpu = ""
+    if step.get("broker_cpu_pct") is not None:
+        cpu = (
+            f"  cpu% broker {step['broker_cpu_pct']} service {step.get('service_cpu_pct')}"
+            f" redis {step.get('redis_cpu_pct')}"
+        )
+    return (
+        f"  {step['service']:<6} {step['target_rate']:>7.0f}/s (achieved "
+        f"{step['achieved_rate']:>7.0f})  p50 {step.get('p50_ms', 0):6.1f}  p95 "
+        f"{step.get('p95_ms', 0):6.1f}  p99 {step.get('p99_ms', 0):6.1f}  max "
+        f"{step.get('max_ms', 0):7.1f} ms  missing {step['missing']}{cpu}"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The paced producer of one step (a separate process)."""
+    from loadtest.bench_setup import BENCH_SEED, HISTORY_DAYS
+    from streams.simulator import Simulator, SimulatorConfig, stream_transactions
+
+    parser = argparse.ArgumentParser(description="paced simulator producer of one bench step")
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--topic", required=True)
+    parser.add_argument("--rate", type=float, required=True)
+    parser.add_argument("--duration", type=float, required=True)
+    parser.add_argument("--run-id", required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    simulator = Simulator(SimulatorConfig.default(seed=BENCH_SEED), run_id=args.run_id)
+    report = stream_transactions(
+        simulator,
+        bootstrap=args.bootstrap,
+        topic=args.topic,
+        rate=args.rate,
+        duration_s=args.duration,
+        first_day=HISTORY_DAYS,
+        client_id="bench-producer",
+    )
+    args.out.write_text(json.dumps(report.as_dict()) + "\n")
+
+
+if __name__ == "__main__":  # pragma: no cover - run by measure_step
+    main()

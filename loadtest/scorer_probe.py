@@ -1,0 +1,112 @@
+"""One real scorer process over a backlog, measured from the inside.
+
+``python -m loadtest.scorer_probe --out stats.json`` (``FRAUD_*`` settings in the
+environment) builds the production :class:`services.scorer.service.Scorer` exactly as
+``fraudctl serve scorer`` does, runs it until ``--max-idle-s`` without input, and writes:
+wall time and process CPU (all threads, librdkafka's included) from the start of the first
+batch to the end of the last, decisions, per-stage time summed over the batches (the
+scorer's own :class:`StageClock` laps), the feature store's encode / state / compute split,
+and RSS. Startup (imports, model load, group join) and the idle tail are excluded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import psutil
+from confluent_kafka import Message
+
+from features.definitions import FEATURE_NAMES, FEATURE_SET_ID
+from features.interface import FeatureStore
+from loadtest.baseline import peak_rss_mb, process_cpu_s
+from models.registry import ModelRegistry
+from services.scorer.champion import ChampionWatcher
+from services.scorer.ledger import DecisionLedger
+from services.scorer.pipeline import StageClock
+from services.scorer.service import Scorer
+from services.scorer.settings import ScorerSettings
+from services.scorer.wiring import open_feature_store, redis_client
+
+
+class ProbedScorer(Scorer):
+    """The production scorer plus counters around :meth:`process` (nothing else changes)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.first_wall: float | None = None
+        self.last_wall = 0.0
+        self.first_cpu = self.last_cpu = 0.0
+        self.batches = 0
+        self.messages = 0
+        self.stage_ms: dict[str, float] = {}
+        self.feature_ms: dict[str, float] = {}
+        self.features: FeatureStore | None = None
+
+    def process(self, messages: Sequence[Message], clock: StageClock) -> None:
+        if self.first_wall is None:
+            self.first_wall, self.first_cpu = time.time(), process_cpu_s()
+        super().process(messages, clock)
+        self.last_wall, self.last_cpu = time.time(), process_cpu_s()
+        self.batches += 1
+        self.messages += len(messages)
+        for stage, ms in clock.timings_ms.items():
+            self.stage_ms[stage] = self.stage_ms.get(stage, 0.0) + ms
+        split = getattr(self.features, "last_timings_ms", {})
+        for part, ms in split.items():
+            self.feature_ms[part] = self.feature_ms.get(part, 0.0) + ms
+
+    def summary(self) -> dict[str, Any]:
+        n = max(self.decided, 1)
+        wall = self.last_wall - (self.first_wall or self.last_wall)
+        return {
+            "decided": self.decided,
+            "messages": self.messages,
+            "batches": self.batches,
+            "mean_batch": self.messages / max(self.batches, 1),
+            "first_wall": self.first_wall,
+            "last_wall": self.last_wall,
+            "wall_s": wall,
+            "tx_per_s": self.decided / wall if wall > 0 else 0.0,
+            "cpu_s": self.last_cpu - self.first_cpu,
+            "cpu_us_per_tx": (self.last_cpu - self.first_cpu) * 1e6 / n,
+            "stage_us_per_tx": {k: v * 1e3 / n for k, v in self.stage_ms.items()},
+            "features_split_us_per_tx": {k: v * 1e3 / n for k, v in self.feature_ms.items()},
+            "rss_mb": psutil.Process().memory_info().rss / 2**20,
+            "max_rss_mb": peak_rss_mb(),
+            "model_version": self.champion.current().version,
+        }
+
+
+def build_probed_scorer(settings: ScorerSettings) -> ProbedScorer:
+    """As :func:`services.scorer.service.build_scorer`, with the probe class."""
+    client = redis_client(settings)
+    features = open_feature_store(client, settings)
+    ledger = DecisionLedger(client, settings.redis_prefix, settings.dedupe_ttl_s)
+    champion = ChampionWatcher(
+        ModelRegistry(settings.registry_dir),
+        FEATURE_NAMES,
+        FEATURE_SET_ID,
+        interval_s=settings.reload_interval_s,
+    )
+    scorer = ProbedScorer(settings, features, ledger, champion)
+    scorer.features = features
+    return scorer
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--max-idle-s", type=float, default=6.0)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    scorer = build_probed_scorer(ScorerSettings(metrics_port=0))
+    scorer.run(max_idle_s=args.max_idle_s)
+    args.out.write_text(json.dumps(scorer.summary(), indent=2) + "\n")
+
+
+if __name__ == "__main__":  # pragma: no cover - the benchmark runs it as a process
+    main()

@@ -1,0 +1,146 @@
+"""The benchmark's pure parts: percentiles, the ramp's knee, targets, and the report files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from loadtest.bench_report import write_report
+from loadtest.bench_scorer import ScorerBenchConfig, targets
+from loadtest.latency import percentiles, ramp, step_passes
+
+pytestmark = pytest.mark.unit
+
+
+def _step(
+    service: str, rate: float, p99: float, *, achieved: float | None = None
+) -> dict[str, Any]:
+    return {
+        "service": service,
+        "target_rate": rate,
+        "achieved_rate": rate if achieved is None else achieved,
+        "sent": int(rate),
+        "received": int(rate),
+        "missing": 0,
+        "p50_ms": p99 / 4,
+        "p95_ms": p99 / 2,
+        "p99_ms": p99,
+        "max_ms": p99 * 2,
+    }
+
+
+def test_percentiles_of_known_samples() -> None:
+    stats = percentiles(np.arange(1, 101, dtype=float))
+    assert stats["n"] == 100
+    assert stats["p50_ms"] == 50.5 and stats["max_ms"] == 100.0 and stats["mean_ms"] == 50.5
+    assert stats["p99_ms"] == pytest.approx(99.01)
+    assert percentiles([]) == {"n": 0}
+
+
+def test_ramp_stops_at_the_first_step_over_the_sla_and_reports_the_knee() -> None:
+    p99_at = {1000.0: 8.0, 2000.0: 12.0, 4000.0: 49.0, 8000.0: 180.0, 16000.0: 5.0}
+    seen: list[float] = []
+
+    def measure(rate: float) -> dict[str, Any]:
+        seen.append(rate)
+        return _step("scorer", rate, p99_at[rate])
+
+    result = ramp(measure, sorted(p99_at), sla_p99_ms=50.0, log=lambda _: None)
+    assert seen == [1000.0, 2000.0, 4000.0, 8000.0]  # never reaches 16000
+    assert result["knee_tx_per_s"] == 4000.0
+    assert [s["target_rate"] for s in result["steps"]] == seen
+
+
+def test_a_step_fails_on_missing_records_or_a_producer_that_fell_behind() -> None:
+    assert step_passes(_step("echo", 1000.0, 10.0))
+    assert not step_passes({**_step("echo", 1000.0, 10.0), "missing": 3})
+    assert not step_passes(_step("echo", 8000.0, 10.0, achieved=6000.0))
+    assert not step_passes({"service": "echo", "target_rate": 1.0, "error": "boom"})
+
+
+def _scorer_result() -> dict[str, Any]:
+    ramps = {
+        "echo": {"steps": [_step("echo", 1000, 5), _step("echo", 4000, 9)], "knee_tx_per_s": 4000},
+        "scorer": {
+            "steps": [_step("scorer", 1000, 12), _step("scorer", 4000, 70)],
+            "knee_tx_per_s": 1000,
+        },
+    }
+    return {
+        "config": {"sla_p99_ms": 50.0},
+        "machine": {"load_average_at_start": [1.0, 1.0, 1.0]},
+        "model_version": "v0001",
+        "backlog": {
+            "decided": 1000,
+            "tx_per_s": 12_000.0,
+            "cpu_us_per_tx": 80.0,
+            "max_rss_mb": 350.0,
+            "stage_us_per_tx": {"features": 40.0},
+        },
+        "naive": {"tx_per_s": 400.0, "cpu_us_per_tx": 2000.0, "transactions": 100},
+        "naive_ratio": 30.0,
+        "latency": {
+            "paced": {"echo": _step("echo", 2000, 6.0), "scorer": _step("scorer", 2000, 20.0)},
+            "ramp": ramps,
+        },
+        "rest": {
+            "endpoint": "POST /v1/score",
+            "target_rps": 200,
+            "achieved_rps": 199.0,
+            "errors": 0,
+            "latency": {"p50_ms": 3.0, "p95_ms": 6.0, "p99_ms": 12.0},
+        },
+    }
+
+
+def test_targets_compare_each_measure_with_the_issue() -> None:
+    checks = targets(_scorer_result())
+    assert checks["backlog_tx_per_s>=10000"] == {"value": 12_000.0, "met": True}
+    assert checks["rss_mb<=300"] == {"value": 350.0, "met": False}
+    assert checks["scorer_p99_minus_echo_p99_ms<=10"] == {"value": 14.0, "met": False}
+    assert checks["knee_share_of_echo>=0.8"] == {"value": 0.25, "met": False}
+    assert checks["naive_ratio>=20"] == {"value": 30.0, "met": True}
+    assert checks["rest_p99_ms<=10"] == {"value": 12.0, "met": False}
+    assert targets({})["backlog_tx_per_s>=10000"] == {"value": None, "met": None}
+
+
+def test_report_files_hold_the_numbers(tmp_path: Path) -> None:
+    scorer = _scorer_result()
+    scorer["targets"] = targets(scorer)
+    report = {
+        "date": "2026-11-23",
+        "quick": False,
+        "started_at": "t0",
+        "finished_at": "t1",
+        "machine": {
+            "cores_logical": 2,
+            "cores_physical": 1,
+            "cpu_model": "AMD EPYC",
+            "memory_gb": 8.0,
+            "load_average_at_start": [3.0, 2.0, 1.0],
+        },
+        "benches": {"scorer": scorer, "model": {"error": "DataError: no rows"}},
+    }
+    paths = write_report(report, tmp_path, "2026-11-23")
+
+    assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = paths["md"].read_text()
+    assert "ratio **30.0x**" in text
+    assert '{"echo": 4000, "scorer": 1000}' in text
+    assert "| paced | scorer | 2,000 | 2,000 | 5.0 | 10.0 | 20.0 | 40.0 | 0 | - | - |" in text
+    assert "failed: `DataError: no rows`" in text
+    assert "load average at start [3.0, 2.0, 1.0]" in text
+    saved = json.loads(paths["json"].read_text())
+    assert saved["benches"]["scorer"]["naive_ratio"] == 30.0
+    assert saved["files"]["png"] == str(paths["png"])
+
+
+def test_the_quick_config_is_small_and_keeps_every_phase() -> None:
+    quick, full = ScorerBenchConfig.quick(), ScorerBenchConfig()
+    assert quick.backlog < full.backlog and quick.naive < full.naive
+    assert quick.ramp_rates and quick.rest_rps > 0 and quick.duration_s > 0
+    assert full.backlog == 200_000 and full.rate == 2_000.0 and full.duration_s == 30.0
