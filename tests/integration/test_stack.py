@@ -1,0 +1,43 @@
+"""`fraudctl stack up | status | down` on the real broker binary and the real Redis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.settings import CommonSettings
+from services.stack import stack
+from services.stack.process import free_port
+from streams.kafka import broker_reachable
+from streams.topics import ALL_TOPICS
+
+pytestmark = pytest.mark.integration
+
+
+def test_up_twice_is_harmless_and_down_stops_only_what_up_started(
+    tmp_path: Path, redis_url: str
+) -> None:
+    settings = CommonSettings(
+        kafka_bootstrap=f"127.0.0.1:{free_port()}",
+        redis_url=redis_url,
+        state_dir=tmp_path / "state",
+        topic_prefix="stacktest.",
+    )
+    first = stack.up(settings)
+    try:
+        assert first.kafka.ready and first.kafka.started_here and first.kafka.pid
+        assert first.redis.ready and not first.redis.started_here  # the machine's Redis: used
+        assert set(first.topics.values()) == {"created"} and len(first.topics) == len(ALL_TOPICS)
+
+        second = stack.up(settings)
+        assert second.kafka.pid == first.kafka.pid  # nothing new started
+        assert set(second.topics.values()) == {"exists"}
+
+        status = stack.status(settings)
+        assert status.kafka.ready and status.redis.ready and status.kafka.pid == first.kafka.pid
+    finally:
+        stopped = stack.down(settings)
+    assert stopped == ["kafka"]
+    assert not broker_reachable(settings.kafka_bootstrap, timeout_s=1.0)
+    assert stack.down(settings) == []  # nothing left that up started
