@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from features.profiles import cli as profile_cli
 from services.settings import CommonSettings
 
 app = typer.Typer(
@@ -86,14 +87,5 @@ def bench(
 
 
 # --- profile store (features/profiles) ------------------------------------------------------
-# ``fraudctl features materialize`` is owned by the profiles work; its command lives in
-# features/profiles/cli.py and is mounted here.
-def _mount_profile_commands() -> None:
-    try:
-        from features.profiles.cli import materialize
-    except ImportError:  # pragma: no cover - the profiles package is optional here
-        return
-    app.command("materialize")(materialize)
-
-
-_mount_profile_commands()
+# ``fraudctl features materialize`` lives beside the Feast code in features/profiles/cli.py.
+app.command("materialize")(profile_cli.materialize)

@@ -21,9 +21,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from models.data import load_training_data, parse_column_overrides
 from models.errors import DataError
-from models.pipeline import TrainConfig, train_from_table
 from services.commands.model import RegistryOption, cli_errors, console, open_registry
 
 
@@ -51,9 +49,11 @@ def train(
     registry: Path | None = RegistryOption,
 ) -> None:
     """Train a LightGBM model, export ONNX (parity-checked), register it."""
-    from features.offline import build_training_table
-
+    # Imported here, not at module level: `fraudctl --help` should not load LightGBM/ONNX.
     from features.definitions import FEATURE_NAMES, FEATURE_SET_ID
+    from features.offline import build_training_table
+    from models.data import load_training_data, parse_column_overrides
+    from models.pipeline import TrainConfig, train_from_table
 
     with cli_errors():
         config = TrainConfig(
