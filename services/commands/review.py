@@ -30,13 +30,21 @@ def review(
     idle_exit_s: float | None = typer.Option(
         None, help="--auto/--chargebacks: stop after this many idle seconds"
     ),
+    metrics_port: int | None = typer.Option(
+        None, help="Prometheus /metrics port (default FRAUD_METRICS_PORT, 0 = off)"
+    ),
 ) -> None:
     """Review flagged cases (f/l/s); each verdict is a Label on fraud.labels."""
     from services.review import service
     from services.review.settings import ReviewSettings
 
     try:
-        settings = ReviewSettings(**({"analyst": analyst} if analyst else {}))  # type: ignore[arg-type]
+        overrides: dict[str, object] = {}
+        if analyst:
+            overrides["analyst"] = analyst
+        if metrics_port is not None:
+            overrides["metrics_port"] = metrics_port
+        settings = ReviewSettings(**overrides)  # type: ignore[arg-type]
         if from_file is not None:
             if source not in ("analyst", "chargeback", "oracle"):
                 raise typer.BadParameter(f"unknown source {source!r}")
