@@ -21,16 +21,10 @@ from typing import Any
 import psutil
 from confluent_kafka import Message
 
-from features.definitions import FEATURE_NAMES, FEATURE_SET_ID
-from features.interface import FeatureStore
 from loadtest.baseline import peak_rss_mb, process_cpu_s
-from models.registry import ModelRegistry
-from services.scorer.champion import ChampionWatcher
-from services.scorer.ledger import DecisionLedger
 from services.scorer.pipeline import StageClock
-from services.scorer.service import Scorer
+from services.scorer.service import Scorer, build_scorer
 from services.scorer.settings import ScorerSettings
-from services.scorer.wiring import open_feature_store, redis_client
 
 
 class ProbedScorer(Scorer):
@@ -45,7 +39,6 @@ class ProbedScorer(Scorer):
         self.messages = 0
         self.stage_ms: dict[str, float] = {}
         self.feature_ms: dict[str, float] = {}
-        self.features: FeatureStore | None = None
 
     def process(self, messages: Sequence[Message], clock: StageClock) -> None:
         if self.first_wall is None:
@@ -84,17 +77,8 @@ class ProbedScorer(Scorer):
 
 def build_probed_scorer(settings: ScorerSettings) -> ProbedScorer:
     """As :func:`services.scorer.service.build_scorer`, with the probe class."""
-    client = redis_client(settings)
-    features = open_feature_store(client, settings)
-    ledger = DecisionLedger(client, settings.redis_prefix, settings.dedupe_ttl_s)
-    champion = ChampionWatcher(
-        ModelRegistry(settings.registry_dir),
-        FEATURE_NAMES,
-        FEATURE_SET_ID,
-        interval_s=settings.reload_interval_s,
-    )
-    scorer = ProbedScorer(settings, features, ledger, champion)
-    scorer.features = features
+    scorer = build_scorer(settings, ProbedScorer)
+    assert isinstance(scorer, ProbedScorer)
     return scorer
 
 

@@ -62,6 +62,7 @@ class Scorer:
     ) -> None:
         self.settings = settings
         self.topics: Topics = settings.topics()
+        self.features = features
         self.ledger = ledger
         self.champion = champion
         self.pipeline = ScoringPipeline(features, champion.current)
@@ -206,7 +207,8 @@ class Scorer:
         log.info("stage=stop decided=%d", self.decided)
 
 
-def build_scorer(settings: ScorerSettings) -> Scorer:
+def build_scorer(settings: ScorerSettings, scorer_class: type[Scorer] = Scorer) -> Scorer:
+    """The scorer with its Redis feature store, decision ledger and champion watcher."""
     client = redis_client(settings)
     features = open_feature_store(client, settings)
     ledger = DecisionLedger(client, settings.redis_prefix, settings.dedupe_ttl_s)
@@ -216,7 +218,7 @@ def build_scorer(settings: ScorerSettings) -> Scorer:
         FEATURE_SET_ID,
         interval_s=settings.reload_interval_s,
     )
-    return Scorer(settings, features, ledger, champion)
+    return scorer_class(settings, features, ledger, champion)
 
 
 def main(settings: ScorerSettings | None = None) -> None:
