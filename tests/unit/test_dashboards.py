@@ -40,8 +40,8 @@ SUFFIXES = {
 def exported_metrics() -> set[str]:
     """Every series name the project's collectors can expose (labelled or not yet used)."""
     from services.retrainer import metrics as _retrainer  # noqa: F401  (registers them)
-    from services.scorer import metrics as _scorer  # noqa: F401
     from services.review import metrics as _review  # noqa: F401
+    from services.scorer import metrics as _scorer  # noqa: F401
 
     names: set[str] = set()
     for family in REGISTRY.collect():
@@ -205,5 +205,3 @@ def test_every_metric_the_alerts_query_is_exported() -> None:
     for rule in alert_rules():
         for name in METRIC.findall(rule["expr"]):
             assert name in exported, f"alert {rule['alert']} queries {name}, which no code exports"
-
-
