@@ -10,6 +10,7 @@ import typer
 
 from services.commands import (
     bench,
+    demo,
     features,
     loadtest,
     model,
@@ -39,6 +40,7 @@ app.command("retrain")(retrainer.retrain_once)
 app.command("review")(review.review)
 app.command("loadtest")(loadtest.loadtest)
 app.add_typer(bench.app, name="bench")
+app.command("demo")(demo.demo)
 
 
 def main() -> None:  # pragma: no cover - console entry point
