@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import TypeVar
 
+import numpy as np
 from confluent_kafka import Consumer, Message, TopicPartition
 from prometheus_client import start_http_server
 
@@ -38,6 +39,7 @@ from services.scorer import metrics
 from services.scorer.champion import ChampionWatcher
 from services.scorer.ledger import DecisionLedger
 from services.scorer.pipeline import ScoredBatch, ScoringPipeline, StageClock
+from services.scorer.recovery import recently_decided
 from services.scorer.settings import ScorerSettings
 from services.scorer.wiring import open_feature_store, redis_client
 from streams.dlq import encode_dead_letter
@@ -82,11 +84,12 @@ class Scorer:
         self.producer = AckedProducer(producer_config(settings.kafka_bootstrap, client_id=member))
         self.running = True
         self.decided = 0
+        self.recovered: set[str] = set()
 
     # -- the loop ---------------------------------------------------------------------
     def run(self, max_idle_s: float | None = None) -> None:
         """Consume until stopped (SIGTERM/SIGINT) or, when given, ``max_idle_s`` without input."""
-        self.consumer.subscribe([self.topics.transactions])
+        self.consumer.subscribe([self.topics.transactions], on_assign=self._on_assign)
         log.info(
             "stage=start member=%s model=%s",
             self.settings.member_id(),
@@ -110,6 +113,14 @@ class Scorer:
         finally:
             self.close()
 
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """New partitions may replay decided transactions: learn them from our output."""
+        if self.settings.recovery_tail:
+            self.recovered = recently_decided(
+                self.settings.kafka_bootstrap, self.topics.scored, self.settings.recovery_tail
+            )
+            log.info("stage=dedupe recovered %d recent decisions", len(self.recovered))
+
     def process(self, messages: Sequence[Message], clock: StageClock) -> None:
         batch = decode_batch(messages)  # 1. decode + validate
         clock.lap("decode")
@@ -126,6 +137,10 @@ class Scorer:
     def _score(self, batch: DecodedBatch, clock: StageClock) -> ScoredBatch:
         txs = batch.transactions
         fresh = self.ledger.undecided([t.transaction_id for t in txs])  # 3. dedupe
+        if self.recovered:
+            fresh &= np.fromiter(
+                (t.transaction_id not in self.recovered for t in txs), dtype=bool, count=len(txs)
+            )
         skipped = len(txs) - int(fresh.sum())
         if skipped:
             metrics.DUPLICATES.inc(skipped)

@@ -22,6 +22,9 @@ class ScorerSettings(CommonSettings):
     dedupe_ttl_s: int = Field(
         3600, ge=60, description="how long a decided transaction_id is remembered for replays"
     )
+    recovery_tail: int = Field(
+        5000, ge=0, description="decisions per scored partition re-read on assignment (0 = off)"
+    )
     metrics_port: int = Field(9101, ge=0, description="Prometheus /metrics port (0 = off)")
     reload_interval_s: float = Field(1.0, gt=0, description="how often the champion is checked")
     max_backoff_s: float = Field(5.0, gt=0, description="cap of the retry back-off")
