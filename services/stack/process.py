@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -96,10 +97,11 @@ class PidFile:
         tmp.replace(self.path)
 
 
-def wait_until(check: object, timeout_s: float, interval_s: float = 0.1) -> bool:
+def wait_until(check: Callable[[], bool], timeout_s: float, interval_s: float = 0.1) -> bool:
+    """Poll ``check`` until it is true (True) or ``timeout_s`` passed (False)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if callable(check) and check():
+        if check():
             return True
         time.sleep(interval_s)
     return False
