@@ -38,12 +38,12 @@ from confluent_kafka import Consumer
 from prometheus_client.parser import text_string_to_metric_families
 from sklearn.metrics import average_precision_score
 
-from features.definitions import FEATURE_NAMES, FEATURE_SET_ID, FEATURES
+from features.definitions import FEATURE_NAMES, FEATURE_SET_ID
 from features.offline import build_training_table
 from models.data import load_training_data
-from models.drift import CALENDAR_FEATURES
 from models.pipeline import TrainConfig, train_from_table
 from models.registry import ModelRegistry
+from services.demo.plan import DRIFT_IGNORE
 from services.retrainer.promotion import Verdict
 from services.retrainer.service import build
 from services.retrainer.settings import RetrainerSettings
@@ -72,22 +72,8 @@ CHARGEBACK_DELAY_S = 4.0
 # rests on ~10 validation rows and can flag none of a short evaluation window (gate 4).
 REVIEW_RATE = 0.02
 MATURITY_S = 12.0
-ACCUMULATING = {
-    "count",
-    "sum",
-    "count_above_median",
-    "distinct_terminals",
-    "is_empty",
-    "terminal_not_seen",
-    "day_count",
-    "fraud_count",
-    "fraud_share",
-    "days_since_fraud",
-}
-# In compressed time a feature window of minutes to days (wall clock) spans the whole run,
-# so counts, sums and label-risk features grow with the run's length whatever the traffic:
-# like calendar features, they are reported but not tested by the drift checks here.
-DRIFT_IGNORE = [*CALENDAR_FEATURES, *(f.name for f in FEATURES if f.aggregation in ACCUMULATING)]
+# Accumulating and calendar features are reported, not tested, in compressed time: the
+# demo and this test share that one definition.
 
 
 def _config() -> SimulatorConfig:

@@ -4,10 +4,6 @@ malformed labels to the DLQ - and exactly one training row per labelled transact
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -26,7 +22,7 @@ from streams.kafka import consumer_config, producer_config
 from streams.producer import AckedProducer
 from streams.serde import Decoder, encode
 from streams.topics import Topics
-from tests.processes import ROOT
+from tests.processes import ServiceProcess
 
 pytestmark = pytest.mark.integration
 
@@ -59,46 +55,9 @@ def label(i: int, value: str, at: datetime, source: str = "analyst") -> Label:
     )
 
 
-class Processor:
-    """``python -m services.feedback`` in its own process group (= ``fraudctl serve feedback``)."""
-
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.feedback"],
-            env={**os.environ, **env},
-            cwd=ROOT,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def kill(self) -> None:
-        if self.alive():
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-
-    def terminate(self, timeout_s: float = 30.0) -> int:
-        if self.alive():
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            return -9
-        finally:
-            self._log.close()
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-def start_processor(env: dict[str, str], log_path: Path) -> Processor:
-    return Processor(env, log_path)
+def start_processor(env: dict[str, str], log_path: Path) -> ServiceProcess:
+    """``fraudctl serve feedback`` in its own process group."""
+    return ServiceProcess(["serve", "feedback"], env, log_path)
 
 
 def wait_for(check: Callable[[], bool], timeout_s: float = 120.0) -> None:
@@ -174,7 +133,7 @@ def test_join_survives_out_of_order_labels_and_a_killed_processor(
         wait_for(lambda: len(store.audit()) >= N + 1)
         letters = _dead_letters(kafka_bootstrap, topics, {"invalid_value", "unknown_transaction"})
     finally:
-        assert restarted.terminate() == 0, restarted.output()[-3000:]
+        assert restarted.terminate(30.0) == 0, restarted.output()[-3000:]
 
     assert "stage=rewind" in restarted.output()  # the dead member's offsets were moved back
     replayed = _counter(restarted.output(), "routed_decisions")
