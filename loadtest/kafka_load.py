@@ -41,7 +41,7 @@ from gevent.threadpool import ThreadPool
 from loadtest.feed import TransactionFeed
 from loadtest.tracker import DecisionTracker, Report
 from streams.errors import BrokerUnavailable, ConfigError
-from streams.kafka import consumer_config, producer_config
+from streams.kafka import consumer_config, producer_config, warm_up_producer
 from streams.serde import encode
 
 READ_BATCH = 500
@@ -144,6 +144,7 @@ class KafkaLoad:
     ) -> None:
         client_id = f"locust-{feed.run_id}"
         self.topic = transactions_topic
+        self._bootstrap = bootstrap
         self.feed = feed
         self.tracker = DecisionTracker(report, decision_timeout_s)
         self.producer = Producer(producer_config(bootstrap, client_id=client_id))
@@ -155,6 +156,7 @@ class KafkaLoad:
         # The reader thread stamps read times, but needs the GIL to do so: a shorter switch
         # interval (default 5 ms) bounds how long a busy greenlet can delay that stamp.
         sys.setswitchinterval(SWITCH_INTERVAL_S)
+        warm_up_producer(self.producer, self._bootstrap, f"{self.topic}.warmup")
         self.reader.start()
         self._greenlets = [
             gevent.spawn(self._every, PRODUCER_POLL_EVERY_S, self._serve_acks),

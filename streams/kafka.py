@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.errors import BrokerUnavailable
@@ -173,3 +173,29 @@ def _wait_for_topics(admin: AdminClient, names: list[str], timeout_s: float) -> 
             return
         time.sleep(0.1)
     raise BrokerUnavailable(str(admin), f"topics {names} not visible after {timeout_s}s")
+
+
+def warm_up_producer(
+    producer: Producer, bootstrap: str, topic: str, timeout_s: float = 10.0
+) -> None:
+    """Write one record to ``topic`` (created if missing, short retention) and wait for its ack.
+
+    An idempotent producer's first write waits for its producer id, which librdkafka asks
+    for on a 500 ms timer when no broker connection is up yet at creation: the first
+    records of a fresh producer are acknowledged ~0.5 s late. A load generator calls this
+    before its clock starts, so that start-up wait is not measured as the service's latency.
+    """
+    admin = admin_client(bootstrap)
+    futures = admin.create_topics(
+        [NewTopic(topic, num_partitions=1, replication_factor=1, config={"retention.ms": "60000"})],
+        request_timeout=timeout_s,
+    )
+    for future in futures.values():
+        try:
+            future.result(timeout=timeout_s)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise BrokerUnavailable(bootstrap, str(exc)) from exc
+    producer.produce(topic, b"warm-up")
+    if producer.flush(timeout_s):
+        raise BrokerUnavailable(bootstrap, f"warm-up record to {topic} not acknowledged")
