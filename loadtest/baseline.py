@@ -49,7 +49,7 @@ from features.profiles.feast_repo import (
 )
 from features.profiles.names import TERMINAL_RISK_VIEW
 from features.profiles.reader import finalize_profiles
-from features.profiles.risk import to_utc_us
+from features.profiles.times import to_utc_us
 from features.realtime.redis_store import RedisFeatureStore
 from models.errors import ModelError
 from models.registry import ModelRegistry, ModelVersion

@@ -12,9 +12,9 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import lightgbm as lgb
 import numpy as np
 
+from models.lgb import lgb
 from streams.events import Reason
 
 _WINDOW = re.compile(r"^(?P<base>.+?)_(?P<n>\d+)(?P<unit>[dhm])$")

@@ -12,12 +12,12 @@ small simulator history before this step, 1e-7 after.
 
 from __future__ import annotations
 
-import lightgbm as lgb
 import numpy as np
 from onnxmltools import convert_lightgbm
 from onnxmltools.convert.common.data_types import FloatTensorType
 
 from models.errors import ExportParityError
+from models.lgb import lgb
 from models.scoring import INPUT_NAME, OUTPUT_NAME, make_session
 
 PARITY_TOLERANCE = 1e-5

@@ -20,11 +20,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import lightgbm as lgb
 import numpy as np
 
 from models.drift import Correction, DriftDetector, DriftError
 from models.export import PARITY_TOLERANCE, parity
+from models.lgb import lgb
 from models.metrics import precision_recall_at, ranking_metrics
 from models.registry import ModelBundle
 

@@ -15,11 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import lightgbm as lgb
 import numpy as np
 from sklearn.metrics import average_precision_score
 
 from models.errors import DataError
+from models.lgb import lgb
 
 ProgressFn = Callable[[str, int, int], None]
 

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import typer
 
-from features.profiles.feast_repo import REPO_DIR
-from features.profiles.names import DEFAULT_DELAY_DAYS
+from features.profiles.names import DEFAULT_DELAY_DAYS, REPO_DIR
 
 
 def materialize(

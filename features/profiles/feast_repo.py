@@ -23,6 +23,7 @@ from features.profiles.layout import FeastLayout
 from features.profiles.names import (
     CUSTOMER_ENTITY,
     CUSTOMER_JOIN_KEY,
+    REPO_DIR,
     SOURCE_FILE,
     TERMINAL_ENTITY,
     TERMINAL_JOIN_KEY,
@@ -31,10 +32,9 @@ from features.profiles.names import (
     TERMINAL_RISK_VIEW,
 )
 from features.profiles.reader import FeastRedisProfileReader, finalize_profiles
-from features.profiles.risk import TimesLike, to_utc_us
 from features.profiles.source import CREATED_FIELD, TIMESTAMP_FIELD
+from features.profiles.times import TimesLike, to_utc_us
 
-REPO_DIR = Path(__file__).resolve().parent.parent / "repo"
 """The repository shipped with the code (``features/repo``)."""
 REDIS_ENV = "FRAUD_FEAST_REDIS"
 """Environment variable substituted into ``feature_store.yaml``'s ``connection_string``."""

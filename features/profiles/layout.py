@@ -12,6 +12,8 @@ Feast 0.49 (``feast/infra/online_stores/redis.py``) stores one Redis hash per en
 :class:`FeastLayout` checks those assumptions against Feast's own functions when it is built,
 so a Feast upgrade that changes them raises :class:`ProfileLayoutError` instead of serving
 defaults; the integration parity test checks the rest against ``get_online_features``.
+Processes that never import Feast otherwise (the scorer: the import costs ~140 MB of RSS)
+build it with ``verify=False``; the tests verify the same layout against the pinned Feast.
 """
 
 from __future__ import annotations
@@ -31,10 +33,11 @@ VALUE_BYTES = 5
 
 
 def field_hash(view: str, feature: str) -> bytes:
-    """Feast's hash-field name of a feature (murmur3 32-bit, little endian)."""
-    from feast.infra.online_stores.helpers import _mmh3
+    """Feast's hash-field name of a feature (murmur3 32-bit, little endian), as Feast's
+    ``helpers._mmh3`` computes it (checked against it by :meth:`FeastLayout.verify`)."""
+    import mmh3
 
-    return bytes(_mmh3(f"{view}:{feature}"))
+    return struct.pack("<I", mmh3.hash(f"{view}:{feature}", signed=False))
 
 
 def encode_float(value: float) -> bytes:
@@ -87,6 +90,7 @@ class FeastLayout:
     join_key: str = TERMINAL_JOIN_KEY
     features: tuple[str, ...] = TERMINAL_RISK_FEATURES
     entity_key_serialization_version: int = 3
+    verify_with_feast: bool = True
     key_prefix: bytes = field(init=False)
     key_suffix: bytes = field(init=False)
     feature_fields: tuple[bytes, ...] = field(init=False)
@@ -103,7 +107,8 @@ class FeastLayout:
             self, "feature_fields", tuple(field_hash(self.view, f) for f in self.features)
         )
         object.__setattr__(self, "ts_field", f"_ts:{self.view}".encode())
-        self._check_against_feast()
+        if self.verify_with_feast:
+            self.verify()
 
     def entity_key(self, entity_id: str) -> bytes:
         raw = entity_id.encode()
@@ -123,8 +128,10 @@ class FeastLayout:
         row[self.ts_field] = encode_timestamp(seconds)
         return row
 
-    def _check_against_feast(self) -> None:
-        from feast.infra.online_stores.helpers import _redis_key
+    def verify(self) -> None:
+        """Raise :class:`ProfileLayoutError` if Feast's own functions disagree with this
+        layout (keys, field hashes, value and timestamp encodings)."""
+        from feast.infra.online_stores.helpers import _mmh3, _redis_key
         from feast.protos.feast.types.EntityKey_pb2 import EntityKey
         from feast.protos.feast.types.Value_pb2 import Value
 
@@ -133,6 +140,9 @@ class FeastLayout:
             theirs = _redis_key(self.project, key, entity_key_serialization_version=3)
             if theirs != self.entity_key(sample):
                 raise ProfileLayoutError(f"Feast entity key layout changed: {theirs!r}")
+        for feature, ours in zip(self.features, self.feature_fields, strict=True):
+            if bytes(_mmh3(f"{self.view}:{feature}")) != ours:
+                raise ProfileLayoutError(f"Feast field hash of {feature} changed")
         if Value(float_val=0.5).SerializeToString() != encode_float(0.5):
             raise ProfileLayoutError("Feast float value encoding changed")
         if decode_timestamp(encode_timestamp(1_700_000_000)) != 1_700_000_000:

@@ -8,6 +8,7 @@ the direct reader and the writer all take their column order from :data:`TERMINA
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 RISK_WINDOWS_DAYS: tuple[int, ...] = (1, 2, 3, 7, 14, 28, 30)
 """Windows (days) of the label-delayed fraud count / share."""
@@ -58,3 +59,6 @@ terminal that stops receiving rows is dropped from Redis a day after its profile
 
 SOURCE_FILE = "terminal_risk.parquet"
 """File name of the Feast source table under the repository's ``data/`` folder."""
+
+REPO_DIR = Path(__file__).resolve().parent.parent / "repo"
+"""The Feast repository (``feature_store.yaml`` + definitions) of this project."""

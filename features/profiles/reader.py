@@ -35,7 +35,7 @@ from features.profiles.names import (
     TERMINAL_RISK_DEFAULTS,
     TERMINAL_RISK_TTL,
 )
-from features.profiles.risk import DAY_US, TimesLike, to_utc_us
+from features.profiles.times import DAY_US, TimesLike, to_utc_us
 
 _FLOAT_RECORD = np.dtype([("tag", "u1"), ("value", "<f4")])
 _DEFAULTS = np.asarray(TERMINAL_RISK_DEFAULTS, dtype=np.float32)

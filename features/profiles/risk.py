@@ -20,7 +20,6 @@ as Feast stores them; ``days_since`` is float32 of the float64 quotient.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -36,18 +35,7 @@ from features.profiles.names import (
     TERMINAL_JOIN_KEY,
     TERMINAL_RISK_FEATURES,
 )
-
-DAY_US = 86_400_000_000
-TimesLike: TypeAlias = pd.Series | pd.DatetimeIndex | np.ndarray | Sequence[object]
-
-
-def to_utc_us(times: TimesLike) -> np.ndarray:
-    """Integer microseconds since the epoch (UTC) of tz-aware or UTC-naive times."""
-    index = pd.DatetimeIndex(pd.to_datetime(times, utc=True)).tz_localize(None)
-    if index.hasnans:
-        raise ProfileInputError("as-of / event times must not contain NaT")
-    ns = index.as_unit("ns").asi8
-    return np.floor_divide(ns, 1000)
+from features.profiles.times import DAY_US, TimesLike, to_utc_us
 
 
 def fraud_events(transactions: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:

@@ -17,7 +17,8 @@ import pandas as pd
 
 from features.profiles.errors import ProfileInputError
 from features.profiles.names import DEFAULT_DELAY_DAYS, SOURCE_FILE, TERMINAL_JOIN_KEY
-from features.profiles.risk import DAY_US, fraud_events, terminal_risk, to_utc_us
+from features.profiles.risk import fraud_events, terminal_risk
+from features.profiles.times import DAY_US, to_utc_us
 
 TIMESTAMP_FIELD = "event_timestamp"
 CREATED_FIELD = "created"

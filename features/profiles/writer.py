@@ -34,7 +34,8 @@ from features.profiles.names import (
     RISK_WINDOWS_DAYS,
     TERMINAL_JOIN_KEY,
 )
-from features.profiles.risk import DAY_US, fraud_events, to_utc_us
+from features.profiles.risk import fraud_events
+from features.profiles.times import DAY_US, to_utc_us
 
 _SCRIPT = files("features.profiles").joinpath("terminal_risk.lua").read_text()
 _CHUNK_TERMINALS = 256

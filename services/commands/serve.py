@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import typer
 from rich.console import Console
 
@@ -18,15 +21,15 @@ def scorer(
     instance_index: int = typer.Option(0, help="distinguishes processes on one host"),
     metrics_port: int = typer.Option(9101, help="Prometheus /metrics port (0 = off)"),
 ) -> None:
-    """The Kafka consumer-group scorer: decides every transaction on `transactions`."""
-    from services.scorer.service import main
-    from services.scorer.settings import ScorerSettings
+    """The Kafka consumer-group scorer: decides every transaction on `transactions`.
 
-    try:
-        main(ScorerSettings(instance_index=instance_index, metrics_port=metrics_port))
-    except FraudError as exc:
-        console.print(f"[red]scorer cannot start:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    Replaces this process with ``python -m services.scorer`` (same PID, same signals), so
+    the scorer holds only what scoring needs, not every command's imports.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    args = ["--instance-index", str(instance_index), "--metrics-port", str(metrics_port)]
+    os.execv(sys.executable, [sys.executable, "-m", "services.scorer", *args])
 
 
 @app.command("api")

@@ -21,5 +21,8 @@ def redis_client(settings: CommonSettings) -> redis.Redis:
 
 
 def open_feature_store(client: redis.Redis, settings: CommonSettings) -> RedisFeatureStore:
-    profiles = FeastRedisProfileReader(client, FeastLayout(project=settings.feast_project))
+    # verify_with_feast=False: importing Feast would cost the scorer ~140 MB of RSS; the
+    # layout is verified against the pinned Feast by the tests and by the feedback writer.
+    layout = FeastLayout(project=settings.feast_project, verify_with_feast=False)
+    profiles = FeastRedisProfileReader(client, layout)
     return RedisFeatureStore(client, prefix=settings.redis_prefix, profiles=profiles)
