@@ -7,9 +7,10 @@ Decisions are also written to ``transactions.scored`` so the audit log is comple
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -43,6 +44,9 @@ class ApiContext:
     readiness: Callable[[], dict[str, bool]]
     max_request_bytes: int
     max_batch: int
+    scoring: threading.Lock = field(default_factory=threading.Lock)
+    """Requests run in a thread pool; the feature store (its card cache) and the dedupe
+    check are used by one request at a time. The broker round trip is outside the lock."""
 
 
 _score_decoder = msgspec.json.Decoder(Transaction | list[Transaction])
@@ -201,8 +205,9 @@ def encode_list(name: str, items: list[Any]) -> bytes:
 
 def _score_and_log(ctx: ApiContext, transactions: list[Transaction]) -> list[Any]:
     produced_ms = [int(time.time() * 1000)] * len(transactions)
-    fresh = ctx.ledger.undecided([t.transaction_id for t in transactions])
-    scored = ctx.pipeline.score(transactions, produced_ms)
+    with ctx.scoring:
+        fresh = ctx.ledger.undecided([t.transaction_id for t in transactions])
+        scored = ctx.pipeline.score(transactions, produced_ms)
     logged = [d for d, new in zip(scored.decisions, fresh, strict=True) if new]
     for decision in logged:
         ctx.producer.produce(ctx.topics.scored, encode(decision), decision.card_id)

@@ -154,3 +154,52 @@ def test_openapi_describes_the_request_bodies(client: TestClient) -> None:
     assert body["schema"]["oneOf"][0] == {"$ref": "#/components/schemas/Transaction"}
     assert "Transaction" in spec["components"]["schemas"]
     assert "Label" in spec["components"]["schemas"]
+
+
+def test_concurrent_requests_on_one_card_count_every_transaction(
+    kafka_bootstrap: str,
+    redis_url: str,
+    topics: Topics,
+    redis_prefix: str,
+    champion_state: Path,
+    small_world: SmallWorld,
+) -> None:
+    """The thread pool runs requests at once; the card's count must still see each one."""
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import timedelta
+
+    import msgspec
+
+    from features.definitions import FEATURE_INDEX
+    from services.api.app import _score_and_log
+
+    settings = ApiSettings(
+        kafka_bootstrap=kafka_bootstrap,
+        redis_url=redis_url,
+        topic_prefix=topics.prefix,
+        redis_prefix=redis_prefix,
+        feast_project=f"fraud_{redis_prefix}",
+        state_dir=champion_state,
+        api_keys="scorer-key:score+read",
+    )
+    ctx, champion = build_context(settings)
+    try:
+        template = small_world.as_events(1)[0]
+        start = datetime.now(UTC) - timedelta(hours=2)
+        txs = [
+            msgspec.structs.replace(
+                template,
+                transaction_id=f"concurrent-{i}",
+                event_time=start + timedelta(seconds=10 * i),
+            )
+            for i in range(48)
+        ]
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda tx: _score_and_log(ctx, [tx]), txs))
+        probe = msgspec.structs.replace(
+            template, transaction_id="concurrent-probe", event_time=start + timedelta(hours=1)
+        )
+        (decision,) = _score_and_log(ctx, [probe])
+        assert decision.features[FEATURE_INDEX["card_tx_count_1d"]] == len(txs)
+    finally:
+        champion.stop()
