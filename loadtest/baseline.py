@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -51,6 +50,7 @@ from features.profiles.names import TERMINAL_RISK_VIEW
 from features.profiles.reader import finalize_profiles
 from features.profiles.times import to_utc_us
 from features.realtime.redis_store import RedisFeatureStore
+from loadtest.procstats import peak_rss_mb, process_cpu_s
 from models.errors import ModelError
 from models.registry import ModelRegistry, ModelVersion
 from models.serving import ServingModel
@@ -113,24 +113,6 @@ class NaiveStats:
             "stage_us_per_tx": {k: v * 1e6 / n for k, v in self.stage_s.items()},
             "max_rss_mb": peak_rss_mb(),
         }
-
-
-def process_cpu_s() -> float:
-    """CPU seconds of this process, every thread (librdkafka's included)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def peak_rss_mb() -> float:
-    """Peak RSS of this process image (``VmHWM``). Not ``ru_maxrss``: Linux carries that
-    over from the parent through fork + exec, so a child of a big process inherits it."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class NaiveDecider:

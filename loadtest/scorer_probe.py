@@ -21,7 +21,7 @@ from typing import Any
 import psutil
 from confluent_kafka import Message
 
-from loadtest.baseline import peak_rss_mb, process_cpu_s
+from loadtest.procstats import peak_rss_mb, process_cpu_s
 from services.scorer.pipeline import StageClock
 from services.scorer.service import Scorer, build_scorer
 from services.scorer.settings import ScorerSettings
