@@ -32,8 +32,9 @@ class ReportConfig:
     out_dir: Path = Path("bench/results")
     scorer: ScorerBenchConfig = field(default_factory=ScorerBenchConfig)
     benches: tuple[str, ...] = ("features", "profiles", "model", "scorer")
-    model_days: int = 84
-    """Days of the small simulated world the model bench trains and tests on."""
+    model_days: int = 90
+    """Days of the handbook-size simulated history the model bench trains and tests on
+    (5,000 customers, 10,000 terminals; windows 56 / 7 / 7 days)."""
 
     @classmethod
     def quick_run(cls, out_dir: Path = Path("bench/results")) -> ReportConfig:
@@ -69,19 +70,23 @@ def _profiles(redis_url: str, quick: bool) -> dict[str, Any]:
 
 
 def _model(days: int) -> dict[str, Any]:
-    """The model bench on a fresh small-world history; its JSON stays in the report only
-    (``model-<date>.json`` belongs to ``fraudctl bench model`` and is never overwritten)."""
+    """The model bench on a fresh history of the simulator's default (handbook) size, as
+    ``fraudctl simulate --history 90`` writes it, with the default 56 / 7 / 7-day windows.
+    Its JSON stays in the report only (``model-<date>.json`` belongs to
+    ``fraudctl bench model``)."""
     from models.bench import run_model_bench
-    from models.pipeline import TrainConfig
     from streams.simulator import SimulatorConfig, write_history
 
+    config = SimulatorConfig.default()
     with tempfile.TemporaryDirectory(prefix="bench-model-") as tmp:
         history = Path(tmp) / "history"
-        write_history(history, SimulatorConfig.small(seed=7), days)
-        config = TrainConfig(train_days=max(14, days - 28), delay_days=7, test_days=7)
-        result = run_model_bench(history, out_dir=Path(tmp) / "out", config=config)
+        write_history(history, config, days)
+        result = run_model_bench(history, out_dir=Path(tmp) / "out")
     result.pop("written_to", None)
-    result["world"] = f"small simulated world (500 customers), {days} days"
+    result["world"] = (
+        f"simulated history, default size ({config.n_customers:,} customers, "
+        f"{config.n_terminals:,} terminals), {days} days"
+    )
     return result
 
 
