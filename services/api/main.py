@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 
@@ -72,6 +73,7 @@ def main(settings: ApiSettings | None = None) -> None:
     settings = settings or ApiSettings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     ctx, champion = build_context(settings)
+    gc.freeze()  # the start-up objects (model, modules) leave the collector's scans: shorter pauses
     champion.start()
     try:
         uvicorn.run(create_app(ctx), host=settings.host, port=settings.port, log_level="warning")

@@ -20,6 +20,7 @@ a full producer queue blocks ``produce`` until deliveries drain (bounded, never 
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import time
@@ -241,6 +242,7 @@ def main(settings: ScorerSettings | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     log.info("stage=boot member=%s group=%s", settings.member_id(), settings.group_id)
     scorer = build_scorer(settings)
+    gc.freeze()  # the start-up objects (model, modules) leave the collector's scans: shorter pauses
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
 
