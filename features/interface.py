@@ -11,7 +11,7 @@ the same contract tests.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -91,6 +91,24 @@ class ProfileReader(Protocol):
     def read_batch(
         self, terminal_ids: Sequence[str], as_of_us: npt.NDArray[np.int64]
     ) -> npt.NDArray[np.float32]: ...
+
+
+PendingProfiles = Callable[[], npt.NDArray[np.float32]]
+
+
+def start_profile_read(
+    reader: ProfileReader, terminal_ids: Sequence[str], as_of_us: npt.NDArray[np.int64]
+) -> PendingProfiles:
+    """Start reading a batch's profiles; the returned function waits for and returns them.
+
+    A reader with ``start_batch`` (the direct Feast-layout reader) sends its request now, so
+    Redis answers it while the caller plans the batch; any other reader reads when asked.
+    """
+    start = getattr(reader, "start_batch", None)
+    if start is not None:
+        pending: PendingProfiles = start(terminal_ids, as_of_us)
+        return pending
+    return lambda: reader.read_batch(terminal_ids, as_of_us)
 
 
 PROFILE_DEFAULTS = np.array([f.default for f in PROFILE_FEATURES], dtype=np.float32)

@@ -12,7 +12,7 @@ Semantics shared with the Feast-SDK reader (:func:`finalize_profiles`):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 import numpy as np
@@ -82,19 +82,45 @@ class FeastRedisProfileReader:
         self._zero_ts = encode_timestamp(1 << 30)  # any 5-byte varint keeps the fast shape
 
     def read_batch(self, terminal_ids: Sequence[str], as_of: TimesLike | np.ndarray) -> np.ndarray:
-        as_of_us = as_of if _is_us_array(as_of) else to_utc_us(as_of)
-        values, row_seconds = self.read_raw(terminal_ids)
-        return finalize_profiles(values, row_seconds, np.asarray(as_of_us), self.ttl)
+        return self.start_batch(terminal_ids, as_of)()
+
+    def start_batch(
+        self, terminal_ids: Sequence[str], as_of: TimesLike | np.ndarray
+    ) -> Callable[[], np.ndarray]:
+        """Send the batch's reads now; the returned function waits for the replies and
+        returns the served rows. The feature store calls it before planning its own batch,
+        so Redis answers this while the client plans (one round trip off the hot path)."""
+        as_of_us = np.asarray(as_of if _is_us_array(as_of) else to_utc_us(as_of))
+        receive = self._start_raw(terminal_ids)
+
+        def finish() -> np.ndarray:
+            values, row_seconds = receive()
+            return finalize_profiles(values, row_seconds, as_of_us, self.ttl)
+
+        return finish
 
     def read_raw(self, terminal_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Stored values (n, 15) float64 (NaN = missing) and row seconds (-1 = no row)."""
-        if len(terminal_ids) == 0:
-            return np.zeros((0, self._n_features)), np.zeros(0, dtype=np.int64)
-        replies = self._hmget_pipeline(self.layout.entity_keys(terminal_ids))
-        parsed = self._parse_fast(replies)
-        return parsed if parsed is not None else self._parse_slow(replies)
+        return self._start_raw(terminal_ids)()
 
-    def _hmget_pipeline(self, keys: list[bytes]) -> list[list[bytes | None]]:
+    def _start_raw(
+        self, terminal_ids: Sequence[str]
+    ) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
+        if len(terminal_ids) == 0:
+            empty = np.zeros((0, self._n_features)), np.zeros(0, dtype=np.int64)
+            return lambda: empty
+        receive = self._send_hmgets(self.layout.entity_keys(terminal_ids))
+
+        def parse() -> tuple[np.ndarray, np.ndarray]:
+            replies = receive()
+            parsed = self._parse_fast(replies)
+            return parsed if parsed is not None else self._parse_slow(replies)
+
+        return parse
+
+    def _send_hmgets(self, keys: list[bytes]) -> Callable[[], list[list[bytes | None]]]:
+        """Pipeline one HMGET per key on a connection of its own; the returned function
+        reads the replies and gives the connection back (call it exactly once)."""
         head, tail = self._command_head, self._command_tail
         payload = b"".join([head + b"$%d\r\n" % len(k) + k + b"\r\n" + tail for k in keys])
         pool = self._client.connection_pool
@@ -104,15 +130,24 @@ class FeastRedisProfileReader:
             raise ProfileStoreUnavailable("read_batch", str(exc)) from exc
         try:
             connection.send_packed_command([payload], check_health=False)
-            return [connection.read_response() for _ in keys]
-        except redis.ResponseError as exc:
-            connection.disconnect()
-            raise ProfileLayoutError(f"profile key is not a Feast hash: {exc}") from exc
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
             connection.disconnect()
-            raise ProfileStoreUnavailable("read_batch", str(exc)) from exc
-        finally:
             pool.release(connection)
+            raise ProfileStoreUnavailable("read_batch", str(exc)) from exc
+
+        def receive() -> list[list[bytes | None]]:
+            try:
+                return [connection.read_response() for _ in keys]
+            except redis.ResponseError as exc:
+                connection.disconnect()
+                raise ProfileLayoutError(f"profile key is not a Feast hash: {exc}") from exc
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                connection.disconnect()
+                raise ProfileStoreUnavailable("read_batch", str(exc)) from exc
+            finally:
+                pool.release(connection)
+
+        return receive
 
     def _parse_fast(
         self, replies: list[list[bytes | None]]

@@ -1,11 +1,12 @@
 """The batch pipeline shared by every real-time store: encode, plan, apply, compute.
 
-Per batch: encode the transactions (:mod:`.layout`); look the cards up in the process's
-card cache and read the missing ones (one ``MGET``); decide the card side in numpy
-(:mod:`.cards`); run the atomic script once (card versions checked, card writes, terminal
-counters); compute every feature in numpy (:mod:`features.kernels`). If a card changed
-under the cache (a partition moved, a second writer, an expired key), the script applies
-nothing and names it; the store re-reads those cards and plans again.
+Per batch: encode the transactions (:mod:`.layout`) and send the profile reads (Redis
+answers them while the client plans); look the cards up in the process's card cache and
+read the missing ones (one ``MGET``); decide the card side in numpy (:mod:`.cards`); run
+the atomic script once (card versions checked, card writes, terminal counters); compute
+every feature in numpy (:mod:`features.kernels`). If a card changed under the cache (a
+partition moved, a second writer, an expired key), the script applies nothing and names
+it; the store re-reads those cards and plans again.
 
 A concrete store supplies :meth:`BatchFeatureStore._fetch` (read card values) and
 :meth:`BatchFeatureStore._script` (the atomic transition: the Lua script on Redis, its
@@ -15,6 +16,7 @@ Python port in memory), so both serve identical features.
 from __future__ import annotations
 
 import abc
+import contextlib
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -39,8 +41,10 @@ from features.interface import (
     DefaultProfileReader,
     FeatureMatrix,
     FeatureStats,
+    PendingProfiles,
     ProfileReader,
     RowFlag,
+    start_profile_read,
 )
 from features.kernels import (
     DAY_US,
@@ -50,6 +54,7 @@ from features.kernels import (
     terminal_features,
     transaction_features,
 )
+from features.profiles.errors import ProfileStoreUnavailable
 from features.realtime.cache import CardCache, CardEntry
 from features.realtime.cards import CardPlan, plan_cards
 from features.realtime.history import card_history
@@ -143,14 +148,20 @@ class BatchFeatureStore(abc.ABC):
             )
         t0 = time.perf_counter()
         batch = encode_batch(transactions, self.prefix, self.allowed_lateness_s)
+        profiles = self._start_profiles(batch)
         t1 = time.perf_counter()
-        plan, reply, card_cols, spent = self._apply(batch, commit)
+        try:
+            plan, reply, card_cols, spent = self._apply(batch, commit)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                profiles()  # drain the profile replies so their connection goes back clean
+            raise
         t2 = time.perf_counter()
         status = plan.status.copy()
         applied_rows = np.flatnonzero(status == STATUS_APPLIED)
         late_rows = np.asarray(reply[1], dtype=np.int64) - 1
         status[applied_rows[late_rows]] += STATUS_TERMINAL_LATE
-        raw = self._assemble(batch, card_cols, status, reply[2:])  # type: ignore[arg-type]
+        raw = self._assemble(batch, card_cols, status, reply[2:], profiles())  # type: ignore[arg-type]
         bounded, changed = clip_features(raw)
         flags = np.where(raw[:, FEATURE_INDEX["card_is_new"]] > 0, RowFlag.NEW_CARD, 0)
         dup = (status & 3) == STATUS_DUPLICATE
@@ -178,6 +189,22 @@ class BatchFeatureStore(abc.ABC):
         return FeatureMatrix(
             bounded.astype(np.float32), FEATURE_NAMES, flags.astype(np.uint8), bounded
         )
+
+    def _start_profiles(self, batch: EncodedBatch) -> PendingProfiles:
+        """Send the batch's profile reads. Their Redis failures surface as
+        :class:`FeatureStoreUnavailable`, the one error the scorer backs off on."""
+        try:
+            pending = start_profile_read(self.profiles, batch.terminal_ids, batch.t_us)
+        except ProfileStoreUnavailable as exc:
+            raise FeatureStoreUnavailable("profiles", exc.detail) from exc
+
+        def finish() -> npt.NDArray[np.float32]:
+            try:
+                return pending()
+            except ProfileStoreUnavailable as exc:
+                raise FeatureStoreUnavailable("profiles", exc.detail) from exc
+
+        return finish
 
     def _apply(
         self, batch: EncodedBatch, commit: bool
@@ -307,6 +334,7 @@ class BatchFeatureStore(abc.ABC):
         cols: dict[str, F64],
         status: npt.NDArray[np.int64],
         terminal_values: Sequence[bytes | None],
+        profiles: npt.NDArray[np.float32],
     ) -> F64:
         """Raw float64 features ``[n, len(FEATURE_NAMES)]`` (before clipping)."""
         out = np.empty((batch.n, len(FEATURE_NAMES)), dtype=np.float64)
@@ -315,5 +343,5 @@ class BatchFeatureStore(abc.ABC):
         counts = terminal_day_counts(terminal_values, batch, status)
         for name, values in terminal_features(counts).items():
             out[:, FEATURE_INDEX[name]] = values
-        out[:, _PROFILE_COLUMNS] = self.profiles.read_batch(batch.terminal_ids, batch.t_us)
+        out[:, _PROFILE_COLUMNS] = profiles
         return out

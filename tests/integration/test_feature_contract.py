@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pytest
@@ -162,3 +163,25 @@ def test_profiles_come_from_the_reader_and_absurd_values_are_clipped() -> None:
     assert col(m, "terminal_days_since_fraud") == [0.0]
     assert m.flags[0] & RowFlag.CLIPPED and store.stats.clipped_values == 3
     assert np.isfinite(m.values).all()
+
+
+@pytest.mark.integration
+def test_profile_store_down_is_feature_store_unavailable_and_nothing_applied(
+    redis_client: Any, redis_prefix: str
+) -> None:
+    """Profiles are read from Redis before the batch's script runs: when that read fails,
+    the scorer gets the one error it backs off on, and the card state is untouched."""
+    import redis
+
+    from features.errors import FeatureStoreUnavailable
+    from features.profiles.layout import FeastLayout
+    from features.profiles.reader import FeastRedisProfileReader
+
+    unreachable = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    profiles = FeastRedisProfileReader(
+        unreachable, FeastLayout(project=f"p{redis_prefix}", verify_with_feast=False)
+    )
+    store = RedisFeatureStore(redis_client, prefix=redis_prefix, profiles=profiles)
+    with pytest.raises(FeatureStoreUnavailable, match="profiles"):
+        store.update_and_read_batch([tx(1, timedelta(0), 10.0)])
+    assert state_of(store) == {}
