@@ -12,11 +12,16 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from confluent_kafka import KafkaError, Message, Producer
+
 from features.definitions import FEATURE_NAMES, FEATURE_SET_ID
 from features.profiles.feast_repo import REPO_DIR
 from services.demo.plan import CARD_TESTING_PER_DAY, SIMULATOR_SEED, DemoPlan
+from streams.errors import DeliveryFailed
 from streams.events import ModelEvent
+from streams.kafka import producer_config, warm_up_producer
 from streams.simulator import GroundTruthStore, Simulator, SimulatorConfig, write_history
+from streams.simulator.source import LiveSource
 from streams.simulator.stream import stream_transactions
 
 LABEL_DELAY_DAYS = 1
@@ -110,11 +115,15 @@ class Traffic(threading.Thread):
         self.truth = truth
         self.on_switch = on_switch
         self.simulator = Simulator(simulator_config(), run_id=plan.run_id[:6])
+        # one source for every segment: a segment ends mid-day, and a fresh source would
+        # replay the rest of that day (same transaction ids) in the next segment
+        self.source = LiveSource(self.simulator, first_day=plan.history_days)
         self.produced = 0
         self.segments = 0
         self.switched_at: float | None = None
         self.stop_after_segments: int | None = None  # set once the story is complete
         self.error: BaseException | None = None
+        self.delivery_failures: list[str] = []
         self._running = True
 
     def stop(self) -> None:
@@ -132,8 +141,21 @@ class Traffic(threading.Thread):
     def stopping(self) -> bool:
         return not self._running
 
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self.delivery_failures.append(str(err))
+
     def run(self) -> None:
         try:
+            # One producer for every segment, warmed up first: a fresh idempotent producer
+            # holds its first writes ~0.5 s for a producer id, which every segment would
+            # otherwise add to its first transactions' latency.
+            producer = Producer(
+                producer_config(
+                    self.bootstrap, client_id="demo-simulator", on_delivery=self._on_delivery
+                )
+            )
+            warm_up_producer(producer, self.bootstrap, f"{self.topic}.warmup")
             while self._running:
                 if self.stop_after_segments is not None and (
                     self.segments >= self.stop_after_segments
@@ -150,10 +172,12 @@ class Traffic(threading.Thread):
                     rate=self.plan.rate,
                     duration_s=self.plan.segment_s,
                     truth=self.truth,
-                    first_day=self.plan.history_days + self.segments,
+                    source=self.source,
                     new_pattern_after_s=0.0 if card_testing else None,
-                    client_id="demo-simulator",
+                    producer=producer,
                 )
+                if self.delivery_failures:
+                    raise DeliveryFailed(self.topic, self.delivery_failures[0])
                 self.produced += report.count
                 self.segments += 1
         except BaseException as exc:  # shown on the dashboard; the demo stops the loop

@@ -112,6 +112,7 @@ def stream_transactions(
     sleep: Callable[[float], None] = time.sleep,
     producer: ProducerLike | None = None,
     warm_up_topic: str | None = None,
+    source: LiveSource | None = None,
 ) -> StreamReport:
     """Produce ``count`` (or ``rate * duration_s``) transactions to ``topic``, key=card_id.
 
@@ -119,6 +120,9 @@ def stream_transactions(
     testing (scenario 4) starts ``new_pattern_after_s`` seconds into the run (never if
     None). Raises :class:`DeliveryFailed` if any message was not acknowledged.
     ``producer`` replaces the Kafka producer built from ``bootstrap`` (unit tests).
+    ``source`` continues an earlier call's rows (``first_day`` is then ignored): a caller
+    streaming in segments passes one source to all of them, so a segment never repeats
+    rows (and transaction ids) of the day its predecessor was in.
     ``warm_up_topic``: before the clock starts, the built producer writes one record there
     and waits for its ack (see :func:`streams.kafka.warm_up_producer`), so a measuring
     caller does not see the producer's own start-up as latency.
@@ -142,7 +146,7 @@ def stream_transactions(
         if warm_up_topic is not None:
             warm_up_producer(built, bootstrap, warm_up_topic)
         producer = built
-    source = LiveSource(simulator, first_day=first_day)
+    source = source or LiveSource(simulator, first_day=first_day)
     t0 = clock()
     last = t0
     sent = 0

@@ -96,3 +96,28 @@ def test_paced_on_slices_never_early_and_truth_first() -> None:
     scenarios = [truth.rows[t][1] for t in ids]
     assert 4 not in scenarios[:first_on] and 4 in scenarios[first_on:]
     assert report.stats.per_scenario[4] == scenarios.count(4)
+
+
+@pytest.mark.unit
+def test_segments_sharing_a_source_never_repeat_a_transaction() -> None:
+    """A segment ends mid-day; a fresh source per segment would replay that day's rest."""
+    from streams.simulator.source import LiveSource
+
+    simulator = Simulator(SimulatorConfig.small(seed=3), run_id="seg")
+    clock = FakeClock()
+    producer = FakeProducer(clock)
+    source = LiveSource(simulator, first_day=5)
+    for _ in range(6):
+        stream_transactions(
+            simulator,
+            bootstrap="unused",
+            topic="t",
+            rate=1000.0,
+            count=700,  # less than a simulated day: every segment ends mid-day
+            producer=producer,
+            clock=clock,
+            sleep=clock.sleep,
+            source=source,
+        )
+    assert len(producer.sent) == 4200
+    assert len(producer.ids) == 4200

@@ -1,0 +1,50 @@
+"""``fraudctl demo`` as a newcomer runs it, shortened: every service up, every transaction
+decided exactly once, a summary written, everything it started stopped again."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from streams.kafka import broker_reachable
+from tests.processes import FRAUDCTL, ROOT
+
+pytestmark = pytest.mark.e2e
+
+
+def test_short_demo_decides_every_transaction_once_and_cleans_up(
+    tmp_path: Path, kafka_bootstrap: str, redis_url: str
+) -> None:
+    state = tmp_path / "demo"
+    env = {
+        **os.environ,
+        "FRAUD_KAFKA_BOOTSTRAP": kafka_bootstrap,  # reused, so the demo must leave it running
+        "FRAUD_REDIS_URL": redis_url,
+    }
+    done = subprocess.run(
+        [*FRAUDCTL, "demo", "--minutes", "1", "--rate", "50", "--state-dir", str(state)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "demo summary" in done.stdout
+    (run,) = (state / "runs").iterdir()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["produced"] >= 1_000  # ~50/s for about a minute
+    assert summary["decisions"] == summary["produced"]  # none lost, none left undecided
+    assert summary["duplicates"] == 0
+    assert summary["versions"]  # every decision names a model version
+    assert all(code is not None for code in summary["exit_codes"].values())  # all stopped
+    assert (run / "dashboard.txt").read_text().startswith("╭")
+    assert broker_reachable(kafka_bootstrap)  # a broker the demo did not start stays up
+    leftovers = subprocess.run(
+        ["pgrep", "-f", str(state)], capture_output=True, text=True, check=False
+    )
+    assert leftovers.stdout.strip() == ""
