@@ -10,7 +10,6 @@ a simulator history sorted by event time is such an order.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -188,13 +187,13 @@ def default_profiles(n: int) -> pd.DataFrame:
     return pd.DataFrame({f.name: np.full(n, f.default, dtype=np.float64) for f in PROFILE_FEATURES})
 
 
-def _load_profile_fn() -> ProfileFn | None:
-    try:
-        module = importlib.import_module("features.profiles")
-    except ImportError:
-        return None
-    fn = getattr(module, "terminal_risk", None)
-    return fn if callable(fn) else None
+def _load_profile_fn() -> ProfileFn:
+    """The one terminal-risk definition (imported late: it pulls in pandas-heavy code that
+    the online path does not need). Never optional: a table without it would train a model
+    on default risk columns, silently."""
+    from features.profiles.risk import terminal_risk
+
+    return terminal_risk
 
 
 def build_training_table(
@@ -210,8 +209,8 @@ def build_training_table(
 
     ``transactions_df`` rows are in arrival order (duplicates of a ``transaction_id`` after
     the first are dropped, as the online store ignores replays). ``profile_fn`` (default:
-    ``features.profiles.terminal_risk`` if importable) computes the label-risk columns with
-    the label delay; without it (or with ``use_profiles=False``) they get their defaults.
+    :func:`features.profiles.risk.terminal_risk`) computes the label-risk columns with the
+    label delay; with ``use_profiles=False`` they get their defaults.
     The float64 values equal the online ``FeatureMatrix.raw``; the model sees float32.
     """
     missing = tuple(c for c in REQUIRED if c not in transactions_df.columns)
@@ -237,8 +236,8 @@ def build_training_table(
     card_cols, accepted = card_columns(card, t, amount, term_hash, allowed_lateness_s)
     cols.update(card_cols)
     cols.update(terminal_columns(terminal, t, accepted, allowed_lateness_s))
-    fn = (profile_fn or _load_profile_fn()) if use_profiles else None
-    if fn is not None:
+    if use_profiles:
+        fn = profile_fn or _load_profile_fn()
         prof = _call_profile_fn(fn, tx, labels_df, t, label_delay_days)
     else:
         prof = default_profiles(n)

@@ -134,11 +134,9 @@ def model(
 
 
 def _mount_library_benches() -> None:
+    from features.profiles.cli import bench_profiles
+
     app.command("features")(features_bench)
-    try:
-        from features.profiles.cli import bench_profiles
-    except ImportError:  # pragma: no cover - the profiles package is optional here
-        return
     app.command("profiles")(bench_profiles)
 
 

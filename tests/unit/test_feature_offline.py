@@ -96,3 +96,20 @@ def test_missing_columns_is_a_typed_error() -> None:
     with pytest.raises(TrainingDataError) as err:
         build_training_table(pd.DataFrame({"transaction_id": ["a"]}), None)
     assert "card_id" in err.value.missing
+
+
+def test_terminal_risk_is_computed_by_default_never_silently_defaulted() -> None:
+    """Without a profile function the builder uses the one terminal-risk definition: a
+    known fraud at T1 shows in a later transaction's risk columns (past the label delay)."""
+    tx = frame([("a", timedelta(0), "C1", "T1", 10.0), ("b", timedelta(days=10), "C2", "T1", 5.0)])
+    labels = pd.DataFrame(
+        {
+            "transaction_id": ["a"],
+            "is_fraud": [1],
+            "labelled_at": pd.to_datetime([T0 + timedelta(hours=1)], utc=True),
+        }
+    )
+    out = build_training_table(tx, labels, label_delay_days=7).set_index("transaction_id")
+    assert out.loc["a", "terminal_fraud_count_30d"] == 0.0  # its own label is in the future
+    assert out.loc["b", "terminal_fraud_count_30d"] == 1.0
+    assert out.loc["b", "terminal_days_since_fraud"] == pytest.approx(10.0)
