@@ -5,7 +5,7 @@ Runs the real-time features bench (:mod:`features.bench`), the profile readers b
 history), and the scorer bench (:mod:`loadtest.bench_scorer`: backlog, naive baseline,
 paced latency beside the echo floor, ramp to the knee, REST). Writes
 ``bench/results/<date>.json``, ``<date>.md`` (the summary) and ``<date>-latency.png``
-(p50 / p99 vs throughput up to the knee, scorer and echo, SLA line). A quick run writes
+(p50 / p99 vs throughput up to overload, scorer and echo, SLA line, knee). A quick run writes
 ``<date>-quick.*``. A bench that fails is recorded with its error; the others still run.
 """
 
@@ -144,7 +144,7 @@ def write_report(report: dict[str, Any], out_dir: Path, stem: str) -> dict[str, 
 
 
 def plot_latency(scorer: dict[str, Any], path: Path) -> bool:
-    """p50 and p99 against achieved throughput, per service, up to the knee."""
+    """p50 and p99 against achieved throughput, per service, up to overload."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -181,7 +181,8 @@ def latency_phase(
     log(
         f"latency: paced {config.rate:,.0f} tx/s for {config.duration_s:.0f}s, then ramp "
         f"{', '.join(f'{r:,.0f}' for r in config.ramp_rates)} tx/s ({config.ramp_step_s:.0f}s "
-        f"each) until p99 > {config.sla_p99_ms:.0f} ms; echo first, then the scorer"
+        f"each) past the {config.sla_p99_ms:.0f} ms SLA until overloaded "
+        f"(p99 > {4 * config.sla_p99_ms:.0f} ms); echo first, then the scorer"
     )
     for name in ("echo", "scorer"):
         proc, service, log_path = _start_service(env, name, sampler)

@@ -10,8 +10,9 @@ produce timestamp:
   transaction's produce timestamp as the scorer saw it on the input record;
 * echo: the copy carries the input record's timestamp.
 
-A ramp runs steps of increasing rate until p99 exceeds the SLA (or records go missing, or
-the producer cannot keep the rate); the knee is the highest rate that met the SLA.
+A ramp runs steps of increasing rate past the SLA until the service is overloaded (p99
+over 4x the SLA, records missing, or the producer unable to keep the rate); the knee is the
+highest rate of the unbroken run of steps that met the SLA.
 """
 
 from __future__ import annotations
@@ -242,18 +243,34 @@ def ramp(
     rates: Sequence[float],
     sla_p99_ms: float = SLA_P99_MS,
     log: Callable[[str], None] = print,
+    overload_p99_ms: float | None = None,
 ) -> dict[str, Any]:
-    """Steps at increasing ``rates`` until one misses the SLA; the knee is the last passing."""
+    """Steps at increasing ``rates``; the knee is the highest rate of the unbroken run of
+    steps from the first one that meet the SLA.
+
+    Stepping goes on past an SLA miss - so the latency-vs-throughput curve shows where and
+    how fast latency grows - until a step is overloaded: p99 over ``overload_p99_ms``
+    (default 4x the SLA), records missing, or the producer unable to keep the rate.
+    """
+    overload = overload_p99_ms if overload_p99_ms is not None else 4 * sla_p99_ms
     steps: list[dict[str, Any]] = []
     for rate in rates:
         step = measure(rate)
         steps.append(step)
         log(format_step(step))
+        if not step_passes(step, overload):
+            break
+    knee = 0.0
+    for step in steps:
         if not step_passes(step, sla_p99_ms):
             break
-    passing = [s for s in steps if step_passes(s, sla_p99_ms)]
-    knee = max((s["achieved_rate"] for s in passing), default=0.0)
-    return {"sla_p99_ms": sla_p99_ms, "steps": steps, "knee_tx_per_s": knee}
+        knee = max(knee, float(step["achieved_rate"]))
+    return {
+        "sla_p99_ms": sla_p99_ms,
+        "overload_p99_ms": overload,
+        "steps": steps,
+        "knee_tx_per_s": knee,
+    }
 
 
 def format_step(step: dict[str, Any]) -> str:

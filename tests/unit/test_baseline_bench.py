@@ -41,8 +41,9 @@ def test_percentiles_of_known_samples() -> None:
     assert percentiles([]) == {"n": 0}
 
 
-def test_ramp_stops_at_the_first_step_over_the_sla_and_reports_the_knee() -> None:
-    p99_at = {1000.0: 8.0, 2000.0: 12.0, 4000.0: 49.0, 8000.0: 180.0, 16000.0: 5.0}
+def test_ramp_goes_past_the_sla_until_overload_and_reports_the_knee() -> None:
+    p99_at = {1000.0: 8.0, 2000.0: 12.0, 4000.0: 49.0, 8000.0: 180.0, 12000.0: 5.0}
+    p99_at |= {16000.0: 400.0, 32000.0: 6.0}
     seen: list[float] = []
 
     def measure(rate: float) -> dict[str, Any]:
@@ -50,8 +51,11 @@ def test_ramp_stops_at_the_first_step_over_the_sla_and_reports_the_knee() -> Non
         return _step("scorer", rate, p99_at[rate])
 
     result = ramp(measure, sorted(p99_at), sla_p99_ms=50.0, log=lambda _: None)
-    assert seen == [1000.0, 2000.0, 4000.0, 8000.0]  # never reaches 16000
-    assert result["knee_tx_per_s"] == 4000.0
+    # 8000 misses the SLA but is not overloaded (<= 200 ms): the curve goes on; 16000 is
+    # overloaded: the ramp stops and never reaches 32000
+    assert seen == [1000.0, 2000.0, 4000.0, 8000.0, 12000.0, 16000.0]
+    assert result["knee_tx_per_s"] == 4000.0  # 12000 passing after a miss is not the knee
+    assert result["overload_p99_ms"] == 200.0
     assert [s["target_rate"] for s in result["steps"]] == seen
 
 
