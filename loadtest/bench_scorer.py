@@ -44,8 +44,7 @@ from loadtest.bench_setup import (
 )
 from loadtest.latency import OutputKind, OutputReader, Service, format_step, measure_step, ramp
 from loadtest.rest_bench import run_rest_bench
-from streams.kafka import ensure_topics
-from streams.topics import SCORED
+from streams.topics import SCORED, Topics
 
 Log = Callable[[str], None]
 
@@ -117,48 +116,46 @@ def _run_to_end(
 
 
 def backlog_phase(env: BenchEnv, n: int, sampler: CpuSampler, log: Log) -> dict[str, Any]:
-    topics = env.topics("backlog")
-    ensure_topics(env.bootstrap, topics)
-    transactions = env.world.take(n)
-    seconds = produce_all(env.bootstrap, topics.transactions, transactions)
-    log(f"backlog: {n:,} transactions produced in {seconds:.1f}s; scoring with one process")
-    stats = _run_to_end(
-        env,
-        "loadtest.scorer_probe",
-        ["--max-idle-s", "6"],
-        env.service_env(topics, "scorer"),
-        "scorer-backlog",
-        sampler,
-        timeout_s=1800,
-    )
-    stats.update({"backlog": n, "produce_s": round(seconds, 2), "complete": stats["decided"] == n})
-    return stats
+    with env.phase_topics("backlog") as topics:
+        transactions = env.world.take(n)
+        seconds = produce_all(env.bootstrap, topics.transactions, transactions)
+        log(f"backlog: {n:,} transactions produced in {seconds:.1f}s; scoring with one process")
+        stats = _run_to_end(
+            env,
+            "loadtest.scorer_probe",
+            ["--max-idle-s", "6"],
+            env.service_env(topics, "scorer"),
+            "scorer-backlog",
+            sampler,
+            timeout_s=1800,
+        )
+        stats.update(
+            {"backlog": n, "produce_s": round(seconds, 2), "complete": stats["decided"] == n}
+        )
+        return stats
 
 
 def naive_phase(env: BenchEnv, n: int, sampler: CpuSampler, log: Log) -> dict[str, Any]:
-    topics = env.topics("naive")
-    ensure_topics(env.bootstrap, topics)
-    produce_all(env.bootstrap, topics.transactions, env.world.take(n))
-    log(f"naive baseline: {n:,} transactions, one at a time")
-    stats = _run_to_end(
-        env,
-        "loadtest.baseline",
-        ["--feast-repo", str(env.feast_repo), "--max-idle-s", "6"],
-        env.service_env(topics, "naive"),
-        "naive",
-        sampler,
-        timeout_s=1800,
-    )
-    stats["transactions"] = n
-    return stats
+    with env.phase_topics("naive") as topics:
+        produce_all(env.bootstrap, topics.transactions, env.world.take(n))
+        log(f"naive baseline: {n:,} transactions, one at a time")
+        stats = _run_to_end(
+            env,
+            "loadtest.baseline",
+            ["--feast-repo", str(env.feast_repo), "--max-idle-s", "6"],
+            env.service_env(topics, "naive"),
+            "naive",
+            sampler,
+            timeout_s=1800,
+        )
+        stats["transactions"] = n
+        return stats
 
 
 def _start_service(
-    env: BenchEnv, name: str, sampler: CpuSampler
+    env: BenchEnv, name: str, topics: Topics, sampler: CpuSampler
 ) -> tuple[subprocess.Popen[bytes], Service, Path]:
-    """The real scorer (``fraudctl serve scorer``) or the echo service, on fresh topics."""
-    topics = env.topics(name)
-    ensure_topics(env.bootstrap, topics)
+    """The real scorer (``fraudctl serve scorer``) or the echo service, on ``topics``."""
     log_path = env.workdir / f"{name}-paced.log"
     if name == "scorer":
         args = ["serve", "scorer", "--metrics-port", "0"]
@@ -173,6 +170,54 @@ def _start_service(
     return proc, Service(name, topics.transactions, reader, proc.pid), log_path
 
 
+def _latency_of(
+    env: BenchEnv,
+    name: str,
+    topics: Topics,
+    config: ScorerBenchConfig,
+    sampler: CpuSampler,
+    log: Log,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One service's warm-up, paced run and ramp."""
+    proc, service, log_path = _start_service(env, name, topics, sampler)
+
+    def measure(rate: float, duration_s: float, service: Service = service) -> dict[str, Any]:
+        step = measure_step(
+            service,
+            bootstrap=env.bootstrap,
+            rate=rate,
+            duration_s=duration_s,
+            workdir=env.workdir,
+            sampler=sampler,
+        )
+        step["load_average"] = load_average()
+        return step
+
+    try:
+        warm = measure_step(
+            service,
+            bootstrap=env.bootstrap,
+            rate=500.0,
+            duration_s=2.0,
+            workdir=env.workdir,
+            drain_s=20.0,
+        )
+        if not warm.get("received"):
+            raise BenchError(f"{name} answered nothing in the warm-up: {_log_tail(log_path)}")
+        paced = measure(config.rate, config.duration_s)
+        log(format_step(paced))
+        ramped = ramp(
+            lambda rate: measure(rate, config.ramp_step_s),
+            config.ramp_rates,
+            config.sla_p99_ms,
+            log,
+        )
+        return paced, ramped
+    finally:
+        service.reader.close()
+        stop_process(proc)
+
+
 def latency_phase(
     env: BenchEnv, config: ScorerBenchConfig, sampler: CpuSampler, log: Log
 ) -> dict[str, Any]:
@@ -185,62 +230,29 @@ def latency_phase(
         f"(p99 > {4 * config.sla_p99_ms:.0f} ms); echo first, then the scorer"
     )
     for name in ("echo", "scorer"):
-        proc, service, log_path = _start_service(env, name, sampler)
-
-        def measure(rate: float, duration_s: float, service: Service = service) -> dict[str, Any]:
-            step = measure_step(
-                service,
-                bootstrap=env.bootstrap,
-                rate=rate,
-                duration_s=duration_s,
-                workdir=env.workdir,
-                sampler=sampler,
+        with env.phase_topics(name) as topics:
+            out["paced"][name], out["ramp"][name] = _latency_of(
+                env, name, topics, config, sampler, log
             )
-            step["load_average"] = load_average()
-            return step
-
-        try:
-            warm = measure_step(
-                service,
-                bootstrap=env.bootstrap,
-                rate=500.0,
-                duration_s=2.0,
-                workdir=env.workdir,
-                drain_s=20.0,
-            )
-            if not warm.get("received"):
-                raise BenchError(f"{name} answered nothing in the warm-up: {_log_tail(log_path)}")
-            out["paced"][name] = step = measure(config.rate, config.duration_s)
-            log(format_step(step))
-            out["ramp"][name] = ramp(
-                lambda rate: measure(rate, config.ramp_step_s),
-                config.ramp_rates,
-                config.sla_p99_ms,
-                log,
-            )
-        finally:
-            service.reader.close()
-            stop_process(proc)
     return out
 
 
 def rest_phase(env: BenchEnv, config: ScorerBenchConfig, log: Log) -> dict[str, Any]:
-    topics = env.topics("rest")
-    ensure_topics(env.bootstrap, topics)
-    warmup = 100
-    count = round(config.rest_rps * config.rest_duration_s) + warmup
-    now = datetime.now(UTC)
-    transactions = [msgspec.structs.replace(t, event_time=now) for t in env.world.take(count)]
-    log(f"REST: POST /v1/score at {config.rest_rps:.0f} rps for {config.rest_duration_s:.0f}s")
-    result = run_rest_bench(
-        env.service_env(topics, "api"),
-        transactions,
-        rps=config.rest_rps,
-        warmup=warmup,
-        log_path=env.workdir / "api.log",
-    )
-    result["load_average"] = load_average()
-    return result
+    with env.phase_topics("rest") as topics:
+        warmup = 100
+        count = round(config.rest_rps * config.rest_duration_s) + warmup
+        now = datetime.now(UTC)
+        transactions = [msgspec.structs.replace(t, event_time=now) for t in env.world.take(count)]
+        log(f"REST: POST /v1/score at {config.rest_rps:.0f} rps for {config.rest_duration_s:.0f}s")
+        result = run_rest_bench(
+            env.service_env(topics, "api"),
+            transactions,
+            rps=config.rest_rps,
+            warmup=warmup,
+            log_path=env.workdir / "api.log",
+        )
+        result["load_average"] = load_average()
+        return result
 
 
 def targets(result: dict[str, Any]) -> dict[str, Any]:

@@ -199,3 +199,15 @@ def warm_up_producer(
     producer.produce(topic, b"warm-up")
     if producer.flush(timeout_s):
         raise BrokerUnavailable(bootstrap, f"warm-up record to {topic} not acknowledged")
+
+
+def delete_topics(bootstrap: str, names: Iterable[str], timeout_s: float = 30.0) -> list[str]:
+    """Delete the named topics that exist; return the ones deleted."""
+    admin = admin_client(bootstrap)
+    existing = set(admin.list_topics(timeout=timeout_s).topics)
+    doomed = [name for name in names if name in existing]
+    if not doomed:
+        return []
+    for future in admin.delete_topics(doomed, operation_timeout=timeout_s).values():
+        future.result(timeout=timeout_s)
+    return doomed

@@ -10,7 +10,7 @@ from services.settings import CommonSettings
 from services.stack import stack
 from services.stack.process import free_port
 from streams.kafka import broker_reachable
-from streams.topics import ALL_TOPICS
+from streams.topics import ALL_TOPICS, Topics
 
 pytestmark = pytest.mark.integration
 
@@ -41,3 +41,17 @@ def test_up_twice_is_harmless_and_down_stops_only_what_up_started(
     assert stopped == ["kafka"]
     assert not broker_reachable(settings.kafka_bootstrap, timeout_s=1.0)
     assert stack.down(settings) == []  # nothing left that up started
+
+
+def test_delete_topics_removes_only_existing_named_topics(
+    kafka_bootstrap: str, topics: Topics
+) -> None:
+    from streams.kafka import admin_client, delete_topics, ensure_topics
+
+    ensure_topics(kafka_bootstrap, topics)
+    names = [name for name, _ in topics.all()]
+    deleted = delete_topics(kafka_bootstrap, [*names, f"{topics.prefix}never-created"])
+    assert sorted(deleted) == sorted(names)
+    remaining = set(admin_client(kafka_bootstrap).list_topics(timeout=10).topics)
+    assert not remaining & set(names)
+    assert delete_topics(kafka_bootstrap, names) == []
