@@ -43,7 +43,13 @@ from services.stack.components import start_broker
 from services.stack.process import ManagedProcess, free_port, stop
 from streams.errors import FraudError
 from streams.events import Transaction
-from streams.kafka import delete_topics, ensure_topics, producer_config, wait_for_broker
+from streams.kafka import (
+    delete_topics,
+    ensure_topics,
+    producer_config,
+    wait_for_broker,
+    warm_up_topic,
+)
 from streams.simulator import SimulatorConfig, simulate_history
 from streams.simulator.history import DEFAULT_START
 from streams.topics import Topics
@@ -275,7 +281,7 @@ class BenchEnv:
             yield topics
         finally:
             names = [name for name, _ in topics.all()]
-            delete_topics(self.bootstrap, [*names, f"{topics.transactions}.warmup"])
+            delete_topics(self.bootstrap, [*names, warm_up_topic(topics.transactions)])
 
     def service_env(self, topics: Topics, instance: str) -> dict[str, str]:
         """``FRAUD_*`` settings of a scorer / API / naive process of this run."""

@@ -156,7 +156,7 @@ class KafkaLoad:
         # The reader thread stamps read times, but needs the GIL to do so: a shorter switch
         # interval (default 5 ms) bounds how long a busy greenlet can delay that stamp.
         sys.setswitchinterval(SWITCH_INTERVAL_S)
-        warm_up_producer(self.producer, self._bootstrap, f"{self.topic}.warmup")
+        warm_up_producer(self.producer, self._bootstrap, self.topic)
         self.reader.start()
         self._greenlets = [
             gevent.spawn(self._every, PRODUCER_POLL_EVERY_S, self._serve_acks),

@@ -314,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         duration_s=args.duration,
         first_day=HISTORY_DAYS,
         client_id="bench-producer",
-        warm_up_topic=f"{args.topic}.warmup",
+        warm_up=True,
     )
     args.out.write_text(json.dumps(report.as_dict()) + "\n")
 

@@ -152,6 +152,13 @@ def ensure_topics(
         )
         for name, spec in wanted
     ]
+    result = _create_topics(admin, new, timeout_s)
+    _wait_for_topics(admin, [name for name, _ in wanted], timeout_s)
+    return result
+
+
+def _create_topics(admin: AdminClient, new: list[NewTopic], timeout_s: float) -> dict[str, str]:
+    """Create ``new``; a topic that already exists is fine. ``{topic: "created" | "exists"}``."""
     result: dict[str, str] = {}
     for name, future in admin.create_topics(new, request_timeout=timeout_s).items():
         try:
@@ -161,7 +168,6 @@ def ensure_topics(
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
             result[name] = "exists"
-    _wait_for_topics(admin, [name for name, _ in wanted], timeout_s)
     return result
 
 
@@ -175,30 +181,33 @@ def _wait_for_topics(admin: AdminClient, names: list[str], timeout_s: float) -> 
     raise BrokerUnavailable(str(admin), f"topics {names} not visible after {timeout_s}s")
 
 
+def warm_up_topic(topic: str) -> str:
+    """The topic :func:`warm_up_producer` writes to for a producer of ``topic``."""
+    return f"{topic}.warmup"
+
+
 def warm_up_producer(
     producer: Producer, bootstrap: str, topic: str, timeout_s: float = 10.0
 ) -> None:
-    """Write one record to ``topic`` (created if missing, short retention) and wait for its ack.
+    """Before a producer of ``topic`` starts: write one record to ``warm_up_topic(topic)``
+    (created if missing, short retention) and wait for its ack.
 
     An idempotent producer's first write waits for its producer id, which librdkafka asks
     for on a 500 ms timer when no broker connection is up yet at creation: the first
     records of a fresh producer are acknowledged ~0.5 s late. A load generator calls this
     before its clock starts, so that start-up wait is not measured as the service's latency.
     """
-    admin = admin_client(bootstrap)
-    futures = admin.create_topics(
-        [NewTopic(topic, num_partitions=1, replication_factor=1, config={"retention.ms": "60000"})],
-        request_timeout=timeout_s,
+    target = warm_up_topic(topic)
+    spec = NewTopic(
+        target, num_partitions=1, replication_factor=1, config={"retention.ms": "60000"}
     )
-    for future in futures.values():
-        try:
-            future.result(timeout=timeout_s)
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise BrokerUnavailable(bootstrap, str(exc)) from exc
-    producer.produce(topic, b"warm-up")
+    try:
+        _create_topics(admin_client(bootstrap), [spec], timeout_s)
+    except KafkaException as exc:
+        raise BrokerUnavailable(bootstrap, str(exc)) from exc
+    producer.produce(target, b"warm-up")
     if producer.flush(timeout_s):
-        raise BrokerUnavailable(bootstrap, f"warm-up record to {topic} not acknowledged")
+        raise BrokerUnavailable(bootstrap, f"warm-up record to {target} not acknowledged")
 
 
 def delete_topics(bootstrap: str, names: Iterable[str], timeout_s: float = 30.0) -> list[str]:

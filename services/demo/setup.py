@@ -155,7 +155,7 @@ class Traffic(threading.Thread):
                     self.bootstrap, client_id="demo-simulator", on_delivery=self._on_delivery
                 )
             )
-            warm_up_producer(producer, self.bootstrap, f"{self.topic}.warmup")
+            warm_up_producer(producer, self.bootstrap, self.topic)
             while self._running:
                 if self.stop_after_segments is not None and (
                     self.segments >= self.stop_after_segments

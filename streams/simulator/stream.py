@@ -111,7 +111,7 @@ def stream_transactions(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     producer: ProducerLike | None = None,
-    warm_up_topic: str | None = None,
+    warm_up: bool = False,
     source: LiveSource | None = None,
 ) -> StreamReport:
     """Produce ``count`` (or ``rate * duration_s``) transactions to ``topic``, key=card_id.
@@ -123,9 +123,9 @@ def stream_transactions(
     ``source`` continues an earlier call's rows (``first_day`` is then ignored): a caller
     streaming in segments passes one source to all of them, so a segment never repeats
     rows (and transaction ids) of the day its predecessor was in.
-    ``warm_up_topic``: before the clock starts, the built producer writes one record there
-    and waits for its ack (see :func:`streams.kafka.warm_up_producer`), so a measuring
-    caller does not see the producer's own start-up as latency.
+    ``warm_up``: before the clock starts, the built producer is warmed up (see
+    :func:`streams.kafka.warm_up_producer`), so a measuring caller does not see the
+    producer's own start-up as latency.
     """
     if not 0 < rate <= MAX_RATE:
         raise ConfigError(f"rate must be within (0, {MAX_RATE:.0f}]")
@@ -143,8 +143,8 @@ def stream_transactions(
         config = producer_config(bootstrap, client_id=client_id, **(producer_overrides or {}))
         config["on_delivery"] = on_delivery
         built = Producer(config)
-        if warm_up_topic is not None:
-            warm_up_producer(built, bootstrap, warm_up_topic)
+        if warm_up:
+            warm_up_producer(built, bootstrap, topic)
         producer = built
     source = source or LiveSource(simulator, first_day=first_day)
     t0 = clock()
