@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from services.api.app import create_app
+from services.api.app import ApiContext, create_app
 from services.api.main import build_context
 from services.api.settings import ApiSettings
 from streams.events import Label
@@ -27,9 +27,9 @@ LABELS = {"X-API-Key": "analyst-key"}
 
 
 @pytest.fixture()
-def client(
+def context(
     kafka_bootstrap: str, redis_url: str, topics: Topics, redis_prefix: str, champion_state: Path
-) -> Iterator[TestClient]:
+) -> Iterator[ApiContext]:
     settings = ApiSettings(
         kafka_bootstrap=kafka_bootstrap,
         redis_url=redis_url,
@@ -42,9 +42,14 @@ def client(
         max_batch=50,
     )
     ctx, champion = build_context(settings)
-    with TestClient(create_app(ctx)) as test_client:
-        yield test_client
+    yield ctx
     champion.stop()
+
+
+@pytest.fixture()
+def client(context: ApiContext) -> Iterator[TestClient]:
+    with TestClient(create_app(context)) as test_client:
+        yield test_client
 
 
 def _tx(world: SmallWorld, n: int) -> list[dict[str, object]]:
@@ -157,12 +162,7 @@ def test_openapi_describes_the_request_bodies(client: TestClient) -> None:
 
 
 def test_concurrent_requests_on_one_card_count_every_transaction(
-    kafka_bootstrap: str,
-    redis_url: str,
-    topics: Topics,
-    redis_prefix: str,
-    champion_state: Path,
-    small_world: SmallWorld,
+    context: ApiContext, small_world: SmallWorld
 ) -> None:
     """The thread pool runs requests at once; the card's count must still see each one."""
     from concurrent.futures import ThreadPoolExecutor
@@ -173,33 +173,20 @@ def test_concurrent_requests_on_one_card_count_every_transaction(
     from features.definitions import FEATURE_INDEX
     from services.api.app import _score_and_log
 
-    settings = ApiSettings(
-        kafka_bootstrap=kafka_bootstrap,
-        redis_url=redis_url,
-        topic_prefix=topics.prefix,
-        redis_prefix=redis_prefix,
-        feast_project=f"fraud_{redis_prefix}",
-        state_dir=champion_state,
-        api_keys="scorer-key:score+read",
-    )
-    ctx, champion = build_context(settings)
-    try:
-        template = small_world.as_events(1)[0]
-        start = datetime.now(UTC) - timedelta(hours=2)
-        txs = [
-            msgspec.structs.replace(
-                template,
-                transaction_id=f"concurrent-{i}",
-                event_time=start + timedelta(seconds=10 * i),
-            )
-            for i in range(48)
-        ]
-        with ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda tx: _score_and_log(ctx, [tx]), txs))
-        probe = msgspec.structs.replace(
-            template, transaction_id="concurrent-probe", event_time=start + timedelta(hours=1)
+    template = small_world.as_events(1)[0]
+    start = datetime.now(UTC) - timedelta(hours=2)
+    txs = [
+        msgspec.structs.replace(
+            template,
+            transaction_id=f"concurrent-{i}",
+            event_time=start + timedelta(seconds=10 * i),
         )
-        (decision,) = _score_and_log(ctx, [probe])
-        assert decision.features[FEATURE_INDEX["card_tx_count_1d"]] == len(txs)
-    finally:
-        champion.stop()
+        for i in range(48)
+    ]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda tx: _score_and_log(context, [tx]), txs))
+    probe = msgspec.structs.replace(
+        template, transaction_id="concurrent-probe", event_time=start + timedelta(hours=1)
+    )
+    (decision,) = _score_and_log(context, [probe])
+    assert decision.features[FEATURE_INDEX["card_tx_count_1d"]] == len(txs)
