@@ -78,6 +78,9 @@ class FeatureStore(Protocol):
 
     def update_and_read_batch(self, transactions: Sequence[Transaction]) -> FeatureMatrix: ...
 
+    def clear_cache(self) -> None:
+        """Forget process-local state of entities (e.g. partitions were revoked)."""
+
 
 @runtime_checkable
 class ProfileReader(Protocol):

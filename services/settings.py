@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.kafka import DEFAULT_ASSIGNMENT_STRATEGY, AssignmentStrategy
 from streams.topics import Topics
 
 
@@ -22,6 +23,11 @@ class CommonSettings(BaseSettings):
     )
     redis_url: SecretStr = Field(
         SecretStr("redis://127.0.0.1:6379/0"), description="Redis URL (may hold a password)"
+    )
+    kafka_assignment_strategy: AssignmentStrategy = Field(
+        DEFAULT_ASSIGNMENT_STRATEGY,
+        description="consumer-group assignment: cooperative-sticky on Apache Kafka; the "
+        "embedded broker needs an eager one (see streams.kafka)",
     )
     topic_prefix: str = Field("", description="prefix added to every topic name")
     redis_prefix: str = Field("fraud", description="prefix of every Redis key of this project")

@@ -251,7 +251,10 @@ class Retrainer:
     def consumer(self, group_id: str | None = None, start: str = "earliest") -> Consumer:
         s = self.settings
         config = consumer_config(
-            s.kafka_bootstrap, group_id=group_id or s.group_id, client_id=s.group_id
+            s.kafka_bootstrap,
+            group_id=group_id or s.group_id,
+            client_id=s.group_id,
+            assignment_strategy=s.kafka_assignment_strategy,
         )
         config.update(
             {

@@ -36,6 +36,7 @@ def open_session(settings: ReviewSettings, *, analyst: str, source: LabelSource)
             settings.kafka_bootstrap,
             group_id=settings.review_group(),
             client_id=f"review-{analyst}",
+            assignment_strategy=settings.kafka_assignment_strategy,
         )
     )
     producer = AckedProducer(producer_config(settings.kafka_bootstrap, client_id="review"))
@@ -128,6 +129,7 @@ def run_chargebacks(settings: ReviewSettings, *, delay_s: float, idle_exit_s: fl
                 settings.kafka_bootstrap,
                 group_id=settings.chargeback_group(),
                 client_id="chargebacks",
+                assignment_strategy=settings.kafka_assignment_strategy,
             )
         )
         consumer.subscribe([topics.scored])

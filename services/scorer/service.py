@@ -5,7 +5,8 @@
          -> mark decided -> commit offsets
 
 One process is one member of the ``scorer`` consumer group (static membership, so a
-restarted process reclaims its partitions at once; cooperative-sticky rebalancing). Add
+restarted process reclaims its partitions at once; the assignment strategy is a setting,
+see :mod:`streams.kafka`). Add
 processes to scale out, up to the partition count of ``transactions``.
 
 Delivery: at-least-once from Kafka made effectively-once by idempotence. Offsets are
@@ -76,6 +77,7 @@ class Scorer:
                 group_id=settings.group_id,
                 client_id=member,
                 instance_id=member,
+                assignment_strategy=settings.kafka_assignment_strategy,
                 **{
                     "statistics.interval.ms": settings.stats_interval_ms,
                     "stats_cb": metrics.record_stats,
@@ -90,7 +92,9 @@ class Scorer:
     # -- the loop ---------------------------------------------------------------------
     def run(self, max_idle_s: float | None = None) -> None:
         """Consume until stopped (SIGTERM/SIGINT) or, when given, ``max_idle_s`` without input."""
-        self.consumer.subscribe([self.topics.transactions], on_assign=self._on_assign)
+        self.consumer.subscribe(
+            [self.topics.transactions], on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
         log.info(
             "stage=start member=%s model=%s",
             self.settings.member_id(),
@@ -116,11 +120,17 @@ class Scorer:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """New partitions may replay decided transactions: learn them from our output."""
+        log.info("stage=assign partitions=%s", _partition_list(partitions))
         if self.settings.recovery_tail:
             self.recovered = recently_decided(
                 self.settings.kafka_bootstrap, self.topics.scored, self.settings.recovery_tail
             )
             log.info("stage=dedupe recovered %d recent decisions", len(self.recovered))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Their cards will be written by another member: forget them (saves re-reads)."""
+        log.info("stage=revoke partitions=%s", _partition_list(partitions))
+        self.features.clear_cache()
 
     def process(self, messages: Sequence[Message], clock: StageClock) -> None:
         batch = decode_batch(messages)  # 1. decode + validate
@@ -223,6 +233,10 @@ class Scorer:
         log.info("stage=stop decided=%d", self.decided)
 
 
+def _partition_list(partitions: Sequence[TopicPartition]) -> str:
+    return ",".join(str(p.partition) for p in sorted(partitions, key=lambda p: p.partition)) or "-"
+
+
 def build_scorer(settings: ScorerSettings, scorer_class: type[Scorer] = Scorer) -> Scorer:
     """The scorer with its Redis feature store, decision ledger and champion watcher."""
     client = redis_client(settings)
@@ -240,7 +254,12 @@ def build_scorer(settings: ScorerSettings, scorer_class: type[Scorer] = Scorer) 
 def main(settings: ScorerSettings | None = None) -> None:
     settings = settings or ScorerSettings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    log.info("stage=boot member=%s group=%s", settings.member_id(), settings.group_id)
+    log.info(
+        "stage=boot member=%s group=%s assignment=%s",
+        settings.member_id(),
+        settings.group_id,
+        settings.kafka_assignment_strategy,
+    )
     scorer = build_scorer(settings)
     gc.freeze()  # the start-up objects (model, modules) leave the collector's scans: shorter pauses
     if settings.metrics_port:

@@ -92,7 +92,7 @@ def _commit_as_member(
             group_id=group_id,
             client_id=f"{group_id}-rewind",
             instance_id=instance_id,
-            **{"partition.assignment.strategy": "range"},
+            assignment_strategy="range",
         )
     )
     try:

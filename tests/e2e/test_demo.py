@@ -38,7 +38,9 @@ def test_short_demo_decides_every_transaction_once_and_cleans_up(
     (run,) = (state / "runs").iterdir()
     summary = json.loads((run / "summary.json").read_text())
     assert summary["produced"] >= 1_000  # ~50/s for about a minute
-    assert summary["decisions"] == summary["produced"]  # none lost, none left undecided
+    scorer_logs = sorted((state / "logs").glob("*/scorer-*.log"))
+    why = done.stdout[-2000:] + "".join(f"\n{p.name}: " + p.read_text()[-800:] for p in scorer_logs)
+    assert summary["decisions"] == summary["produced"], why  # none lost, none left undecided
     assert summary["duplicates"] == 0
     assert summary["versions"]  # every decision names a model version
     assert all(code is not None for code in summary["exit_codes"].values())  # all stopped
