@@ -1,9 +1,8 @@
 """The zero-work echo service: the latency floor the broker sets on this machine.
 
 Consume -> produce, no decoding, no features, no model, but the scorer's Kafka shape:
-the same latency-tuned client settings, the same poll (:func:`streams.kafka.poll_batch`,
-up to ``batch_max``), one batch in flight whose outputs are acknowledged before its
-offsets are committed and before the next batch is sent.
+the same latency-tuned client settings, batches of up to ``batch_max`` per ``consume``
+with the same poll timeout, every output acknowledged before the offsets are committed.
 Each record is copied with its key and its original produce timestamp, so a reader of the
 sink computes produce -> readable latency from the record alone.
 
@@ -22,10 +21,10 @@ from types import FrameType
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streams.errors import DeliveryFailed
-from streams.kafka import consumer_config, poll_batch, producer_config
+from streams.kafka import consumer_config, producer_config
 
 BATCH_MAX = 500
-POLL_TIMEOUT_S = 0.1
+POLL_TIMEOUT_S = 0.005
 
 
 def run_echo(
@@ -44,39 +43,30 @@ def run_echo(
     producer = Producer(producer_config(bootstrap, client_id="echo"))
     consumer.subscribe([source])
     copied = 0
-    in_flight: dict[tuple[str, int], int] = {}  # next offsets of the batch sent last
-
-    def settle(synchronous: bool = False) -> None:
-        if not in_flight:
-            return
-        remaining = producer.flush(30)
-        if remaining:
-            raise DeliveryFailed(sink, f"{remaining} echoes not acknowledged")
-        if synchronous:
-            consumer.commit(offsets=_positions(in_flight), asynchronous=False)
-        else:
-            consumer.commit(offsets=_positions(in_flight), asynchronous=True)
-        in_flight.clear()
-
+    offsets: dict[tuple[str, int], int] = {}
     idle_since = time.monotonic()
     try:
         while not should_stop():
-            messages = poll_batch(consumer, batch_max, poll_timeout_s)
+            messages = consumer.consume(batch_max, poll_timeout_s)
             if not messages:
-                settle()
                 if max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
                     break
                 continue
             idle_since = time.monotonic()
-            settle()
             for m in messages:
                 if m.error() is not None:
                     continue
                 producer.produce(sink, m.value(), key=m.key(), timestamp=m.timestamp()[1])
                 key = (str(m.topic()), int(m.partition() or 0))
-                in_flight[key] = int(m.offset() or 0) + 1
+                offsets[key] = int(m.offset() or 0) + 1
                 copied += 1
-        settle(synchronous=True)  # a clean stop: the last positions
+            remaining = producer.flush(30)
+            if remaining:
+                raise DeliveryFailed(sink, f"{remaining} echoes not acknowledged")
+            if offsets:
+                consumer.commit(offsets=_positions(offsets), asynchronous=True)
+        if offsets:  # a clean stop: the last positions, synchronously
+            consumer.commit(offsets=_positions(offsets), asynchronous=False)
     finally:
         consumer.close()
     return copied

@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.errors import BrokerUnavailable
@@ -86,22 +86,6 @@ def consumer_config(
         config["group.instance.id"] = instance_id
     config.update(overrides)
     return config
-
-
-def poll_batch(consumer: Consumer, batch_max: int, timeout_s: float) -> list[Message]:
-    """Up to ``batch_max`` messages: what is queued, at once; when nothing is, wait (at most
-    ``timeout_s``) for the first one and take whatever came with it.
-
-    ``Consumer.consume(n, timeout)`` alone waits for ``n`` messages or the timeout, which
-    adds the timeout to every batch smaller than ``n`` (5.5 ms per batch at 2,000 tx/s).
-    """
-    messages = consumer.consume(batch_max, 0)
-    if messages or batch_max < 1:
-        return messages
-    first = consumer.poll(timeout_s)
-    if first is None:
-        return []
-    return [first, *consumer.consume(batch_max - 1, 0)] if batch_max > 1 else [first]
 
 
 def admin_client(bootstrap: str, *, quiet: bool = False) -> AdminClient:

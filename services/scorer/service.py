@@ -1,23 +1,18 @@
 """The scorer process, top to bottom.
 
     poll -> decode (bad -> DLQ) -> dedupe -> features -> inference -> policy -> explain
-         -> [the previous batch: wait for its acks -> mark decided -> commit offsets]
-         -> produce Decision (every tx) + ReviewCase (flagged)
+         -> produce Decision (every tx) + ReviewCase (flagged) -> wait for acks
+         -> mark decided -> commit offsets
 
 One process is one member of the ``scorer`` consumer group (static membership, so a
 restarted process reclaims its partitions at once; the assignment strategy is a setting,
-see :mod:`streams.kafka`). Add processes to scale out, up to the partition count of
-``transactions``.
+see :mod:`streams.kafka`). Add
+processes to scale out, up to the partition count of ``transactions``.
 
 Delivery: at-least-once from Kafka made effectively-once by idempotence. Offsets are
 committed only after the broker acknowledged every decision, review case and dead letter
 of the batch. Feature updates are idempotent per transaction_id, and the decision ledger
 stops a replayed transaction from being decided twice.
-
-Latency: a poll returns what is queued at once (it waits only when nothing is), and a
-batch's writes are acknowledged while the next batch is scored: one batch is in flight at
-most, settled (acks, ledger, commit) before the next one is sent, and before partitions
-are revoked or the process stops. Its transaction ids count as decided for the dedupe.
 
 Back-pressure: when Redis (features, ledger) is unavailable the scorer pauses its
 partitions, retries the same batch with exponential back-off and resumes when it passes;
@@ -31,13 +26,11 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from functools import cached_property
 from types import FrameType
 from typing import TypeVar
 
 import numpy as np
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 from prometheus_client import start_http_server
 
 from features.definitions import FEATURE_NAMES, FEATURE_SET_ID
@@ -54,26 +47,13 @@ from services.scorer.wiring import open_feature_store, redis_client
 from streams.dlq import encode_dead_letter
 from streams.errors import DeliveryFailed
 from streams.intake import DecodedBatch, decode_batch
-from streams.kafka import consumer_config, poll_batch, producer_config
+from streams.kafka import consumer_config, producer_config
 from streams.producer import AckedProducer
 from streams.serde import encode
 from streams.topics import Topics
 
 log = logging.getLogger("fraud.scorer")
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class InFlight:
-    """A batch whose writes were sent and are not yet acknowledged."""
-
-    messages: Sequence[Message]
-    batch: DecodedBatch
-    scored: ScoredBatch
-
-    @cached_property
-    def transaction_ids(self) -> frozenset[str]:
-        return frozenset(d.transaction_id for d in self.scored.decisions)
 
 
 class Scorer:
@@ -108,7 +88,6 @@ class Scorer:
         self.running = True
         self.decided = 0
         self.recovered: set[str] = set()
-        self.in_flight: InFlight | None = None
 
     # -- the loop ---------------------------------------------------------------------
     def run(self, max_idle_s: float | None = None) -> None:
@@ -125,10 +104,11 @@ class Scorer:
         try:
             while self.running:
                 clock = StageClock()
-                messages = self._poll()
+                messages = self.consumer.consume(
+                    self.settings.batch_max, self.settings.poll_timeout_ms / 1000
+                )
                 clock.lap("poll")
                 if not messages:
-                    self._settle()  # nothing new to overlap it with
                     if max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
                         break
                     continue
@@ -137,11 +117,6 @@ class Scorer:
                 self.process(messages, clock)
         finally:
             self.close()
-
-    def _poll(self) -> list[Message]:
-        return poll_batch(
-            self.consumer, self.settings.batch_max, self.settings.poll_timeout_ms / 1000
-        )
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """New partitions may replay decided transactions: learn them from our output."""
@@ -155,52 +130,27 @@ class Scorer:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Their cards will be written by another member: forget them (saves re-reads)."""
         log.info("stage=revoke partitions=%s", _partition_list(partitions))
-        self._settle(synchronous=True)  # the next owner starts from these offsets
         self.features.clear_cache()
 
     def process(self, messages: Sequence[Message], clock: StageClock) -> None:
         batch = decode_batch(messages)  # 1. decode + validate
         clock.lap("decode")
         scored = self._with_backoff(lambda: self._score(batch, clock))  # 2-6
-        self._settle()  # 8. the previous batch: acked -> marked decided -> offsets committed
-        clock.lap("commit")
-        self._send(batch, scored)  # 7. one Decision per transaction, ReviewCase per flag
-        self.in_flight = InFlight(messages, batch, scored)
+        self._produce(batch, scored)  # 7. one Decision per transaction, ReviewCase per flag
         clock.lap("produce")
-
-    def _settle(self, *, synchronous: bool = False) -> None:
-        """Finish the batch in flight: wait for its acks (resending on failure), mark its
-        transactions decided, then - only then - commit its offsets."""
-        done, self.in_flight = self.in_flight, None
-        if done is None:
-            return
-        for letter in done.batch.dead_letters:
-            metrics.DEAD_LETTERS.labels(letter.reason).inc()
-        while True:
-            try:
-                self.producer.wait_acked()
-                break
-            except DeliveryFailed as exc:  # nothing is committed; the broker may be restarting
-                metrics.BACKPRESSURE.labels("producer").inc()
-                log.warning("stage=produce %s; resending the batch's writes", exc)
-                time.sleep(1.0)
-                self._send(done.batch, done.scored)
-        self._with_backoff(lambda: self.ledger.mark_decided(list(done.transaction_ids)))
-        self._commit(done.messages, synchronous=synchronous)
-        self.decided += len(done.scored.decisions)
+        self._with_backoff(
+            lambda: self.ledger.mark_decided([d.transaction_id for d in scored.decisions])
+        )
+        self._commit(messages)  # 8. only now: everything above is acknowledged
+        clock.lap("commit")
+        self.decided += len(scored.decisions)
 
     def _score(self, batch: DecodedBatch, clock: StageClock) -> ScoredBatch:
         txs = batch.transactions
         fresh = self.ledger.undecided([t.transaction_id for t in txs])  # 3. dedupe
-        known = self.in_flight.transaction_ids if self.in_flight else frozenset()
-        if self.recovered or known:
+        if self.recovered:
             fresh &= np.fromiter(
-                (
-                    t.transaction_id not in self.recovered and t.transaction_id not in known
-                    for t in txs
-                ),
-                dtype=bool,
-                count=len(txs),
+                (t.transaction_id not in self.recovered for t in txs), dtype=bool, count=len(txs)
             )
         skipped = len(txs) - int(fresh.sum())
         if skipped:
@@ -212,6 +162,19 @@ class Scorer:
         clock.lap("dedupe")
         return self.pipeline.score(txs, produced, clock)  # 4-6. features, ONNX, policy, reasons
 
+    def _produce(self, batch: DecodedBatch, scored: ScoredBatch) -> None:
+        for letter in batch.dead_letters:
+            metrics.DEAD_LETTERS.labels(letter.reason).inc()
+        while True:
+            self._send(batch, scored)
+            try:
+                self.producer.wait_acked()
+                return
+            except DeliveryFailed as exc:  # nothing is committed; the broker may be restarting
+                metrics.BACKPRESSURE.labels("producer").inc()
+                log.warning("stage=produce %s; resending the batch's writes", exc)
+                time.sleep(1.0)
+
     def _send(self, batch: DecodedBatch, scored: ScoredBatch) -> None:
         for letter in batch.dead_letters:
             value, key = encode_dead_letter(letter)
@@ -221,20 +184,17 @@ class Scorer:
         for case in scored.review_cases:
             self.producer.produce(self.topics.review, encode(case), case.transaction.card_id)
 
-    def _commit(self, messages: Sequence[Message], *, synchronous: bool = False) -> None:
+    def _commit(self, messages: Sequence[Message]) -> None:
         next_offsets: dict[tuple[str, int], int] = {}
         for m in messages:
             if m.error() is None:
                 key = (str(m.topic()), int(m.partition() or 0))
                 next_offsets[key] = max(next_offsets.get(key, 0), int(m.offset() or 0) + 1)
-        offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
-        if offsets and synchronous:
-            try:
-                self.consumer.commit(offsets=offsets, asynchronous=False)
-            except KafkaException as exc:  # e.g. the generation moved on mid-rebalance
-                log.warning("stage=commit %s; the next owner replays them, the ledger dedupes", exc)
-        elif offsets:
-            self.consumer.commit(offsets=offsets, asynchronous=True)
+        if next_offsets:
+            self.consumer.commit(
+                offsets=[TopicPartition(t, p, o) for (t, p), o in next_offsets.items()],
+                asynchronous=True,
+            )
 
     def _with_backoff(self, step: Callable[[], T]) -> T:
         """Run ``step``; while Redis is down, pause partitions and retry with back-off."""
@@ -264,9 +224,10 @@ class Scorer:
 
     def close(self) -> None:
         try:
-            self._settle(synchronous=True)
-        except Exception as exc:  # uncommitted input is replayed and deduplicated
-            log.warning("stage=commit the last batch was not settled: %s", exc)
+            self.producer.wait_acked(10)
+            self.consumer.commit(asynchronous=False)
+        except Exception as exc:  # nothing left to commit is fine
+            log.debug("stage=commit final commit: %s", exc)
         self.consumer.close()
         self.champion.stop()
         log.info("stage=stop decided=%d", self.decided)

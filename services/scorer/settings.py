@@ -18,12 +18,7 @@ class ScorerSettings(CommonSettings):
     )
     instance_index: int = Field(0, ge=0, description="used to build the default instance id")
     batch_max: int = Field(500, ge=1, le=10_000, description="max messages per poll")
-    poll_timeout_ms: int = Field(
-        100,
-        ge=0,
-        description="how long an idle poll waits for the first message (a poll returns as "
-        "soon as one arrives, so this adds no latency; it bounds the idle loop)",
-    )
+    poll_timeout_ms: int = Field(5, ge=0, description="consume() timeout: bounds added latency")
     dedupe_ttl_s: int = Field(
         3600, ge=60, description="how long a decided transaction_id is remembered for replays"
     )
