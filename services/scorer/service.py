@@ -6,8 +6,8 @@
 
 One process is one member of the ``scorer`` consumer group (static membership, so a
 restarted process reclaims its partitions at once; the assignment strategy is a setting,
-see :mod:`streams.kafka`). Add
-processes to scale out, up to the partition count of ``transactions``.
+see :mod:`streams.kafka`). Add processes to scale out, up to the partition count of
+``transactions``.
 
 Delivery: at-least-once from Kafka made effectively-once by idempotence. Offsets are
 committed only after the broker acknowledged every decision, review case and dead letter
