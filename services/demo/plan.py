@@ -10,6 +10,7 @@ retrainer stretches served time by ``86_400 * rate / day_tx``.
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import uuid
 from dataclasses import dataclass, field
@@ -120,6 +121,14 @@ class DemoPlan:
         return int(self.rate * (self.switch_segment * self.segment_s + FIRST_CHECK_AFTER_SWITCH_S))
 
     @property
+    def test_days(self) -> int:
+        """Days of the gates' window (the most recent ones): enough that, after the last
+        partial day and the days whose labels are not yet mature (only explicit labels
+        there), at least half a day of mature rows remains. Two days at 100 tx/s could
+        leave ~0.2 mature days: 174 labelled rows, and the challenger was rejected."""
+        return math.ceil(1.5 + LABEL_MATURITY_S / self.segment_s)
+
+    @property
     def deadline_s(self) -> float:
         return self.minutes * 60.0
 
@@ -150,7 +159,7 @@ class DemoPlan:
             "FRAUD_MIN_NEW_LABELS": str(10**9),
             "FRAUD_COOLDOWN_S": "3600",
             "FRAUD_TRAIN_DAYS": "28",
-            "FRAUD_TEST_DAYS": "2",
+            "FRAUD_TEST_DAYS": str(self.test_days),
             "FRAUD_VAL_DAYS": "2",
             "FRAUD_REFERENCE_ROWS": "1000",
             "FRAUD_TRAINING_TIMEOUT_S": "400",

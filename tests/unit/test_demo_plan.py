@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from models.drift import CALENDAR_FEATURES
-from services.demo.plan import DRIFT_IGNORE, DemoPlan, make_plan
+from services.demo.plan import DRIFT_IGNORE, LABEL_MATURITY_S, DemoPlan, make_plan
 from services.retrainer.settings import RetrainerSettings
 
 pytestmark = pytest.mark.unit
@@ -97,6 +97,15 @@ def test_time_is_compressed_one_simulated_day_per_segment() -> None:
     assert plan.deadline_s == 480.0
 
 
+def test_the_gates_window_always_holds_half_a_day_of_mature_labels() -> None:
+    for rate in (25.0, 50.0, 100.0, 200.0, 400.0):
+        plan = _plan(rate=rate)
+        # worst case: the last day has just begun (the window's last day adds nothing)
+        mature_s = (plan.test_days - 1) * plan.segment_s - LABEL_MATURITY_S
+        assert mature_s >= plan.segment_s / 2, rate
+    assert _plan(rate=100.0).test_days == 3  # 12 s maturity = 1.2 days of 10 s
+
+
 def test_default_switch_is_a_fifth_of_a_short_run_and_at_most_a_minute() -> None:
     assert _plan(minutes=2.0).switch_after_s == 24.0
     assert _plan(minutes=8.0).switch_after_s == 60.0
@@ -110,6 +119,7 @@ def test_the_retrainer_env_is_valid_retrainer_settings(monkeypatch: pytest.Monke
     settings = RetrainerSettings()
     assert settings.time_compression == plan.compression
     assert settings.check_every_rows == plan.check_every_rows
+    assert settings.test_days == plan.test_days
     assert settings.group_id == "demo-abc123.retrainer"
     assert settings.history_dir == plan.history_dir
     assert set(settings.drift_ignore) == set(DRIFT_IGNORE)
