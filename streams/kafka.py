@@ -13,8 +13,9 @@ Latency-tuned defaults, chosen for a p99 far below 50 ms at batch sizes of ~500:
   noida-db broker orphans partitions under ``cooperative-sticky``: when a second member
   joins a second or so after the first, the first revokes half its partitions and nobody
   is ever assigned them (measured: 6 of 12 partitions never consumed in 6 of 7 staggered
-  joins; eager strategies moved them in 7 of 7). On Apache Kafka set ``FRAUD_KAFKA_ASSIGNMENT_STRATEGY=cooperative-sticky``
-  (docker-compose.yml does) so a rebalance moves only the partitions that must move.
+  joins; eager strategies moved them in 7 of 7). On Apache Kafka set
+  ``FRAUD_KAFKA_ASSIGNMENT_STRATEGY=cooperative-sticky`` (docker-compose.yml does) so a
+  rebalance moves only the partitions that must move.
   Either way ``group.instance.id`` (static membership) lets a restarted process reclaim
   its partitions at once, without a rebalance.
 """
