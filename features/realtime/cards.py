@@ -77,8 +77,11 @@ class CardWrites:
     refreshed: list[bool]
     added: bytes
 
-    def apply(self, entries: Sequence[CardEntry], now: float) -> None:
-        """Bring the (cached) entries to the state Redis now holds."""
+    def applied(self, entries: Sequence[CardEntry], now: float) -> list[CardEntry]:
+        """The entries as Redis holds them once the batch is applied. New objects: the
+        given entries stay untouched, so a batch the script refuses can be planned again
+        from them."""
+        out = list(entries)
         added = self.added
         for c, a, m, d, nseq, nmax, ttl in zip(
             self.cards,
@@ -91,14 +94,11 @@ class CardWrites:
             strict=True,
         ):
             e = entries[c]
-            new = added[a : a + m]
-            if d == 0:
-                e.records += new
-            else:
-                e.records = (e.records + new)[d * REC :]
-            e.next_seq, e.max_time, e.seen_at = nseq, nmax, now
-            if ttl:
-                e.ttl_at = now
+            records = e.records + added[a : a + m]
+            out[c] = CardEntry(
+                records[d * REC :] if d else records, nseq, nmax, now if ttl else e.ttl_at, now
+            )
+        return out
 
 
 def plan_cards(

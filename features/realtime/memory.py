@@ -27,6 +27,9 @@ def run_script(state: dict[str, bytes], keys: list[str], argv: list[Any]) -> Rep
     ops: bytes = argv[7]
     payload: bytes = argv[8]
     rows: bytes = argv[9]
+    after, token = (str(argv[11]), str(argv[12])) if len(argv) > 12 else ("", "")
+    if after and state.get(keys[nc + nt]) != after.encode():
+        return [2]
     stale = []
     for ci in range(nc):
         p = ci * _OP_SIZE
@@ -75,6 +78,8 @@ def run_script(state: dict[str, bytes], keys: list[str], argv: list[Any]) -> Rep
             for slot, (d, c) in cells.items():
                 new[8 + slot * 8 : 16 + slot * 8] = _SLOT.pack(d, c)
             state[key] = bytes(new)
+        if token:
+            state[keys[nc + nt]] = token.encode()
     return [1, late_rows, *pre]
 
 

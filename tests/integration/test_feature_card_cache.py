@@ -14,13 +14,14 @@ import numpy as np
 import pytest
 
 from features.definitions import CARD_RING_CAPACITY, CARD_TRIM_CHUNK
+from features.errors import FeatureStoreUnavailable
 from features.interface import RowFlag
 from features.realtime import BatchFeatureStore, InMemoryFeatureStore, RedisFeatureStore
 from features.realtime.layout import card_key
 from streams.events import Transaction
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
-Factory = Callable[[], BatchFeatureStore]
+Factory = Callable[..., BatchFeatureStore]
 
 
 def tx(
@@ -51,8 +52,8 @@ def factory(request: pytest.FixtureRequest) -> Iterator[Factory]:
     if request.param == "memory":
         shared: dict[str, bytes] = {}
 
-        def memory() -> BatchFeatureStore:
-            store = InMemoryFeatureStore(prefix="p")
+        def memory(**kwargs: int) -> BatchFeatureStore:
+            store = InMemoryFeatureStore(prefix="p", **kwargs)
             store.state = shared
             return store
 
@@ -60,7 +61,7 @@ def factory(request: pytest.FixtureRequest) -> Iterator[Factory]:
         return
     client = request.getfixturevalue("redis_client")
     prefix = request.getfixturevalue("redis_prefix")
-    yield lambda: RedisFeatureStore(client, prefix=prefix)
+    yield lambda **kwargs: RedisFeatureStore(client, prefix=prefix, **kwargs)
 
 
 def reference(batches: list[list[Transaction]]) -> list[np.ndarray]:
@@ -144,3 +145,129 @@ def test_rings_are_trimmed_and_features_do_not_change(factory: Factory) -> None:
     # a cold reader of the trimmed ring serves the same as the writer's cache
     probe = [tx(n + 1, n * 0.5 + 1)]
     assert np.array_equal(factory().read_batch(probe).values, store.read_batch(probe).values)
+
+
+def _fail_next_round_trip(store: BatchFeatureStore, how: str) -> None:
+    """The next batch's script round trip fails once: ``refused`` (nothing sent),
+    ``not_run`` (the store went on as if sent, the script never ran) or ``reply_lost``
+    (the script ran, its reply was lost, e.g. the connection dropped)."""
+    real = store._start
+
+    def start(keys: list[str], argv: list[bytes | int | str]) -> Callable[[], list[object]]:
+        store._start = real  # type: ignore[method-assign]
+        if how == "refused":
+            raise FeatureStoreUnavailable("test", "down before sending")
+        finish = real(keys, argv) if how == "reply_lost" else None
+
+        def lost() -> list[object]:
+            if finish is not None:
+                finish()
+            raise FeatureStoreUnavailable("test", f"round trip failed ({how})")
+
+        return lost
+
+    store._start = start  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("how", ["refused", "not_run", "reply_lost"])
+def test_a_failed_round_trip_leaves_no_wrong_card_in_the_cache(factory: Factory, how: str) -> None:
+    """The cache is updated while the script runs; when the round trip fails, the retry
+    of the same batch (as the scorer does) and every later batch still serve exactly."""
+    batches = [stream(40)[i : i + 10] for i in range(0, 40, 10)]
+    store = factory()
+    served = serve([store], batches[:2])
+    _fail_next_round_trip(store, how)
+    with pytest.raises(FeatureStoreUnavailable):
+        store.update_and_read_batch(batches[2])
+    retried = store.update_and_read_batch(batches[2])
+    assert retried.raw is not None
+    duplicates = [bool(f & RowFlag.DUPLICATE) for f in retried.flags]
+    assert duplicates == [how == "reply_lost"] * len(batches[2])  # applied exactly once
+    served += [retried.raw, *serve([store], batches[3:])]
+    for got, want in zip(served, reference(batches), strict=True):
+        assert np.array_equal(got, want)
+
+
+def _mixed_batch(n: int) -> list[Transaction]:
+    """Cards in every chunk, repeats across chunks, some rows out of order."""
+    base = stream(n, cards=7, step_min=3.0)
+    batch = [*base, base[3], base[n // 2]]
+    batch[10], batch[11] = batch[11], batch[10]
+    return batch
+
+
+def test_a_pipelined_batch_serves_and_stores_what_one_script_does(factory: Factory) -> None:
+    history = stream(30, cards=7, step_min=1.0)
+    batch = _mixed_batch(60)
+    chunked = factory(pipeline_chunk=8)
+    served = serve([chunked], [history, batch])  # 30 rows: one script; 62: 7 chunks of ~9
+    assert chunked.stats.duplicates == 32  # the history's 30 rows again, 2 repeats
+    whole = InMemoryFeatureStore(pipeline_chunk=0)
+    wanted = serve([whole], [history, batch])
+    for got, want in zip(served, wanted, strict=True):
+        assert np.array_equal(got, want)
+    probe = [tx(999, 500.0, card=f"C{c}", term="T1") for c in range(7)]
+    cold = factory()  # reads what the chunks left in the store
+    assert np.array_equal(cold.read_batch(probe).raw, whole.read_batch(probe).raw)
+
+
+def test_a_refused_chunk_stops_the_chain_and_the_rest_apply_in_order(factory: Factory) -> None:
+    """Another process writes a card that only the 5th chunk holds: that chunk's script
+    refuses, the chunks after it (already sent) apply nothing, and all of them are then
+    applied one by one, in order."""
+    history = [*stream(21, cards=7, step_min=1.0), tx(700, 2.0, card="C9")]
+    batch = _mixed_batch(60)
+    batch.insert(40, tx(701, 200.0, card="C9"))  # 63 rows: chunks of ~9, row 40 in the 5th
+    behind_the_back = [tx(702, 30.0, card="C9")]
+    owner, other = factory(pipeline_chunk=8), factory(pipeline_chunk=0)
+    owner.update_and_read_batch(history)
+    other.update_and_read_batch(behind_the_back)
+    sent = 0
+    real = owner._start
+
+    def counting(keys: list[str], argv: list[bytes | int | str]) -> Callable[[], list[object]]:
+        nonlocal sent
+        sent += 1
+        return real(keys, argv)
+
+    owner._start = counting  # type: ignore[method-assign]
+    got = owner.update_and_read_batch(batch)
+    assert owner.stale_cards == 1
+    assert sent == 7 + 3  # 7 chunks sent; the 5th, 6th and 7th again, one by one
+    wanted = serve([InMemoryFeatureStore(pipeline_chunk=0)], [history, behind_the_back, batch])
+    assert np.array_equal(got.raw, wanted[2])
+
+
+@pytest.mark.parametrize("chunk", [1, 4])
+def test_a_failed_chunk_fails_the_batch_and_the_retry_serves_exactly(
+    factory: Factory, chunk: int
+) -> None:
+    """The round trip of a middle chunk fails: the batch raises (the scorer retries it);
+    the chunks before it were applied, so the retry serves them as duplicates with the
+    same features, and everything after is exact."""
+    batches = [_mixed_batch(60), stream(100)[70:]]
+    store = factory(pipeline_chunk=8)
+    real = store._start
+    calls = 0
+
+    def start(keys: list[str], argv: list[bytes | int | str]) -> Callable[[], list[object]]:
+        nonlocal calls
+        calls += 1
+        finish = real(keys, argv)
+        if calls != chunk + 1:
+            return finish
+
+        def lost() -> list[object]:
+            finish()
+            raise FeatureStoreUnavailable("test", "reply lost")
+
+        return lost
+
+    store._start = start  # type: ignore[method-assign]
+    with pytest.raises(FeatureStoreUnavailable):
+        store.update_and_read_batch(batches[0])
+    store._start = real  # type: ignore[method-assign]
+    retried = store.update_and_read_batch(batches[0])
+    later = store.update_and_read_batch(batches[1])
+    want = reference(batches)
+    assert np.array_equal(retried.raw, want[0]) and np.array_equal(later.raw, want[1])
