@@ -15,7 +15,7 @@ Card keys carry a layout version (``card2``): a store never misreads an older la
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 
@@ -63,6 +63,12 @@ def terminal_key(prefix: str, terminal_id: str) -> str:
     return f"{prefix}:term:{{{terminal_id}}}"
 
 
+def _keys(key: Callable[[str, str], str], prefix: str, ids: Iterable[str]) -> list[str]:
+    """``key(prefix, i)`` for many ids: the format is taken from ``key`` once."""
+    head, _, tail = key(prefix, "\0").partition("\0")
+    return [head + i + tail for i in ids]
+
+
 @dataclass(frozen=True)
 class EncodedBatch:
     """One batch turned into arrays and its distinct card and terminal keys."""
@@ -97,20 +103,18 @@ _COLUMNS = attrgetter(
 
 
 def _codes(
-    values: list[str], table: dict[str, int], fn: Callable[[str], int]
+    values: Sequence[str], table: dict[str, int], fn: Callable[[str], int]
 ) -> npt.NDArray[np.int64]:
     """``fn`` of each value, computed once per distinct value (and remembered)."""
-    index: dict[str, int] = {}
-    pos = [index.setdefault(v, len(index)) for v in values]
-    codes = []
-    for v in index:
-        code = table.get(v)
-        if code is None:
-            if len(table) > 1_000_000:
-                table.clear()
-            code = table[v] = fn(v)
-        codes.append(code)
-    return np.array(codes, dtype=np.int64)[np.array(pos, dtype=np.int64)]
+    codes = list(map(table.get, values))
+    if None in codes:
+        if len(table) > 1_000_000:
+            table.clear()
+        for i, v in enumerate(values):
+            if codes[i] is None:
+                code = table.get(v)
+                codes[i] = table[v] = fn(v) if code is None else code
+    return np.array(codes, dtype=np.int64)
 
 
 def encode_batch(transactions: Sequence[Transaction], prefix: str, lateness_s: int) -> EncodedBatch:
@@ -136,8 +140,8 @@ def encode_batch(transactions: Sequence[Transaction], prefix: str, lateness_s: i
         card_index=np.array(ci, dtype=np.int64),
         term_index=term_index,
         ref_day=reference_day(t_us, lateness_s),
-        card_keys=[card_key(prefix, c) for c in cards],
-        term_keys=[terminal_key(prefix, k) for k in terms],
+        card_keys=_keys(card_key, prefix, cards),
+        term_keys=_keys(terminal_key, prefix, terms),
         terminal_ids=terminal_ids,
     )
 
