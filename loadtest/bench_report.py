@@ -284,13 +284,15 @@ def _scorer_section(b: dict[str, Any]) -> list[str]:
     if b.get("latency"):
         lines += _latency_table(b["latency"])
     rest = b.get("rest", {})
-    if rest.get("latency"):
-        r = rest["latency"]
+    for mode, run in (rest.get("by_audit_delivery") or {"": rest}).items():
+        if not run.get("latency"):
+            continue
+        r = run["latency"]
         lines += [
-            f"REST {rest['endpoint']} at {_fmt(rest['target_rps'], 0)} rps (achieved "
-            f"{_fmt(rest['achieved_rps'])}): p50 {_fmt(r.get('p50_ms'), 2)} ms, "
-            f"p95 {_fmt(r.get('p95_ms'), 2)} ms, p99 {_fmt(r.get('p99_ms'), 2)} ms, "
-            f"errors {rest['errors']}",
+            f"REST {run['endpoint']} at {_fmt(run['target_rps'], 0)} rps (achieved "
+            f"{_fmt(run['achieved_rps'])}{', audit ' + mode if mode else ''}): "
+            f"p50 {_fmt(r.get('p50_ms'), 2)} ms, p95 {_fmt(r.get('p95_ms'), 2)} ms, "
+            f"p99 {_fmt(r.get('p99_ms'), 2)} ms, errors {run['errors']}",
             "",
         ]
     lines += ["| target | measured | met |", "|---|---|---|"]

@@ -8,6 +8,7 @@ room instead of buffering without bound.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -33,8 +34,11 @@ class AckedProducer:
         key: bytes | str | None = None,
         timestamp_ms: int | None = None,
         headers: Any = None,
+        on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
     ) -> None:
-        kwargs: dict[str, Any] = {"key": key, "on_delivery": self._on_delivery}
+        """Queue one record. ``on_delivery`` replaces the default report (which keeps
+        failures for :meth:`wait_acked`) for callers that track their records themselves."""
+        kwargs: dict[str, Any] = {"key": key, "on_delivery": on_delivery or self._on_delivery}
         if timestamp_ms is not None:
             kwargs["timestamp"] = timestamp_ms
         if headers is not None:
@@ -60,6 +64,11 @@ class AckedProducer:
             count = len(self._failures)
             self._failures.clear()
             raise DeliveryFailed(topic, f"{count} messages failed, first: {detail}")
+
+    def flush(self, timeout_s: float) -> int:
+        """Serve delivery reports until nothing is outstanding or the timeout; the number
+        of records still outstanding."""
+        return int(self._producer.flush(timeout_s))
 
     def pending(self) -> int:
         return len(self._producer)

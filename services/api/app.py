@@ -2,14 +2,16 @@
 
 Bodies are decoded with the same strict msgspec decoders as the stream (so the same
 input is refused for the same reason), and scored by the same :class:`ScoringPipeline`.
-Decisions are also written to ``transactions.scored`` so the audit log is complete.
+Decisions are also written to ``transactions.scored`` so the audit log is complete
+(:mod:`services.api.audit`: after the broker's acknowledgement or in the background).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from features.definitions import FEATURE_SET_ID
 from models.registry import ModelRegistry
+from services.api.audit import AuditLog
 from services.api.auth import ApiKeys
 from services.scorer.ledger import DecisionLedger
 from services.scorer.pipeline import ScoringPipeline
@@ -37,6 +40,7 @@ class ApiContext:
     pipeline: ScoringPipeline
     ledger: DecisionLedger
     producer: AckedProducer
+    audit: AuditLog
     topics: Topics
     registry: ModelRegistry
     keys: ApiKeys
@@ -122,7 +126,16 @@ def _invalid(reason: str, message: str) -> HTTPException:
 
 
 def create_app(ctx: ApiContext) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        ctx.audit.start()
+        try:
+            yield
+        finally:
+            await run_in_threadpool(ctx.audit.close)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="fraud-stream scoring API",
         version="1",
         description="Synchronous scoring and labelling. Auth: `X-API-Key` header.",
@@ -205,18 +218,14 @@ def encode_list(name: str, items: list[Any]) -> bytes:
 
 def _score_and_log(ctx: ApiContext, transactions: list[Transaction]) -> list[Any]:
     produced_ms = [int(time.time() * 1000)] * len(transactions)
+    ids = [t.transaction_id for t in transactions]
     with ctx.scoring:
-        fresh = ctx.ledger.undecided([t.transaction_id for t in transactions])
+        fresh = ctx.ledger.undecided(ids)
         scored = ctx.pipeline.score(transactions, produced_ms)
+        fresh = ctx.audit.claim(ids, fresh)  # a retry already being written is not logged twice
     logged = [d for d, new in zip(scored.decisions, fresh, strict=True) if new]
-    for decision in logged:
-        ctx.producer.produce(ctx.topics.scored, encode(decision), decision.card_id)
     logged_ids = {d.transaction_id for d in logged}
-    for case in scored.review_cases:
-        if case.case_id in logged_ids:
-            ctx.producer.produce(ctx.topics.review, encode(case), case.transaction.card_id)
-    ctx.producer.wait_acked(10)
-    ctx.ledger.mark_decided([d.transaction_id for d in logged])
+    ctx.audit.write(logged, [c for c in scored.review_cases if c.case_id in logged_ids])
     return scored.decisions
 
 

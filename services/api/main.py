@@ -12,6 +12,7 @@ import uvicorn
 from features.definitions import FEATURE_NAMES, FEATURE_SET_ID
 from models.registry import ModelRegistry
 from services.api.app import ApiContext, create_app
+from services.api.audit import AuditLog
 from services.api.auth import ApiKeys
 from services.api.settings import ApiSettings
 from services.scorer.champion import ChampionWatcher
@@ -54,11 +55,21 @@ def build_context(settings: ApiSettings) -> tuple[ApiContext, ChampionWatcher]:
     champion = ChampionWatcher(
         registry, FEATURE_NAMES, FEATURE_SET_ID, interval_s=settings.reload_interval_s
     )
+    ledger = DecisionLedger(client, settings.redis_prefix, settings.dedupe_ttl_s)
+    producer = AckedProducer(producer_config(settings.kafka_bootstrap, client_id="api"))
+    topics = settings.topics()
     ctx = ApiContext(
         pipeline=ScoringPipeline(open_feature_store(client, settings), champion.current),
-        ledger=DecisionLedger(client, settings.redis_prefix, settings.dedupe_ttl_s),
-        producer=AckedProducer(producer_config(settings.kafka_bootstrap, client_id="api")),
-        topics=settings.topics(),
+        ledger=ledger,
+        producer=producer,
+        audit=AuditLog(
+            producer,
+            topics,
+            ledger,
+            settings.audit_delivery,
+            ack_timeout_s=settings.audit_ack_timeout_s,
+        ),
+        topics=topics,
         registry=registry,
         keys=keys,
         current_version=lambda: champion.current().version,

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
+from services.api.audit import AuditDelivery
 from services.settings import CommonSettings
 from streams.errors import ConfigError
 
@@ -23,6 +24,12 @@ class ApiSettings(CommonSettings):
     max_request_bytes: int = Field(1024 * 1024, ge=1024, description="request body limit")
     max_batch: int = Field(1000, ge=1, description="max transactions per /v1/score call")
     dedupe_ttl_s: int = Field(3600, ge=60)
+    audit_delivery: AuditDelivery = Field(
+        "async",
+        description="'acked': answer after the broker acknowledged the decision records; "
+        "'async': answer at once, acknowledgements served in the background (see audit.py)",
+    )
+    audit_ack_timeout_s: float = Field(10.0, gt=0, description="'acked' mode's wait")
     reload_interval_s: float = Field(1.0, gt=0)
 
     def key_scopes(self) -> dict[str, frozenset[str]]:

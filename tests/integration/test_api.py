@@ -28,9 +28,15 @@ LABELS = {"X-API-Key": "analyst-key"}
 
 @pytest.fixture()
 def context(
-    kafka_bootstrap: str, redis_url: str, topics: Topics, redis_prefix: str, champion_state: Path
+    request: pytest.FixtureRequest,
+    kafka_bootstrap: str,
+    redis_url: str,
+    topics: Topics,
+    redis_prefix: str,
+    champion_state: Path,
 ) -> Iterator[ApiContext]:
     settings = ApiSettings(
+        audit_delivery=getattr(request, "param", "async"),
         kafka_bootstrap=kafka_bootstrap,
         redis_url=redis_url,
         topic_prefix=topics.prefix,
@@ -43,6 +49,7 @@ def context(
     )
     ctx, champion = build_context(settings)
     yield ctx
+    ctx.audit.close()  # the app's lifespan closed it already, unless a test used ctx directly
     champion.stop()
 
 
@@ -56,6 +63,7 @@ def _tx(world: SmallWorld, n: int) -> list[dict[str, object]]:
     return [json.loads(encode(t)) for t in world.as_events(n)]
 
 
+@pytest.mark.parametrize("context", ["async", "acked"], indirect=True)
 def test_score_one_and_many(
     client: TestClient, small_world: SmallWorld, kafka_bootstrap: str, topics: Topics
 ) -> None:
@@ -151,6 +159,7 @@ def test_model_health_readiness_and_metrics(client: TestClient, champion_state: 
     metrics = client.get("/metrics")
     assert metrics.status_code == 200
     assert "fraud_decisions_total" in metrics.text
+    assert "fraud_api_audit_records_total" in metrics.text
 
 
 def test_openapi_describes_the_request_bodies(client: TestClient) -> None:
