@@ -63,6 +63,10 @@ def terminal_key(prefix: str, terminal_id: str) -> str:
     return f"{prefix}:term:{{{terminal_id}}}"
 
 
+def card_keys(prefix: str, card_ids: Iterable[str]) -> list[str]:
+    return _keys(card_key, prefix, card_ids)
+
+
 def _keys(key: Callable[[str, str], str], prefix: str, ids: Iterable[str]) -> list[str]:
     """``key(prefix, i)`` for many ids: the format is taken from ``key`` once."""
     head, _, tail = key(prefix, "\0").partition("\0")

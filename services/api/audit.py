@@ -3,15 +3,18 @@
 
 Two delivery modes (``FRAUD_API_AUDIT_DELIVERY``):
 
-- ``acked``: the response waits for the broker's acknowledgement; a failed or timed-out
-  write answers 503. The broker's round trip is then part of every response (through the
-  embedded broker here: p50 ~4, p99 10-40 ms, depending on its load).
-- ``async`` (default): the response leaves once the records are queued in the idempotent
-  producer; a background thread serves the acknowledgements. Only acknowledged decisions
-  enter the ledger (the dedupe record); a failed write is logged and counted
+- ``acked`` (default): the response waits for the broker's acknowledgement; a failed or
+  timed-out write answers 503, so every decision a client received is in the log.
+- ``async``: the response leaves once the records are queued in the idempotent producer;
+  a background thread serves the acknowledgements. Only acknowledged decisions enter the
+  ledger (the dedupe record); a failed write is logged and counted
   (``fraud_api_audit_records_total{outcome="failed"}``), never retried blindly. What a crash
   can lose: the records queued but not yet acknowledged (``linger.ms`` plus one broker round
   trip of traffic); a client's retry of such a transaction is scored and logged again.
+  For a broker whose acknowledgements are slow (remote, ``acks=all`` across zones). On the
+  embedded broker here it did not pay: the acknowledgement takes well under a millisecond at
+  200 requests/s, and the background thread's share of the GIL made the tail longer
+  (``make bench`` measures both modes).
 
 Either way a transaction being written is claimed in this process, so a concurrent or
 quick retry of it is answered without a second record.

@@ -25,7 +25,7 @@ class ApiSettings(CommonSettings):
     max_batch: int = Field(1000, ge=1, description="max transactions per /v1/score call")
     dedupe_ttl_s: int = Field(3600, ge=60)
     audit_delivery: AuditDelivery = Field(
-        "async",
+        "acked",
         description="'acked': answer after the broker acknowledged the decision records; "
         "'async': answer at once, acknowledgements served in the background (see audit.py)",
     )

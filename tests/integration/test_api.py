@@ -36,7 +36,7 @@ def context(
     champion_state: Path,
 ) -> Iterator[ApiContext]:
     settings = ApiSettings(
-        audit_delivery=getattr(request, "param", "async"),
+        audit_delivery=getattr(request, "param", "acked"),
         kafka_bootstrap=kafka_bootstrap,
         redis_url=redis_url,
         topic_prefix=topics.prefix,
@@ -63,7 +63,7 @@ def _tx(world: SmallWorld, n: int) -> list[dict[str, object]]:
     return [json.loads(encode(t)) for t in world.as_events(n)]
 
 
-@pytest.mark.parametrize("context", ["async", "acked"], indirect=True)
+@pytest.mark.parametrize("context", ["acked", "async"], indirect=True)
 def test_score_one_and_many(
     client: TestClient, small_world: SmallWorld, kafka_bootstrap: str, topics: Topics
 ) -> None:

@@ -271,3 +271,24 @@ def test_a_failed_chunk_fails_the_batch_and_the_retry_serves_exactly(
     later = store.update_and_read_batch(batches[1])
     want = reference(batches)
     assert np.array_equal(retried.raw, want[0]) and np.array_equal(later.raw, want[1])
+
+
+def test_a_pipelined_batch_reads_its_missing_cards_once_before_the_first_chunk(
+    factory: Factory,
+) -> None:
+    """A read between chunks would wait behind the previous chunk's script: every card the
+    cache lacks is read in one round trip up front, and counted once."""
+    writer = factory()
+    writer.update_and_read_batch(stream(30, cards=7, step_min=1.0))
+    cold = factory(pipeline_chunk=8)  # a restarted process: nothing cached
+    reads: list[int] = []
+    real = cold._fetch
+
+    def fetch(keys: list[str]) -> list[bytes | None]:
+        reads.append(len(keys))
+        return real(keys)
+
+    cold._fetch = fetch  # type: ignore[method-assign]
+    cold.update_and_read_batch(_mixed_batch(60)[30:])  # 32 rows, 7 cards: 4 chunks
+    assert reads == [7]
+    assert (cold.cards.misses, cold.cards.hits) == (7, 0)

@@ -83,7 +83,7 @@ def _scorer_result() -> dict[str, Any]:
             "audit_delivery": mode,
             "latency": {"p50_ms": 3.0, "p95_ms": 6.0, "p99_ms": p99},
         }
-        for mode, p99 in (("async", 12.0), ("acked", 31.5))
+        for mode, p99 in (("acked", 12.0), ("async", 31.5))
     }
     return {
         "config": {"sla_p99_ms": 50.0},
@@ -102,7 +102,7 @@ def _scorer_result() -> dict[str, Any]:
             "paced": {"echo": _step("echo", 2000, 6.0), "scorer": _step("scorer", 2000, 20.0)},
             "ramp": ramps,
         },
-        "rest": {**rest["async"], "by_audit_delivery": rest},
+        "rest": {**rest["acked"], "by_audit_delivery": rest},
     }
 
 
@@ -143,8 +143,8 @@ def test_report_files_hold_the_numbers(tmp_path: Path) -> None:
     assert "| paced | scorer | 2,000 | 2,000 | 5.0 | 10.0 | 20.0 | 40.0 | 0 | - | - |" in text
     assert "failed: `DataError: no rows`" in text
     assert "load average at start [3.0, 2.0, 1.0]" in text
-    assert "(achieved 199.0, audit async): p50 3.00 ms, p95 6.00 ms, p99 12.00 ms" in text
-    assert "(achieved 199.0, audit acked): p50 3.00 ms, p95 6.00 ms, p99 31.50 ms" in text
+    assert "(achieved 199.0, audit acked): p50 3.00 ms, p95 6.00 ms, p99 12.00 ms" in text
+    assert "(achieved 199.0, audit async): p50 3.00 ms, p95 6.00 ms, p99 31.50 ms" in text
     saved = json.loads(paths["json"].read_text())
     assert saved["benches"]["scorer"]["naive_ratio"] == 30.0
     assert saved["files"]["png"] == str(paths["png"])
