@@ -253,8 +253,13 @@ class BatchFeatureStore(abc.ABC):
                 for rest in sent[k:]:
                     out.append(self._run_sequential(rest.transactions, commit=True))
                 break
-            self._terminal_ttl_done(s.batch, s.plan, reply[1], s.terms, s.now)  # type: ignore[arg-type]
-            out.append(self._matrix(s.batch, s.plan, reply, known, s.profiles(), True))
+            try:
+                profiles = s.profiles()
+                self._terminal_ttl_done(s.batch, s.plan, reply[1], s.terms, s.now)  # type: ignore[arg-type]
+                out.append(self._matrix(s.batch, s.plan, reply, known, profiles, True))
+            except BaseException:
+                self._abandon(sent[k + 1 :])  # their replies still hold pool connections
+                raise
             timings["card_features"] += (c1 - c0) * 1e3
             timings["state_wait"] += (c2 - c1) * 1e3
             timings["compute"] += (clock() - c2) * 1e3

@@ -7,15 +7,17 @@ Every scenario runs on the in-memory store (unit) and on the real Redis (integra
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pytest
 
 from features.definitions import CARD_RING_CAPACITY, CARD_TRIM_CHUNK
 from features.errors import FeatureStoreUnavailable
-from features.interface import RowFlag
+from features.interface import DefaultProfileReader, RowFlag
+from features.profiles.errors import ProfileStoreUnavailable
 from features.realtime import BatchFeatureStore, InMemoryFeatureStore, RedisFeatureStore
 from features.realtime.layout import card_key
 from streams.events import Transaction
@@ -52,7 +54,7 @@ def factory(request: pytest.FixtureRequest) -> Iterator[Factory]:
     if request.param == "memory":
         shared: dict[str, bytes] = {}
 
-        def memory(**kwargs: int) -> BatchFeatureStore:
+        def memory(**kwargs: Any) -> BatchFeatureStore:
             store = InMemoryFeatureStore(prefix="p", **kwargs)
             store.state = shared
             return store
@@ -292,3 +294,36 @@ def test_a_pipelined_batch_reads_its_missing_cards_once_before_the_first_chunk(
     cold.update_and_read_batch(_mixed_batch(60)[30:])  # 32 rows, 7 cards: 4 chunks
     assert reads == [7]
     assert (cold.cards.misses, cold.cards.hits) == (7, 0)
+
+
+class _ProfilesFailOnce(DefaultProfileReader):
+    """A profile reader whose ``fail_at``-th read fails (the profile store went away)."""
+
+    def __init__(self, fail_at: int) -> None:
+        self.reads, self.fail_at = 0, fail_at
+
+    def read_batch(self, terminal_ids: Sequence[str], as_of_us: np.ndarray) -> np.ndarray:
+        self.reads += 1
+        if self.reads == self.fail_at:
+            raise ProfileStoreUnavailable("test", "profiles went away")
+        return super().read_batch(terminal_ids, as_of_us)
+
+
+def test_a_failed_profile_read_in_a_middle_chunk_fails_the_batch_and_the_retry_is_exact(
+    factory: Factory,
+) -> None:
+    """Chunk 2's profiles fail after its script applied: the batch raises the error the
+    scorer backs off on, the later chunks' replies are collected, and the retry (chunks 1
+    and 2 now duplicates) serves exactly what one clean pass serves."""
+    batches = [_mixed_batch(60), stream(100)[70:]]
+    reader = _ProfilesFailOnce(fail_at=2)
+    store = factory(pipeline_chunk=8, profiles=reader)
+    with pytest.raises(FeatureStoreUnavailable):
+        store.update_and_read_batch(batches[0])
+    if isinstance(store, RedisFeatureStore):  # every chunk's reply was collected
+        assert not store.client.connection_pool._in_use_connections
+    retried = store.update_and_read_batch(batches[0])
+    later = store.update_and_read_batch(batches[1])
+    want = reference(batches)
+    assert np.array_equal(retried.raw, want[0]) and np.array_equal(later.raw, want[1])
+    assert sum(bool(f & RowFlag.DUPLICATE) for f in retried.flags) >= 18  # chunks 1-2 applied
