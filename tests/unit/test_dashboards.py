@@ -39,7 +39,8 @@ SUFFIXES = {
 
 def exported_metrics() -> set[str]:
     """Every series name the project's collectors can expose (labelled or not yet used)."""
-    from services.retrainer import metrics as _retrainer  # noqa: F401  (registers them)
+    from services.api import audit as _api  # noqa: F401  (registers them)
+    from services.retrainer import metrics as _retrainer  # noqa: F401
     from services.review import metrics as _review  # noqa: F401
     from services.scorer import metrics as _scorer  # noqa: F401
 
