@@ -67,4 +67,3 @@ def test_compose_has_the_production_components() -> None:
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
     for needed in ("redis", "prometheus", "grafana", "scorer", "api"):
         assert needed in services
-
