@@ -11,10 +11,10 @@ Two delivery modes (``FRAUD_API_AUDIT_DELIVERY``):
   (``fraud_api_audit_records_total{outcome="failed"}``), never retried blindly. What a crash
   can lose: the records queued but not yet acknowledged (``linger.ms`` plus one broker round
   trip of traffic); a client's retry of such a transaction is scored and logged again.
-  For a broker whose acknowledgements are slow (remote, ``acks=all`` across zones). On the
-  embedded broker here it did not pay: the acknowledgement takes well under a millisecond at
-  200 requests/s, and the background thread's share of the GIL made the tail longer
-  (``make bench`` measures both modes).
+  Meant for a broker whose acknowledgements are slow (remote, ``acks=all`` across zones).
+  On the embedded broker here it did not pay: the acknowledgement takes well under a
+  millisecond at 200 requests/s, and the background thread's share of the GIL made the
+  tail longer (``make bench`` measures both modes).
 
 Either way a transaction being written is claimed in this process, so a concurrent or
 quick retry of it is answered without a second record.
@@ -43,7 +43,9 @@ from streams.topics import Topics
 
 AuditDelivery = Literal["acked", "async"]
 AUDIT_RECORDS = Counter(
-    "fraud_api_audit_records_total", "API decision/review records written, by outcome", ["outcome"]
+    "fraud_api_audit_records_total",
+    "API decisions written to transactions.scored (with their review cases), by outcome",
+    ["outcome"],
 )
 AUDIT_IN_FLIGHT = Gauge(
     "fraud_api_audit_in_flight", "API decisions written but not yet acknowledged"
