@@ -28,8 +28,10 @@ local slots, commit = tonumber(ARGV[6]), ARGV[7] == '1'
 local ops, payload, rows, refresh = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
 local after, token = ARGV[12] or '', ARGV[13] or ''
 local NEG = -1e300
--- Arguments of redis.call are passed as strings: Redis formats a Lua number with
--- snprintf, which cost ~12 % of this script (callgrind) when offsets were numbers.
+-- Constant ranges and terminal offsets are passed to redis.call as strings: Redis formats a
+-- Lua number with snprintf, which cost ~12 % of this script (callgrind) when they were
+-- numbers. (A card's write offset is still a number: one per written card, and turning it
+-- into a string in Lua costs the same snprintf.)
 local slot_offset = {}
 local function slot_at(slot)
   local s = slot_offset[slot]
