@@ -56,7 +56,7 @@ class AckedProducer:
 
     def wait_acked(self, timeout_s: float = 30.0) -> None:
         """Block until every message sent so far is acknowledged; raise if any failed."""
-        remaining = self._producer.flush(timeout_s)
+        remaining = self.flush(timeout_s)
         if remaining:
             raise DeliveryFailed("*", f"{remaining} messages not acknowledged in {timeout_s}s")
         if self._failures:

@@ -236,22 +236,14 @@ class BatchFeatureStore(abc.ABC):
                 c1 = clock()
                 reply = s.finish()
             except BaseException:
-                with contextlib.suppress(Exception):
-                    s.profiles()
-                self._abandon(sent[k + 1 :])
-                self.cards.discard(s.batch.card_keys)
+                self._stop_at(sent, k)
                 raise
             c2 = clock()
             if reply[0] != 1:  # refused: a card changed under the cache, or its predecessor was
                 if reply[0] == 0:
                     self.stale_cards += len(reply[1])  # type: ignore[arg-type]
-                with contextlib.suppress(Exception):
-                    s.profiles()
-                self._abandon(sent[k + 1 :])
-                for rest in sent[k:]:
-                    self.cards.discard(rest.batch.card_keys)
-                for rest in sent[k:]:
-                    out.append(self._run_sequential(rest.transactions, commit=True))
+                self._stop_at(sent, k)
+                out += [self._run_sequential(r.transactions, commit=True) for r in sent[k:]]
                 break
             try:
                 profiles = s.profiles()
@@ -276,10 +268,27 @@ class BatchFeatureStore(abc.ABC):
         chunk is sent: a read between two chunks would wait behind the first one's script."""
         now = time.time()
         keys = list(dict.fromkeys(card_keys(self.prefix, (t.card_id for t in transactions))))
-        missing = [k for k, e in zip(keys, self.cards.lookup(keys, now), strict=True) if e is None]
+        entries, missing = self._cached(keys, now)
         if missing:
-            values = self._fetch(missing)
-            self.cards.store(missing, [CardEntry.from_value(v, now) for v in values])
+            self._read(keys, missing, entries, now)
+            self.cards.store([keys[i] for i in missing], [entries[i] for i in missing])
+
+    def _cached(
+        self, keys: list[str], now: float, *, count: bool = True
+    ) -> tuple[list[CardEntry], list[int]]:
+        """The cached entry of each card key (an empty one where the cache has none) and
+        the indices of those it has none for."""
+        found = self.cards.lookup(keys, now, count=count)
+        entries = [e or CardEntry(b"", 0, 0.0, 0.0, now) for e in found]
+        return entries, [i for i, e in enumerate(found) if e is None]
+
+    def _read(
+        self, keys: list[str], indices: list[int], entries: list[CardEntry], now: float
+    ) -> None:
+        """Read the cards at ``indices`` from the store (one round trip) into ``entries``."""
+        if indices:
+            for i, v in zip(indices, self._fetch([keys[i] for i in indices]), strict=True):
+                entries[i] = CardEntry.from_value(v, now)
 
     def _send(
         self, transactions: Sequence[Transaction], after: str, token: str, timings: dict[str, float]
@@ -293,12 +302,8 @@ class BatchFeatureStore(abc.ABC):
         try:
             now = time.time()
             keys = batch.card_keys
-            found = self.cards.lookup(keys, now, count=False)  # counted by _prefetch
-            entries = [e or CardEntry(b"", 0, 0.0, 0.0, now) for e in found]
-            missing = [i for i, e in enumerate(found) if e is None]
-            if missing:  # only when the cache is smaller than the batch
-                for i, v in zip(missing, self._fetch([keys[i] for i in missing]), strict=True):
-                    entries[i] = CardEntry.from_value(v, now)
+            entries, missing = self._cached(keys, now, count=False)  # counted by _prefetch
+            self._read(keys, missing, entries, now)  # only when the cache is smaller than the batch
             terms = self._terminal_ttl_flags(batch.term_keys, now)
             plan = self._plan(batch, entries, True, now)
             argv = self._argv(batch, plan, terms, True, after=after, token=token)
@@ -312,6 +317,14 @@ class BatchFeatureStore(abc.ABC):
         timings["encode"] += (t1 - t0) * 1e3
         timings["plan"] += (time.perf_counter() - t1) * 1e3
         return _Sent(transactions, batch, profiles, plan, finish, terms, now)
+
+    def _stop_at(self, sent: Sequence[_Sent], k: int) -> None:
+        """Chunk ``k``'s reply is in but it will not be used: drain its profile read,
+        collect the later chunks' replies, and forget all their cards."""
+        with contextlib.suppress(Exception):
+            sent[k].profiles()
+        self.cards.discard(sent[k].batch.card_keys)
+        self._abandon(sent[k + 1 :])
 
     def _abandon(self, sent: Sequence[_Sent]) -> None:
         """Collect the replies of chunks whose results are not needed (their connections
@@ -391,16 +404,11 @@ class BatchFeatureStore(abc.ABC):
         spent = {"plan": 0.0, "card_features": 0.0, "wait": 0.0}
         now = time.time()
         keys = batch.card_keys
-        found = self.cards.lookup(keys, now)
-        entries: list[CardEntry] = [e or CardEntry(b"", 0, 0.0, 0.0, now) for e in found]
-        missing = [i for i, e in enumerate(found) if e is None]
+        entries, missing = self._cached(keys, now)
         terms = self._terminal_ttl_flags(batch.term_keys, now)
         for _ in range(MAX_ATTEMPTS):
             c0 = clock()
-            if missing:
-                values = self._fetch([keys[i] for i in missing])
-                for i, v in zip(missing, values, strict=True):
-                    entries[i] = CardEntry.from_value(v, now)
+            self._read(keys, missing, entries, now)
             plan = self._plan(batch, entries, commit, now)
             finish = self._start(keys + batch.term_keys, self._argv(batch, plan, terms, commit))
             c1 = clock()

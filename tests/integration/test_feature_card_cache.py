@@ -149,13 +149,18 @@ def test_rings_are_trimmed_and_features_do_not_change(factory: Factory) -> None:
     assert np.array_equal(factory().read_batch(probe).values, store.read_batch(probe).values)
 
 
-def _fail_next_round_trip(store: BatchFeatureStore, how: str) -> None:
-    """The next batch's script round trip fails once: ``refused`` (nothing sent),
-    ``not_run`` (the store went on as if sent, the script never ran) or ``reply_lost``
-    (the script ran, its reply was lost, e.g. the connection dropped)."""
+def _fail_next_round_trip(store: BatchFeatureStore, how: str, *, after: int = 0) -> None:
+    """The script round trip after the next ``after`` ones fails once: ``refused``
+    (nothing sent), ``not_run`` (the store went on as if sent, the script never ran) or
+    ``reply_lost`` (the script ran, its reply was lost, e.g. the connection dropped)."""
     real = store._start
+    passed = 0
 
     def start(keys: list[str], argv: list[bytes | int | str]) -> Callable[[], list[object]]:
+        nonlocal passed
+        if passed < after:
+            passed += 1
+            return real(keys, argv)
         store._start = real  # type: ignore[method-assign]
         if how == "refused":
             raise FeatureStoreUnavailable("test", "down before sending")
@@ -249,26 +254,9 @@ def test_a_failed_chunk_fails_the_batch_and_the_retry_serves_exactly(
     same features, and everything after is exact."""
     batches = [_mixed_batch(60), stream(100)[70:]]
     store = factory(pipeline_chunk=8)
-    real = store._start
-    calls = 0
-
-    def start(keys: list[str], argv: list[bytes | int | str]) -> Callable[[], list[object]]:
-        nonlocal calls
-        calls += 1
-        finish = real(keys, argv)
-        if calls != chunk + 1:
-            return finish
-
-        def lost() -> list[object]:
-            finish()
-            raise FeatureStoreUnavailable("test", "reply lost")
-
-        return lost
-
-    store._start = start  # type: ignore[method-assign]
+    _fail_next_round_trip(store, "reply_lost", after=chunk)
     with pytest.raises(FeatureStoreUnavailable):
         store.update_and_read_batch(batches[0])
-    store._start = real  # type: ignore[method-assign]
     retried = store.update_and_read_batch(batches[0])
     later = store.update_and_read_batch(batches[1])
     want = reference(batches)
