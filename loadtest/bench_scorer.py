@@ -7,9 +7,10 @@ Redis, one champion and the same simulated world (profiles materialised in Feast
    (:mod:`loadtest.scorer_probe`): sustained tx/s, per-stage and CPU us/tx, RSS, and the
    broker's and Redis's CPU share over the same window;
 2. naive - the same on a smaller N with :mod:`loadtest.baseline`; the throughput ratio;
-3. latency - the real scorer (``fraudctl serve scorer``) and the zero-work echo service
-   (:mod:`loadtest.echo`) run side by side, each fed in turn at the paced rate, then each
-   through the step ramp until p99 misses the SLA (the knee);
+3. latency - the zero-work echo service (:mod:`loadtest.echo`), then the real scorer
+   (``fraudctl serve scorer``), each alone: the paced rate, then the step ramp until p99
+   misses the SLA (the knee); for the scorer, each step also records its own per-batch
+   stage times and batch size (from its ``/metrics``);
 4. REST - ``POST /v1/score`` at a fixed request rate, one transaction per request.
 
 Numbers are returned (and printed by the CLI); nothing is asserted. The machine is shared,
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -28,6 +30,7 @@ from typing import Any
 
 import msgspec
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
 from loadtest.bench_setup import (
     BenchEnv,
@@ -44,6 +47,7 @@ from loadtest.bench_setup import (
 )
 from loadtest.latency import OutputKind, OutputReader, Service, format_step, measure_step, ramp
 from loadtest.rest_bench import run_rest_bench
+from services.stack.process import free_port
 from streams.topics import SCORED, Topics
 
 Log = Callable[[str], None]
@@ -154,11 +158,14 @@ def naive_phase(env: BenchEnv, n: int, sampler: CpuSampler, log: Log) -> dict[st
 
 def _start_service(
     env: BenchEnv, name: str, topics: Topics, sampler: CpuSampler
-) -> tuple[subprocess.Popen[bytes], Service, Path]:
-    """The real scorer (``fraudctl serve scorer``) or the echo service, on ``topics``."""
+) -> tuple[subprocess.Popen[bytes], Service, Path, int | None]:
+    """The real scorer (``fraudctl serve scorer``) or the echo service, on ``topics``; and
+    the scorer's metrics port."""
     log_path = env.workdir / f"{name}-paced.log"
+    metrics_port = None
     if name == "scorer":
-        args = ["serve", "scorer", "--metrics-port", "0"]
+        metrics_port = free_port()
+        args = ["serve", "scorer", "--metrics-port", str(metrics_port)]
         proc = spawn_module("services.cli", args, env.service_env(topics, name), log_path)
     else:
         args = ["--bootstrap", env.bootstrap, "--source", topics.transactions]
@@ -167,7 +174,42 @@ def _start_service(
     sampler.add(name, process_tree_cpu(proc.pid))
     kind: OutputKind = "decision" if name == "scorer" else "echo"
     reader = OutputReader(env.bootstrap, topics.scored, topics.partition_count(SCORED), kind)
-    return proc, Service(name, topics.transactions, reader, proc.pid), log_path
+    return proc, Service(name, topics.transactions, reader, proc.pid), log_path, metrics_port
+
+
+def _stage_totals(port: int) -> dict[str, tuple[float, float]]:
+    """The scorer's stage histograms (seconds summed, batches) and its batch sizes
+    (``batch``: transactions summed, batches), read from its ``/metrics``."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return {}
+    totals: dict[str, list[float]] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name not in ("fraud_stage_latency_seconds", "fraud_batch_size"):
+            continue
+        for sample in family.samples:
+            kind = sample.name.rsplit("_", 1)[-1]
+            if kind in ("sum", "count"):
+                key = sample.labels.get("stage", "batch")
+                totals.setdefault(key, [0.0, 0.0])[kind == "count"] = sample.value
+    return {k: (v[0], v[1]) for k, v in totals.items()}
+
+
+def _stages_between(
+    before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]
+) -> dict[str, Any]:
+    """Mean ms per batch of each stage, and the mean batch size, between two readings."""
+
+    def delta(key: str) -> tuple[float, float]:
+        (s0, c0), (s1, c1) = before.get(key, (0.0, 0.0)), after.get(key, (0.0, 0.0))
+        return s1 - s0, c1 - c0
+
+    stages = {k: round(1e3 * s / c, 3) for k in after if k != "batch" for s, c in [delta(k)] if c}
+    size, batches = delta("batch")
+    mean_batch = round(size / batches, 1) if batches else None
+    return {"stage_ms_per_batch": stages, "mean_batch": mean_batch}
 
 
 def _latency_of(
@@ -179,9 +221,10 @@ def _latency_of(
     log: Log,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """One service's warm-up, paced run and ramp."""
-    proc, service, log_path = _start_service(env, name, topics, sampler)
+    proc, service, log_path, metrics_port = _start_service(env, name, topics, sampler)
 
     def measure(rate: float, duration_s: float, service: Service = service) -> dict[str, Any]:
+        before = _stage_totals(metrics_port) if metrics_port else {}
         step = measure_step(
             service,
             bootstrap=env.bootstrap,
@@ -191,6 +234,8 @@ def _latency_of(
             sampler=sampler,
         )
         step["load_average"] = load_average()
+        if metrics_port:
+            step.update(_stages_between(before, _stage_totals(metrics_port)))
         return step
 
     try:

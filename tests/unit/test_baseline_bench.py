@@ -155,3 +155,32 @@ def test_the_quick_config_is_small_and_keeps_every_phase() -> None:
     assert quick.backlog < full.backlog and quick.naive < full.naive
     assert quick.ramp_rates and quick.rest_rps > 0 and quick.duration_s > 0
     assert full.backlog == 200_000 and full.rate == 2_000.0 and full.duration_s == 30.0
+
+
+def test_scorer_stage_times_are_read_from_its_metrics_between_two_readings() -> None:
+    """The latency bench's per-batch stage times: the scorer's own histograms, as it
+    exports them on ``/metrics``, differenced over one step."""
+    from prometheus_client import CollectorRegistry, Histogram, start_http_server
+
+    from loadtest.bench_scorer import _stage_totals, _stages_between
+    from services.stack.process import free_port
+
+    registry = CollectorRegistry()
+    stage = Histogram("fraud_stage_latency_seconds", "s", ["stage"], registry=registry)
+    size = Histogram("fraud_batch_size", "b", registry=registry)
+    port = free_port()
+    server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    try:
+        stage.labels("features").observe(1.0)  # before the step: not counted
+        before = _stage_totals(port)
+        for features_s, n in ((0.004, 30), (0.002, 50)):
+            stage.labels("features").observe(features_s)
+            stage.labels("produce").observe(0.003)
+            size.observe(n)
+        step = _stages_between(before, _stage_totals(port))
+    finally:
+        server.shutdown()
+        thread.join(5)
+    assert step["stage_ms_per_batch"] == {"features": 3.0, "produce": 3.0}
+    assert step["mean_batch"] == 40.0
+    assert _stage_totals(port) == {}  # nothing listening: no numbers, no error
