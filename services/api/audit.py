@@ -18,12 +18,20 @@ Two delivery modes (``FRAUD_API_AUDIT_DELIVERY``):
 
 Either way a transaction being written is claimed in this process, so a concurrent or
 quick retry of it is answered without a second record.
+
+:meth:`AuditLog.write` is a coroutine: in ``acked`` mode it serves the producer's
+delivery reports in short polls and yields to the event loop between them, so the API
+answers health checks and other requests while a write waits for the broker (a blocking
+``flush`` would stall the whole loop for up to the acknowledgement timeout when the broker
+is down).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -42,6 +50,9 @@ from streams.serde import encode
 from streams.topics import Topics
 
 AuditDelivery = Literal["acked", "async"]
+ACK_POLL_S = 0.002
+"""The longest the event loop is held by one poll for delivery reports (a poll returns as
+soon as a report is served, normally well under a millisecond after the produce)."""
 AUDIT_RECORDS = Counter(
     "fraud_api_audit_records_total",
     "API decisions written to transactions.scored (with their review cases), by outcome",
@@ -114,12 +125,26 @@ class AuditLog:
             AUDIT_IN_FLIGHT.set(len(self._in_flight))
         return out
 
-    def write(self, decisions: Sequence[Decision], cases: Sequence[ReviewCase]) -> None:
+    async def write(self, decisions: Sequence[Decision], cases: Sequence[ReviewCase]) -> None:
         """Write claimed decisions (and their review cases); in ``acked`` mode wait for the
         broker and raise :class:`DeliveryFailed` if it did not take them."""
+        receipt = self._send(decisions, cases)
+        if receipt is None or self.delivery == "async":
+            return
+        deadline = time.monotonic() + self._ack_timeout_s
+        while receipt.outstanding and (left := deadline - time.monotonic()) > 0:
+            self._producer.poll(min(ACK_POLL_S, left))
+            await asyncio.sleep(0)
+        self._settle()
+        if receipt.outstanding or receipt.failures:
+            detail = receipt.failures[0] if receipt.failures else "not acknowledged"
+            raise DeliveryFailed(self._topics.scored, f"{detail} ({receipt.outstanding} left)")
+
+    def _send(self, decisions: Sequence[Decision], cases: Sequence[ReviewCase]) -> _Receipt | None:
+        """Queue the records; their delivery reports count down the returned receipt."""
         receipt = _Receipt([d.transaction_id for d in decisions], len(decisions) + len(cases))
         if not receipt.outstanding:
-            return
+            return None
 
         def report(err: KafkaError | None, _msg: Message) -> None:
             with self._lock:
@@ -141,13 +166,7 @@ class AuditLog:
         except Exception:
             self._release(receipt.transaction_ids)
             raise
-        if self.delivery == "async":
-            return
-        remaining = self._producer.flush(self._ack_timeout_s)
-        self._settle()
-        if remaining or receipt.failures:
-            detail = receipt.failures[0] if receipt.failures else f"{remaining} not acknowledged"
-            raise DeliveryFailed(self._topics.scored, detail)
+        return receipt
 
     def _serve(self) -> None:
         while not self._stop.is_set():

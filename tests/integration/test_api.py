@@ -171,16 +171,17 @@ def test_openapi_describes_the_request_bodies(client: TestClient) -> None:
 
 
 def test_concurrent_requests_on_one_card_count_every_transaction(
-    context: ApiContext, small_world: SmallWorld
+    context: ApiContext, small_world: SmallWorld, kafka_bootstrap: str, topics: Topics
 ) -> None:
-    """The thread pool runs requests at once; the card's count must still see each one."""
-    from concurrent.futures import ThreadPoolExecutor
+    """Requests interleave on the event loop (one waits for its acknowledgement while the
+    next is scored); the card's count must still see each one, and each is logged once."""
+    import asyncio
     from datetime import timedelta
 
+    import httpx
     import msgspec
 
     from features.definitions import FEATURE_INDEX
-    from services.api.app import _score_and_log
 
     template = small_world.as_events(1)[0]
     start = datetime.now(UTC) - timedelta(hours=2)
@@ -192,10 +193,26 @@ def test_concurrent_requests_on_one_card_count_every_transaction(
         )
         for i in range(48)
     ]
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda tx: _score_and_log(context, [tx]), txs))
     probe = msgspec.structs.replace(
         template, transaction_id="concurrent-probe", event_time=start + timedelta(hours=1)
     )
-    (decision,) = _score_and_log(context, [probe])
-    assert decision.features[FEATURE_INDEX["card_tx_count_1d"]] == len(txs)
+
+    async def post_all() -> tuple[list[int], dict[str, object]]:
+        transport = httpx.ASGITransport(app=create_app(context))
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+
+            async def post(tx: object) -> httpx.Response:
+                return await http.post("/v1/score", content=encode(tx), headers=SCORE)
+
+            answers = await asyncio.gather(*(post(tx) for tx in txs))
+            last = await post(probe)
+        return [a.status_code for a in answers], last.json()["decisions"][0]
+
+    statuses, decision = asyncio.run(post_all())
+    assert statuses == [200] * len(txs)
+    assert decision["features"][FEATURE_INDEX["card_tx_count_1d"]] == len(txs)
+    assert not context.ledger.undecided([t.transaction_id for t in txs]).any()
+    logged = decode_decisions(read_all(kafka_bootstrap, topics.scored, idle_s=1.5))
+    assert sorted(d.transaction_id for d in logged) == sorted(
+        t.transaction_id for t in [*txs, probe]
+    )

@@ -3,6 +3,7 @@ the topics, what enters the ledger, what a dead broker does to a request."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -99,7 +100,7 @@ def test_decisions_reach_the_topics_and_then_the_ledger(
         assert claimed.all()
         again = audit.claim(ids[:5], np.ones(5, dtype=bool))  # a retry while being written
         assert not again.any()
-        audit.write(decisions, [_case(d) for d in decisions if d.decision == "review"])
+        asyncio.run(audit.write(decisions, [_case(d) for d in decisions if d.decision == "review"]))
         if delivery == "acked":  # entered before write returned
             assert not ledger.undecided(ids).any()
         assert _until(lambda: not ledger.undecided(ids).any())
@@ -129,12 +130,40 @@ def test_a_dead_broker_fails_acked_requests_and_is_counted_in_async_mode(
         started = time.monotonic()
         if delivery == "acked":
             with pytest.raises(DeliveryFailed):
-                audit.write(decisions, [])
+                asyncio.run(audit.write(decisions, []))
         else:
-            audit.write(decisions, [])  # the request is answered at once
+            asyncio.run(audit.write(decisions, []))  # the request is answered at once
             assert time.monotonic() - started < 0.5
         assert _until(lambda: _failed() - failed_before == 3)
         assert ledger.undecided(ids).all()  # never entered: a retry is scored and logged again
         assert audit.claim(ids, np.ones(3, dtype=bool)).all()  # released
     finally:
         audit.close(timeout_s=2.0)
+
+
+def test_an_acked_write_waiting_for_the_broker_leaves_the_event_loop_free(
+    topics: Topics, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    """While a write waits for an acknowledgement that does not come (broker down), other
+    coroutines - health checks, other requests - keep running on the API's event loop."""
+    dead = f"127.0.0.1:{free_port()}"
+    producer = AckedProducer(producer_config(dead, client_id="t", **{"message.timeout.ms": 1_000}))
+    ledger = DecisionLedger(redis_client, redis_prefix, ttl_s=600)
+    audit = AuditLog(producer, topics, ledger, "acked", ack_timeout_s=3.0)
+    decisions = [_decision(i) for i in range(2)]
+    audit.claim([d.transaction_id for d in decisions], np.ones(2, dtype=bool))
+
+    async def scenario() -> tuple[int, BaseException | None]:
+        writing = asyncio.ensure_future(audit.write(decisions, []))
+        ticks = 0
+        while not writing.done():
+            await asyncio.sleep(0.01)
+            ticks += 1
+        return ticks, writing.exception()
+
+    try:
+        ticks, error = asyncio.run(scenario())
+    finally:
+        audit.close(timeout_s=2.0)
+    assert isinstance(error, DeliveryFailed)
+    assert ticks >= 10  # the ~1 s wait for the failed delivery report did not hold the loop
