@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from features.bench import REPEATS, WARM_DAYS
 from features.profiles import cli as profile_cli
 from services.settings import CommonSettings
 
@@ -58,8 +59,10 @@ def bench(
     out_dir: Path = typer.Option(Path("bench/results"), "--out-dir", help="JSON folder"),
     cards: int = typer.Option(5_000, "--cards", min=1),
     terminals: int = typer.Option(10_000, "--terminals", min=1),
-    warm_days: int = typer.Option(14, "--warm-days", min=1, help="history loaded before timing"),
-    repeats: int = typer.Option(60, "--repeats", min=5, help="timed batches per size"),
+    warm_days: int = typer.Option(
+        WARM_DAYS, "--warm-days", min=1, help="history loaded before timing"
+    ),
+    repeats: int = typer.Option(REPEATS, "--repeats", min=5, help="timed batches per size"),
 ) -> None:
     """p50/p99 of update_and_read_batch (1, 100, 500 tx) on the real Redis; memory per card."""
     import redis
