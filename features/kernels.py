@@ -133,8 +133,16 @@ def _distinct(term: I64, mask: Bool) -> F64:
     return (first.sum(axis=1) + change.sum(axis=1)).astype(np.float64)
 
 
+_RUNNING_SUM_MAX_ROWS = 32
+"""Up to this many rows the event sums run as one ``cumsum`` (a running sum is strictly left
+to right too, so bit-equal): 10x faster than the loop for one row, slower past ~48 rows,
+where it writes the whole ``[..., W, n]`` cube."""
+
+
 def _sum_events(x: F64) -> F64:
     """Sum over the event axis (axis -2 of ``[..., W, n]``), strictly left to right."""
+    if x.shape[-1] <= _RUNNING_SUM_MAX_ROWS:
+        return np.cumsum(x, axis=-2)[..., -1, :]
     acc = x[..., 0, :].copy()
     for j in range(1, x.shape[-2]):
         acc += x[..., j, :]

@@ -56,11 +56,11 @@ def card_history(batch: EncodedBatch, plan: CardPlan, retention_s: int) -> CardH
     term = np.concatenate([stored["term"].astype(np.int64), batch.term_hash[new_rows]])
     col = np.arange(width, dtype=np.int64)[None, :]
     n_stored = (s_hi - s_lo)[:, None]
-    idx = np.where(
-        col < n_stored, s_lo[:, None] + col, len(stored) + n_lo[:, None] + col - n_stored
-    )
+    # column c of a row: its c-th stored candidate, then its candidates among the new rows
+    # (one [n, width] select of per-row offsets: fewer temporaries than two index tables)
+    idx = col + np.where(col < n_stored, s_lo[:, None], len(stored) + n_lo[:, None] - n_stored)
     valid = col < n_stored + (n_hi - n_lo)[:, None]
-    idx = np.where(valid, idx, 0)
+    idx[~valid] = 0
     if len(t) == 0:
         z = np.zeros(idx.shape, dtype=np.int64)
         ev_t, ev_amount, ev_term = z, z.astype(np.float64), z

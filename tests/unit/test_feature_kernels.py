@@ -142,3 +142,17 @@ def test_row_sum_does_not_depend_on_padding_width() -> None:
     x = rng.uniform(0, 1000, size=(50, 37))
     padded = np.hstack([x, np.zeros((50, 91))])
     assert np.array_equal(row_sum(x), row_sum(padded))
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 32, 33, 160])
+def test_event_sums_run_left_to_right_for_any_number_of_rows(rows: int) -> None:
+    """Online batches of any size and offline chunks must round alike: the event sums are
+    strictly left to right whether they run as a running sum (few rows) or the loop."""
+    from features.kernels import _sum_events
+
+    rng = np.random.default_rng(rows)
+    x = rng.lognormal(3.0, 1.5, size=(6, 97, rows)) * (rng.random((6, 97, rows)) > 0.3)
+    expected = np.zeros((6, rows))
+    for j in range(x.shape[1]):  # the reference: one addition per event, in order
+        expected = expected + x[:, j, :]
+    assert np.array_equal(_sum_events(x), expected)
