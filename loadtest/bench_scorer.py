@@ -206,7 +206,11 @@ def _stages_between(
         (s0, c0), (s1, c1) = before.get(key, (0.0, 0.0)), after.get(key, (0.0, 0.0))
         return s1 - s0, c1 - c0
 
-    stages = {k: round(1e3 * s / c, 3) for k in after if k != "batch" for s, c in [delta(k)] if c}
+    stages: dict[str, float] = {}
+    for key in after:
+        seconds, batches = delta(key)
+        if key != "batch" and batches:
+            stages[key] = round(1e3 * seconds / batches, 3)
     size, batches = delta("batch")
     mean_batch = round(size / batches, 1) if batches else None
     return {"stage_ms_per_batch": stages, "mean_batch": mean_batch}
