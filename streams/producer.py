@@ -8,13 +8,18 @@ room instead of buffering without bound.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
 from streams.errors import DeliveryFailed
+from streams.events import Decision, ReviewCase
 from streams.kafka import ClientConfig
+from streams.serde import encode
+from streams.topics import Topics
+
+DeliveryReport = Callable[[KafkaError | None, Message], None]
 
 
 class AckedProducer:
@@ -34,7 +39,7 @@ class AckedProducer:
         key: bytes | str | None = None,
         timestamp_ms: int | None = None,
         headers: Any = None,
-        on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
+        on_delivery: DeliveryReport | None = None,
     ) -> None:
         """Queue one record. ``on_delivery`` replaces the default report (which keeps
         failures for :meth:`wait_acked`) for callers that track their records themselves."""
@@ -72,3 +77,20 @@ class AckedProducer:
 
     def pending(self) -> int:
         return len(self._producer)
+
+
+def produce_decisions(
+    producer: AckedProducer,
+    topics: Topics,
+    decisions: Sequence[Decision],
+    cases: Sequence[ReviewCase],
+    on_delivery: DeliveryReport | None = None,
+) -> None:
+    """Queue decisions on ``transactions.scored`` and review cases on ``fraud.review``,
+    both keyed by card_id (the stream scorer and the API's audit log write them alike)."""
+    for decision in decisions:
+        producer.produce(topics.scored, encode(decision), decision.card_id, on_delivery=on_delivery)
+    for case in cases:
+        producer.produce(
+            topics.review, encode(case), case.transaction.card_id, on_delivery=on_delivery
+        )

@@ -9,8 +9,8 @@ Two delivery modes (``FRAUD_API_AUDIT_DELIVERY``):
   a background thread serves the acknowledgements. Only acknowledged decisions enter the
   ledger (the dedupe record); a failed write is logged and counted
   (``fraud_api_audit_records_total{outcome="failed"}``), never retried blindly. What a crash
-  can lose: the records queued but not yet acknowledged (``linger.ms`` plus one broker round
-  trip of traffic); a client's retry of such a transaction is scored and logged again.
+  can lose: the records queued but not yet acknowledged (about one broker round trip of
+  traffic); a client's retry of such a transaction is scored and logged again.
   Meant for a broker whose acknowledgements are slow (remote, ``acks=all`` across zones).
   On the embedded broker here it did not pay: the acknowledgement takes well under a
   millisecond at 200 requests/s, and the background thread's share of the GIL made the
@@ -45,8 +45,7 @@ from features.errors import FeatureStoreUnavailable
 from services.scorer.ledger import DecisionLedger
 from streams.errors import DeliveryFailed
 from streams.events import Decision, ReviewCase
-from streams.producer import AckedProducer
-from streams.serde import encode
+from streams.producer import AckedProducer, produce_decisions
 from streams.topics import Topics
 
 AuditDelivery = Literal["acked", "async"]
@@ -155,14 +154,7 @@ class AuditLog:
                     self._done.append(receipt)
 
         try:
-            for d in decisions:
-                self._producer.produce(
-                    self._topics.scored, encode(d), d.card_id, on_delivery=report
-                )
-            for c in cases:
-                self._producer.produce(
-                    self._topics.review, encode(c), c.transaction.card_id, on_delivery=report
-                )
+            produce_decisions(self._producer, self._topics, decisions, cases, on_delivery=report)
         except Exception:
             self._release(receipt.transaction_ids)
             raise

@@ -48,8 +48,7 @@ from streams.dlq import encode_dead_letter
 from streams.errors import DeliveryFailed
 from streams.intake import DecodedBatch, decode_batch
 from streams.kafka import consumer_config, producer_config
-from streams.producer import AckedProducer
-from streams.serde import encode
+from streams.producer import AckedProducer, produce_decisions
 from streams.topics import Topics
 
 log = logging.getLogger("fraud.scorer")
@@ -179,10 +178,7 @@ class Scorer:
         for letter in batch.dead_letters:
             value, key = encode_dead_letter(letter)
             self.producer.produce(self.topics.dlq, value, key)
-        for decision in scored.decisions:
-            self.producer.produce(self.topics.scored, encode(decision), decision.card_id)
-        for case in scored.review_cases:
-            self.producer.produce(self.topics.review, encode(case), case.transaction.card_id)
+        produce_decisions(self.producer, self.topics, scored.decisions, scored.review_cases)
 
     def _commit(self, messages: Sequence[Message]) -> None:
         next_offsets: dict[tuple[str, int], int] = {}
