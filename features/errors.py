@@ -25,3 +25,11 @@ class TrainingDataError(FraudError):
         super().__init__(detail)
         self.detail = detail
         self.missing = missing
+
+
+class FeatureKernelMissing(FraudError):
+    """The card kernel's C library was not built (``make setup`` / ``pip install -e .``)."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__(f"card kernel not built from {source}: run `make setup`")
+        self.source = source

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import numpy as np
 import numpy.typing as npt
 
+from features import card_kernel
 from features.definitions import (
     CARD_FEATURES,
     CARD_WINDOW_S,
@@ -108,61 +109,63 @@ def transaction_features(t_us: I64, amount: F64, channel: I64, mcc: I64) -> dict
 # -- card ---------------------------------------------------------------------------------
 
 
-def row_sum(x: F64) -> F64:
-    """Left-to-right sum of each row: trailing padding cannot change the rounding, so the
-    online batch and the offline chunk (padded to different widths) agree bit for bit."""
-    if x.shape[1] == 0:
-        return np.zeros(x.shape[0])
-    return np.cumsum(x, axis=1)[:, -1]
-
-
-def _masked_median(amt: F64, mask: Bool, count: I64) -> F64:
-    s = np.sort(np.where(mask, amt, np.inf), axis=1)
-    hi = np.take_along_axis(s, (count // 2)[:, None], axis=1)[:, 0] if s.shape[1] else count * 0.0
-    lo_idx = np.maximum(count - 1, 0) // 2
-    lo = np.take_along_axis(s, lo_idx[:, None], axis=1)[:, 0] if s.shape[1] else count * 0.0
-    return np.where(count > 0, (lo + hi) / 2.0, 0.0)
-
-
-def _distinct(term: I64, mask: Bool) -> F64:
-    if term.shape[1] == 0:
-        return np.zeros(term.shape[0])
-    s = np.sort(np.where(mask, term, -1), axis=1)
-    first = s[:, :1] >= 0
-    change = (s[:, 1:] != s[:, :-1]) & (s[:, 1:] >= 0)
-    return (first.sum(axis=1) + change.sum(axis=1)).astype(np.float64)
-
-
-_RUNNING_SUM_MAX_ROWS = 32
-"""Up to this many rows the event sums run as one ``cumsum`` (a running sum is strictly left
-to right too, so bit-equal): 10x faster than the loop for one row, slower past ~48 rows,
-where it writes the whole ``[..., W, n]`` cube."""
-
-
-def _sum_events(x: F64) -> F64:
-    """Sum over the event axis (axis -2 of ``[..., W, n]``), strictly left to right."""
-    if x.shape[-1] <= _RUNNING_SUM_MAX_ROWS:
-        return np.cumsum(x, axis=-2)[..., -1, :]
-    acc = x[..., 0, :].copy()
-    for j in range(1, x.shape[-2]):
-        acc += x[..., j, :]
-    return acc
-
-
-def _masked(x: F64, mask: Bool) -> F64:
-    """``x`` where ``mask`` else 0.0 (a product when every value is finite: faster)."""
-    if np.isfinite(x).all():
-        return x * mask
-    return np.where(mask, x, 0.0)
-
-
 _CARD_WINDOWS_S: tuple[int, ...] = tuple(
     sorted(
         {int(f.window_s or CARD_WINDOW_S) for f in CARD_FEATURES}
         | {MEDIAN_REFERENCE_WINDOW_S, CARD_WINDOW_S}
     )
 )
-_WINDOW_US = np.array(_CARD_WINDOWS_S, dtype=np.int64)[:, None, None] * US
+_WINDOW_INDEX = {w: i for i, w in enumerate(_CARD_WINDOWS_S)}
+_CARD_OPS = (
+    np.array(_CARD_WINDOWS_S, dtype=np.int64) * US,
+    np.array([card_kernel.OPS.index(f.aggregation) for f in CARD_FEATURES], dtype=np.int64),
+    np.array([_WINDOW_INDEX[int(f.window_s or CARD_WINDOW_S)] for f in CARD_FEATURES]),
+    np.array([float(f.param or 1.0) for f in CARD_FEATURES]),
+    np.array([f.default for f in CARD_FEATURES], dtype=np.float64),
+    _WINDOW_INDEX[MEDIAN_REFERENCE_WINDOW_S],
+)
+"""The card definitions as the compiled kernel's operation table: windows (ascending,
+µs), then per feature its operation, window index, parameter and default, then the
+window of the median that ``count_above_median`` compares with."""
+
+
+def card_features_of_segments(
+    t_us: I64,
+    amount: F64,
+    term: I64,
+    table_t: I64,
+    table_amount: F64,
+    table_term: I64,
+    starts: I64,
+    lengths: I64,
+    lower_us: I64,
+) -> dict[str, F64]:
+    """Card features of each row from its candidate earlier events, given as up to two
+    segments of one table: row ``i``'s events are ``table_*[starts[i, p] :
+    starts[i, p] + lengths[i, p]]`` for ``p = 0`` then ``1`` (``[n, 2]``; a length may be
+    0), the card's last accepted events that arrived before the transaction, in arrival
+    order (the online store: the stored ring, then the batch's own earlier rows).
+
+    ``lower_us`` is the earliest event time allowed (``t - 30 d`` unless the state was
+    trimmed further for a too-late transaction). Computed by the compiled kernel
+    (:mod:`features.card_kernel`): sums run strictly left to right over each row's own
+    events, so the result depends on nothing else (online batches and offline chunks
+    agree bit for bit).
+    """
+    out = card_kernel.card_rows(
+        np.ascontiguousarray(t_us, dtype=np.int64),
+        np.ascontiguousarray(amount, dtype=np.float64),
+        np.ascontiguousarray(term, dtype=np.int64),
+        np.ascontiguousarray(table_t, dtype=np.int64),
+        np.ascontiguousarray(table_amount, dtype=np.float64),
+        np.ascontiguousarray(table_term, dtype=np.int64),
+        np.ascontiguousarray(starts, dtype=np.int64).reshape(-1, 2),
+        np.ascontiguousarray(lengths, dtype=np.int64).reshape(-1, 2),
+        np.ascontiguousarray(lower_us, dtype=np.int64),
+        CARD_WINDOW_S * US,
+        *_CARD_OPS,
+    )
+    return {f.name: out[k] for k, f in enumerate(CARD_FEATURES)}
 
 
 def card_features(
@@ -175,86 +178,25 @@ def card_features(
     valid: Bool,
     lower_us: I64,
 ) -> dict[str, F64]:
-    """Card features from each row's candidate earlier events.
-
-    ``ev_*`` / ``valid`` are ``[n, W]``: the card's last accepted events that arrived
-    before the transaction, in arrival order, left-aligned, ``valid`` False on padding.
-    ``lower_us`` is the earliest event time allowed (``t - 30 d`` unless the state was
-    trimmed further for a too-late transaction).
-
-    Internally the events are laid out ``[W, n]`` and every window is computed at once
-    (``[windows, W, n]``); sums run strictly left to right over the events, so the result
-    does not depend on the padding width (online batches and offline chunks agree).
-    """
+    """:func:`card_features_of_segments` with each row's events as a padded row:
+    ``ev_*`` / ``valid`` are ``[n, W]``, in arrival order, ``valid`` False on padding."""
     n = len(t_us)
-    if ev_t.shape[1] == 0:  # one invalid column keeps every shape non-empty
-        ev_t, ev_term = np.zeros((n, 1), dtype=np.int64), np.zeros((n, 1), dtype=np.int64)
-        ev_amount, valid = np.zeros((n, 1)), np.zeros((n, 1), dtype=bool)
-    t = t_us[None, :]
-    evt = np.ascontiguousarray(ev_t.T)
-    amt = np.ascontiguousarray(ev_amount.T)
-    lower = np.maximum(lower_us, t_us - CARD_WINDOW_S * US)[None, :]
-    age = t - evt
-    base = valid.T & (age > 0) & (evt >= lower)
-    masks = base[None] & (age[None] <= _WINDOW_US)  # [windows, W, n]
-    counts_i = masks.sum(axis=1)
-    counts = counts_i.astype(np.float64)
-    totals = _sum_events(_masked(amt[None], masks))
-    wi = {w: i for i, w in enumerate(_CARD_WINDOWS_S)}
-    stats: dict[tuple[str, int], F64] = {}
-
-    def mean(w: int) -> F64:
-        c = counts[wi[w]]
-        return np.where(c > 0, totals[wi[w]] / np.maximum(c, 1.0), 0.0)
-
-    def median(w: int) -> F64:
-        if ("median", w) not in stats:
-            m = masks[wi[w]].T
-            stats[("median", w)] = _masked_median(ev_amount, m, counts_i[wi[w]])
-        return stats[("median", w)]
-
-    def std(w: int) -> F64:
-        if ("std", w) not in stats:
-            c = counts[wi[w]]
-            dev = _masked(amt - mean(w)[None, :], masks[wi[w]])
-            var = np.where(c > 0, _sum_events(dev * dev) / np.maximum(c, 1.0), 0.0)
-            stats[("std", w)] = np.sqrt(var)
-        return stats[("std", w)]
-
-    values: dict[str, F64] = {}
-    for f in CARD_FEATURES:
-        w = int(f.window_s or CARD_WINDOW_S)
-        a = f.aggregation
-        if a == "count":
-            v = counts[wi[w]]
-        elif a == "sum":
-            v = totals[wi[w]]
-        elif a == "mean":
-            v = mean(w)
-        elif a == "median":
-            v = median(w)
-        elif a == "std":
-            v = std(w)
-        elif a == "zscore":
-            s = std(w)
-            v = np.where(s > 0, (amount - mean(w)) / np.where(s > 0, s, 1.0), 0.0)
-        elif a == "count_above_median":
-            ref = median(MEDIAN_REFERENCE_WINDOW_S)[None, :] * float(f.param or 1.0)
-            v = (masks[wi[w]] & (amt > ref)).sum(axis=0).astype(np.float64)
-        elif a == "seconds_since_last":
-            latest = np.where(masks[wi[w]], evt, np.iinfo(np.int64).min).max(axis=0)
-            v = np.where(counts[wi[w]] > 0, (t_us - latest) / US, f.default)
-        elif a == "distinct_terminals":
-            v = _distinct(ev_term, masks[wi[w]].T)
-        elif a == "is_empty":
-            v = (counts[wi[w]] == 0).astype(np.float64)
-        elif a == "terminal_not_seen":
-            seen = (masks[wi[w]] & (term[None, :] == ev_term.T)).any(axis=0)
-            v = (~seen).astype(np.float64)
-        else:  # pragma: no cover - guarded by the registry test
-            raise ValueError(f"no kernel for {f.name}")
-        values[f.name] = v.astype(np.float64, copy=False)
-    return values
+    valid = np.asarray(valid, dtype=bool).reshape(n, -1)
+    lengths = np.zeros((n, 2), dtype=np.int64)
+    lengths[:, 0] = valid.sum(axis=1)
+    starts = np.zeros((n, 2), dtype=np.int64)
+    starts[1:, 0] = np.cumsum(lengths[:-1, 0])
+    return card_features_of_segments(
+        t_us,
+        amount,
+        term,
+        np.asarray(ev_t).reshape(n, -1)[valid],
+        np.asarray(ev_amount).reshape(n, -1)[valid],
+        np.asarray(ev_term).reshape(n, -1)[valid],
+        starts,
+        lengths,
+        lower_us,
+    )
 
 
 # -- terminal -----------------------------------------------------------------------------

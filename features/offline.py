@@ -35,7 +35,7 @@ from features.errors import TrainingDataError
 from features.kernels import (
     DAY_US,
     US,
-    card_features,
+    card_features_of_segments,
     clip_features,
     codes,
     merchant_category_code,
@@ -52,7 +52,6 @@ KEY_COLUMNS = ("transaction_id", "event_time", "card_id", "customer_id", "termin
 REQUIRED = KEY_COLUMNS
 ProfileFn = Callable[..., pd.DataFrame]
 _NEG = np.iinfo(np.int64).min // 4
-_CELLS_PER_CHUNK = 1_000_000
 
 
 def event_time_us(values: pd.Series) -> I64:
@@ -114,38 +113,16 @@ def card_columns(
     retention = (CARD_WINDOW_S + lateness_s) * US
     lower = np.where(accepted_s, lower, np.maximum(lower, prev_max - retention))
 
-    acc_t, acc_amount, acc_term = t[acc], amount[acc], term[acc]
-    out_sorted: dict[str, list[F64]] = {}
-    counts = np.maximum(hi - lo, 0)
-    start = 0
-    while start < n:  # chunks of at most _CELLS_PER_CHUNK candidate cells
-        cum = np.cumsum(np.maximum(counts[start : start + _CELLS_PER_CHUNK], 1))
-        step = max(1, int(np.searchsorted(cum, _CELLS_PER_CHUNK // 4, side="right")))
-        sl = slice(start, min(n, start + step))
-        width = int(counts[sl].max(initial=0))
-        if width * (sl.stop - sl.start) > _CELLS_PER_CHUNK and step > 1:
-            sl = slice(start, start + max(1, _CELLS_PER_CHUNK // max(width, 1)))
-            width = int(counts[sl].max(initial=0))
-        idx = lo[sl, None] + np.arange(width, dtype=np.int64)[None, :]
-        valid = idx < hi[sl, None]
-        idx = np.minimum(idx, max(len(acc) - 1, 0))
-        rows = order[sl]
-        cols = card_features(
-            t[rows],
-            amount[rows],
-            term[rows],
-            acc_t[idx] if len(acc) else np.zeros(idx.shape, dtype=np.int64),
-            acc_amount[idx] if len(acc) else np.zeros(idx.shape),
-            acc_term[idx] if len(acc) else np.zeros(idx.shape, dtype=np.int64),
-            valid,
-            lower[sl],
-        )
-        for k, v in cols.items():
-            out_sorted.setdefault(k, []).append(v)
-        start = sl.stop
+    lengths = np.zeros((n, 2), dtype=np.int64)
+    lengths[:, 0] = np.maximum(hi - lo, 0)
+    starts = np.zeros((n, 2), dtype=np.int64)
+    starts[:, 0] = lo
+    sorted_cols = card_features_of_segments(
+        ts, amount[order], term[order], t[acc], amount[acc], term[acc], starts, lengths, lower
+    )
     inverse = np.empty(n, dtype=np.int64)
     inverse[order] = np.arange(n)
-    out = {k: np.concatenate(v)[inverse] for k, v in out_sorted.items()}
+    out = {k: v[inverse] for k, v in sorted_cols.items()}
     accepted = np.empty(n, dtype=bool)
     accepted[order] = accepted_s
     return out, accepted

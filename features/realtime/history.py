@@ -1,9 +1,10 @@
-"""Each transaction's card history as the kernels take it: padded ``[n, W]`` matrices.
+"""Each transaction's card history as the kernel takes it: two segments of one table.
 
 A row's candidates are the records of its card with ``seq`` in ``[seq - K, seq)``
 (``K = CARD_MAX_EVENTS``): the stored ones (before the batch) and the batch's own applied
-rows. Both parts are in seq order and the stored part comes first, so every row stays in
-arrival order, left-aligned, whatever the padding width.
+rows. The table holds the stored records, then the batch's applied rows ordered by
+(card, seq); a row's first segment is its stored candidates, its second its candidates
+among the new rows, both in seq order, so the row's events are in arrival order.
 """
 
 from __future__ import annotations
@@ -20,15 +21,17 @@ from features.realtime.layout import STATUS_APPLIED, STATUS_TOO_LATE, EncodedBat
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
-Bool = npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True)
 class CardHistory:
-    ev_t: I64
-    ev_amount: F64
-    ev_term: I64
-    valid: Bool
+    """Arguments of :func:`features.kernels.card_features_of_segments`."""
+
+    table_t: I64
+    table_amount: F64
+    table_term: I64
+    starts: I64
+    lengths: I64
     lower_us: I64
 
 
@@ -49,29 +52,21 @@ def card_history(batch: EncodedBatch, plan: CardPlan, retention_s: int) -> CardH
     new_rows = applied[order]
     s_lo, s_hi = _bounds(stored_key, low, high)
     n_lo, n_hi = _bounds(new_key[order], low, high)
-    width = int(((s_hi - s_lo) + (n_hi - n_lo)).max(initial=0))
-    # one table of candidate values: the stored records, then the batch's applied rows
-    t = np.concatenate([stored["t"].astype(np.int64), batch.t_us[new_rows]])
-    amount = np.concatenate([stored["amount"], batch.amount[new_rows]])
-    term = np.concatenate([stored["term"].astype(np.int64), batch.term_hash[new_rows]])
-    col = np.arange(width, dtype=np.int64)[None, :]
-    n_stored = (s_hi - s_lo)[:, None]
-    # column c of a row: its c-th stored candidate, then its candidates among the new rows
-    # (one [n, width] select of per-row offsets: fewer temporaries than two index tables)
-    idx = col + np.where(col < n_stored, s_lo[:, None], len(stored) + n_lo[:, None] - n_stored)
-    valid = col < n_stored + (n_hi - n_lo)[:, None]
-    idx[~valid] = 0
-    if len(t) == 0:
-        z = np.zeros(idx.shape, dtype=np.int64)
-        ev_t, ev_amount, ev_term = z, z.astype(np.float64), z
-    else:
-        ev_t, ev_amount, ev_term = t[idx], amount[idx], term[idx]
+    starts = np.stack([s_lo, n_lo + len(stored)], axis=1)
+    lengths = np.stack([s_hi - s_lo, n_hi - n_lo], axis=1)
     lower = batch.t_us - CARD_WINDOW_S * US
     too_late = (status & 3) == STATUS_TOO_LATE
     if too_late.any():
         trimmed = np.maximum(plan.arrival_max, -4e18).astype(np.int64) - retention_s * US
         lower = np.where(too_late, np.maximum(lower, trimmed), lower)
-    return CardHistory(ev_t, ev_amount, ev_term, valid, lower)
+    return CardHistory(
+        np.concatenate([stored["t"].astype(np.int64), batch.t_us[new_rows]]),
+        np.concatenate([stored["amount"], batch.amount[new_rows]]),
+        np.concatenate([stored["term"].astype(np.int64), batch.term_hash[new_rows]]),
+        starts,
+        lengths,
+        lower,
+    )
 
 
 def _bounds(key: I64, low: I64, high: I64) -> tuple[I64, I64]:

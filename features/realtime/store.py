@@ -53,7 +53,7 @@ from features.interface import (
 from features.kernels import (
     DAY_US,
     US,
-    card_features,
+    card_features_of_segments,
     clip_features,
     terminal_features,
     transaction_features,
@@ -517,14 +517,15 @@ class BatchFeatureStore(abc.ABC):
         h = card_history(batch, plan, CARD_WINDOW_S + self.allowed_lateness_s)
         cols = transaction_features(batch.t_us, batch.amount, batch.channel, batch.mcc)
         cols.update(
-            card_features(
+            card_features_of_segments(
                 batch.t_us,
                 batch.amount,
                 batch.term_hash,
-                h.ev_t,
-                h.ev_amount,
-                h.ev_term,
-                h.valid,
+                h.table_t,
+                h.table_amount,
+                h.table_term,
+                h.starts,
+                h.lengths,
                 h.lower_us,
             )
         )

@@ -17,7 +17,6 @@ from features.kernels import (
     clip_features,
     merchant_category_code,
     reference_day,
-    row_sum,
     terminal_features,
     time_us,
     transaction_features,
@@ -137,22 +136,66 @@ def test_clip_replaces_nan_and_clips_absurd_values() -> None:
     assert np.isfinite(out).all()
 
 
-def test_row_sum_does_not_depend_on_padding_width() -> None:
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 1000, size=(50, 37))
-    padded = np.hstack([x, np.zeros((50, 91))])
-    assert np.array_equal(row_sum(x), row_sum(padded))
+def _random_rows(seed: int, n: int, width: int) -> tuple[np.ndarray, ...]:
+    """Rows as the online store and the offline builder pass them: events mostly earlier,
+    some later or too old, repeated amounts and terminals, invalid cells anywhere."""
+    rng = np.random.default_rng(seed)
+    t = 40 * DAY_US + rng.integers(0, DAY_US, n)
+    ev_t = t[:, None] - rng.integers(-3600 * US, 35 * DAY_US, (n, width))
+    recent = min(5, width)
+    ev_t[:, :recent] = t[:, None] - rng.integers(0, 1200 * US, (n, recent))
+    ev_amount = np.round(rng.lognormal(3.5, 0.8, (n, width)), 2)
+    ev_amount[:, ::4] = ev_amount[:, :1]  # ties for the median
+    ev_term = rng.integers(0, 6, (n, width))
+    valid = rng.random((n, width)) < 0.9
+    lower = t - CARD_WINDOW_S * US
+    lower[::5] += rng.integers(0, 20 * DAY_US)  # trimmed state of a too-late row
+    amount = np.round(rng.lognormal(3.5, 0.8, n), 2)
+    return t, amount, rng.integers(0, 8, n), ev_t, ev_amount, ev_term, valid, lower
 
 
-@pytest.mark.parametrize("rows", [1, 2, 3, 32, 33, 160])
-def test_event_sums_run_left_to_right_for_any_number_of_rows(rows: int) -> None:
-    """Online batches of any size and offline chunks must round alike: the event sums are
-    strictly left to right whether they run as a running sum (few rows) or the loop."""
-    from features.kernels import _sum_events
+@pytest.mark.parametrize(("n", "width"), [(1, 0), (1, 1), (7, 3), (40, 90), (160, 130)])
+def test_compiled_kernel_equals_the_plain_reference_bit_for_bit(n: int, width: int) -> None:
+    from tests.unit.card_reference import reference_row
 
-    rng = np.random.default_rng(rows)
-    x = rng.lognormal(3.0, 1.5, size=(6, 97, rows)) * (rng.random((6, 97, rows)) > 0.3)
-    expected = np.zeros((6, rows))
-    for j in range(x.shape[1]):  # the reference: one addition per event, in order
-        expected = expected + x[:, j, :]
-    assert np.array_equal(_sum_events(x), expected)
+    t, amount, term, ev_t, ev_amount, ev_term, valid, lower = _random_rows(n + width, n, width)
+    got = card_features(t, amount, term, ev_t, ev_amount, ev_term, valid, lower)
+    for i in range(n):
+        events = [
+            (int(ev_t[i, j]), float(ev_amount[i, j]), int(ev_term[i, j]))
+            for j in range(width)
+            if valid[i, j]
+        ]
+        expected = reference_row(int(t[i]), float(amount[i]), int(term[i]), events, int(lower[i]))
+        assert {k: float(v[i]) for k, v in got.items()} == expected
+
+
+def test_card_features_do_not_depend_on_padding_or_on_the_other_rows() -> None:
+    """Online batches and offline chunks pad differently and group different rows."""
+    t, amount, term, ev_t, ev_amount, ev_term, valid, lower = _random_rows(3, 50, 60)
+    whole = card_features(t, amount, term, ev_t, ev_amount, ev_term, valid, lower)
+    pad = np.zeros((50, 37), dtype=np.int64)
+    padded = card_features(
+        t,
+        amount,
+        term,
+        np.hstack([ev_t, pad]),
+        np.hstack([ev_amount, pad.astype(np.float64)]),
+        np.hstack([ev_term, pad]),
+        np.hstack([valid, pad.astype(bool)]),
+        lower,
+    )
+    alone = card_features(
+        t[7:8],
+        amount[7:8],
+        term[7:8],
+        ev_t[7:8],
+        ev_amount[7:8],
+        ev_term[7:8],
+        valid[7:8],
+        lower[7:8],
+    )
+    for name, values in whole.items():
+        assert np.array_equal(values, padded[name]), name
+        assert values[7] == alone[name][0], name
+    assert whole["card_tx_count_30d"].max() > 0  # the rows do have events in their windows

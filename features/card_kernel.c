@@ -1,0 +1,183 @@
+/* The card kernel: every card feature of a row in one pass over its candidate events.
+ *
+ * Called through ctypes by features/card_kernel.py, which documents the arguments and
+ * builds the operation table from the feature definitions. Plain C, no Python API; built
+ * with -O2 -ffp-contract=off (no fused multiply-add, no fast-math), so every operation
+ * rounds as IEEE double and the results equal the reference in
+ * tests/unit/card_reference.py bit for bit. Sums run strictly left to right over a row's
+ * events, so a row's features depend on nothing but its own events.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+
+enum {
+    COUNT, SUM, MEAN, MEDIAN, STD, ZSCORE, COUNT_ABOVE_MEDIAN, SECONDS_SINCE_LAST,
+    DISTINCT_TERMINALS, IS_EMPTY, TERMINAL_NOT_SEEN
+};
+
+#define MAX_WINDOWS 16
+#define US 1000000.0
+
+/* k-th smallest of a[0..n) (Wirth's selection); on return a[0..k) <= a[k] <= a(k..n). */
+static double select_kth(double *a, int64_t n, int64_t k) {
+    int64_t l = 0, r = n - 1;
+    while (l < r) {
+        double x = a[k];
+        int64_t i = l, j = r;
+        do {
+            while (a[i] < x) i++;
+            while (x < a[j]) j--;
+            if (i <= j) {
+                double t = a[i]; a[i] = a[j]; a[j] = t;
+                i++; j--;
+            }
+        } while (i <= j);
+        if (j < k) l = i;
+        if (k < i) r = j;
+    }
+    return a[k];
+}
+
+static double median_of(const double *amounts, const int64_t *window_of, int64_t m, int64_t w,
+                        double *buf) {
+    int64_t c = 0;
+    for (int64_t j = 0; j < m; j++)
+        if (window_of[j] <= w) buf[c++] = amounts[j];
+    if (c == 0) return 0.0;
+    double hi = select_kth(buf, c, c / 2);
+    double lo = hi;
+    if (c % 2 == 0) { /* the largest of the lower half, left of c/2 after the selection */
+        lo = buf[0];
+        for (int64_t j = 1; j < c / 2; j++)
+            if (buf[j] > lo) lo = buf[j];
+    }
+    return (lo + hi) / 2.0;
+}
+
+static double std_of(const double *amounts, const int64_t *window_of, int64_t m, int64_t w,
+                     int64_t count, double total) {
+    if (count == 0) return 0.0;
+    double mean = total / (double)count, acc = 0.0;
+    for (int64_t j = 0; j < m; j++)
+        if (window_of[j] <= w) {
+            double d = amounts[j] - mean;
+            acc += d * d;
+        }
+    return sqrt(acc / (double)count);
+}
+
+static double distinct_of(const int64_t *terms, const int64_t *window_of, int64_t m, int64_t w,
+                          int64_t *buf) {
+    int64_t c = 0, d = 0;
+    for (int64_t j = 0; j < m; j++) {
+        if (window_of[j] > w) continue;
+        int64_t seen = 0;
+        for (int64_t q = 0; q < c; q++)
+            if (buf[q] == terms[j]) { seen = 1; break; }
+        if (!seen) { buf[c++] = terms[j]; d++; }
+    }
+    return (double)d;
+}
+
+/* Returns 0, or -1 when the windows exceed MAX_WINDOWS or memory runs out. */
+int card_rows(int64_t n, const int64_t *t_us, const double *amount, const int64_t *term,
+              const int64_t *table_t, const double *table_amount, const int64_t *table_term,
+              const int64_t *starts, const int64_t *lengths, const int64_t *lower_us,
+              int64_t horizon_us, int64_t nw, const int64_t *windows_us, int64_t nf,
+              const int64_t *ops, const int64_t *op_window, const double *op_param,
+              const double *op_default, int64_t median_window, double *out) {
+    if (nw > MAX_WINDOWS) return -1;
+    int64_t width = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t m = lengths[2 * i] + lengths[2 * i + 1];
+        if (m > width) width = m;
+    }
+    int64_t cap = width > 0 ? width : 1;
+    int64_t *ev_t = malloc(sizeof(int64_t) * cap), *terms = malloc(sizeof(int64_t) * cap);
+    int64_t *window_of = malloc(sizeof(int64_t) * cap), *term_buf = malloc(sizeof(int64_t) * cap);
+    double *amounts = malloc(sizeof(double) * cap), *amount_buf = malloc(sizeof(double) * cap);
+    int rc = 0;
+    if (!ev_t || !terms || !window_of || !term_buf || !amounts || !amount_buf) { rc = -1; goto done; }
+
+    for (int64_t i = 0; i < n; i++) {
+        int64_t t = t_us[i];
+        int64_t lower = lower_us[i] > t - horizon_us ? lower_us[i] : t - horizon_us;
+        int64_t counts[MAX_WINDOWS] = {0}, latest[MAX_WINDOWS];
+        double sums[MAX_WINDOWS] = {0}, medians[MAX_WINDOWS], stds[MAX_WINDOWS];
+        char median_done[MAX_WINDOWS] = {0}, std_done[MAX_WINDOWS] = {0};
+        for (int64_t k = 0; k < nw; k++) latest[k] = INT64_MIN;
+        int64_t m = 0;
+        for (int p = 0; p < 2; p++) {
+            int64_t s = starts[2 * i + p], len = lengths[2 * i + p];
+            memcpy(ev_t + m, table_t + s, sizeof(int64_t) * len);
+            memcpy(amounts + m, table_amount + s, sizeof(double) * len);
+            memcpy(terms + m, table_term + s, sizeof(int64_t) * len);
+            m += len;
+        }
+        for (int64_t j = 0; j < m; j++) {
+            int64_t e = ev_t[j], age = t - e, k = nw;
+            if (age > 0 && e >= lower) {
+                k = 0;
+                while (k < nw && age > windows_us[k]) k++;
+            }
+            window_of[j] = k;
+            for (int64_t q = k; q < nw; q++) {
+                counts[q] += 1;
+                sums[q] += amounts[j];
+                if (e > latest[q]) latest[q] = e;
+            }
+        }
+        for (int64_t f = 0; f < nf; f++) {
+            int64_t op = ops[f], w = op_window[f], c = counts[w];
+            double v;
+            if (op == COUNT) {
+                v = (double)c;
+            } else if (op == SUM) {
+                v = sums[w];
+            } else if (op == MEAN) {
+                v = c > 0 ? sums[w] / (double)c : 0.0;
+            } else if (op == MEDIAN || op == COUNT_ABOVE_MEDIAN) {
+                int64_t mw = op == MEDIAN ? w : median_window;
+                if (!median_done[mw]) {
+                    medians[mw] = median_of(amounts, window_of, m, mw, amount_buf);
+                    median_done[mw] = 1;
+                }
+                if (op == MEDIAN) {
+                    v = medians[mw];
+                } else {
+                    double ref = medians[mw] * op_param[f];
+                    int64_t above = 0;
+                    for (int64_t j = 0; j < m; j++)
+                        if (window_of[j] <= w && amounts[j] > ref) above++;
+                    v = (double)above;
+                }
+            } else if (op == STD || op == ZSCORE) {
+                if (!std_done[w]) {
+                    stds[w] = std_of(amounts, window_of, m, w, c, sums[w]);
+                    std_done[w] = 1;
+                }
+                double s = stds[w];
+                v = op == STD ? s : (s > 0 ? (amount[i] - sums[w] / (double)c) / s : 0.0);
+            } else if (op == SECONDS_SINCE_LAST) {
+                v = c > 0 ? (double)(t - latest[w]) / US : op_default[f];
+            } else if (op == DISTINCT_TERMINALS) {
+                v = distinct_of(terms, window_of, m, w, term_buf);
+            } else if (op == IS_EMPTY) {
+                v = c == 0 ? 1.0 : 0.0;
+            } else if (op == TERMINAL_NOT_SEEN) {
+                v = 1.0;
+                for (int64_t j = 0; j < m; j++)
+                    if (window_of[j] <= w && terms[j] == term[i]) { v = 0.0; break; }
+            } else {
+                rc = -1;
+                goto done;
+            }
+            out[f * n + i] = v;
+        }
+    }
+done:
+    free(ev_t); free(terms); free(window_of); free(term_buf); free(amounts); free(amount_buf);
+    return rc;
+}
