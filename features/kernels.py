@@ -181,7 +181,7 @@ def card_features(
     """:func:`card_features_of_segments` with each row's events as a padded row:
     ``ev_*`` / ``valid`` are ``[n, W]``, in arrival order, ``valid`` False on padding."""
     n = len(t_us)
-    valid = np.asarray(valid, dtype=bool).reshape(n, -1)
+    valid = np.asarray(valid, dtype=bool)
     lengths = np.zeros((n, 2), dtype=np.int64)
     lengths[:, 0] = valid.sum(axis=1)
     starts = np.zeros((n, 2), dtype=np.int64)
@@ -190,9 +190,9 @@ def card_features(
         t_us,
         amount,
         term,
-        np.asarray(ev_t).reshape(n, -1)[valid],
-        np.asarray(ev_amount).reshape(n, -1)[valid],
-        np.asarray(ev_term).reshape(n, -1)[valid],
+        np.asarray(ev_t)[valid],
+        np.asarray(ev_amount)[valid],
+        np.asarray(ev_term)[valid],
         starts,
         lengths,
         lower_us,

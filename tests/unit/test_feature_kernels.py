@@ -199,3 +199,35 @@ def test_card_features_do_not_depend_on_padding_or_on_the_other_rows() -> None:
         assert np.array_equal(values, padded[name]), name
         assert values[7] == alone[name][0], name
     assert whole["card_tx_count_30d"].max() > 0  # the rows do have events in their windows
+
+
+def test_card_kernel_edge_cases_and_checked_arguments() -> None:
+    from features.kernels import card_features_of_segments
+
+    empty_i, empty_f = np.zeros(0, dtype=np.int64), np.zeros(0)
+    no_rows = card_features_of_segments(
+        empty_i, empty_f, empty_i, empty_i, empty_f, empty_i,
+        np.zeros((0, 2), np.int64), np.zeros((0, 2), np.int64), empty_i,
+    )  # fmt: skip
+    assert all(v.shape == (0,) for v in no_rows.values())
+    t = np.array([10 * DAY_US], dtype=np.int64)
+    one = np.array([1], dtype=np.int64)
+    no_events = card_features_of_segments(
+        t, np.ones(1), one, empty_i, empty_f, empty_i,
+        np.zeros((1, 2), np.int64), np.zeros((1, 2), np.int64), t - CARD_WINDOW_S * US,
+    )  # fmt: skip
+    assert no_events["card_is_new"][0] == 1.0
+    assert no_events["card_seconds_since_prev"][0] == float(CARD_WINDOW_S)
+    # the second segment alone, and a segment outside the table is refused, not read
+    table_t = t - np.array([60, 120], dtype=np.int64) * US
+    second = card_features_of_segments(
+        t, np.ones(1), one, table_t, np.array([5.0, 7.0]), np.array([1, 2]),
+        np.array([[0, 0]]), np.array([[0, 2]]), t - CARD_WINDOW_S * US,
+    )  # fmt: skip
+    assert second["card_tx_count_10m"][0] == 2.0 and second["card_amount_sum_10m"][0] == 12.0
+    assert second["card_seconds_since_prev"][0] == 60.0
+    with pytest.raises(ValueError, match="outside the table"):
+        card_features_of_segments(
+            t, np.ones(1), one, table_t, np.array([5.0, 7.0]), np.array([1, 2]),
+            np.array([[1, 0]]), np.array([[2, 0]]), t,
+        )  # fmt: skip
