@@ -181,3 +181,46 @@ done:
     free(ev_t); free(terms); free(window_of); free(term_buf); free(amounts); free(amount_buf);
     return rc;
 }
+
+/* The planning loops of features/realtime/cards.py that numpy could only do with a
+ * [rows, events] gather or a sort.
+ *
+ * stored_replays: row i repeats a stored record when one of its card's records,
+ * records[seg[c] .. seg[c] + counts[c]) with c = card_index[i], carries its transaction
+ * hash; found_seq[i] is then the first such record's seq, else -1. Records are
+ * record_size bytes, the hash a little-endian u64 at offset 0, seq a u32 at seq_offset.
+ * Returns how many rows were found. */
+int64_t stored_replays(int64_t n, const int64_t *card_index, const uint64_t *txh,
+                       const int64_t *seg, const int64_t *counts, const unsigned char *records,
+                       int64_t record_size, int64_t seq_offset, int64_t *found_seq) {
+    int64_t found = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t c = card_index[i];
+        found_seq[i] = -1;
+        for (int64_t r = seg[c]; r < seg[c] + counts[c]; r++) {
+            uint64_t h;
+            memcpy(&h, records + r * record_size, sizeof h);
+            if (h == txh[i]) {
+                uint32_t s;
+                memcpy(&s, records + r * record_size + seq_offset, sizeof s);
+                found_seq[i] = (int64_t)s;
+                found++;
+                break;
+            }
+        }
+    }
+    return found;
+}
+
+/* arrival_max: the max event time of row i's card when it arrives, the card's stored max
+ * and the times of its earlier fresh rows in batch order. running: nc doubles of scratch. */
+void arrival_max(int64_t n, int64_t nc, const int64_t *card_index, const double *t,
+                 const unsigned char *fresh, const double *card_max, double *running,
+                 double *out) {
+    memcpy(running, card_max, sizeof(double) * nc);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t c = card_index[i];
+        out[i] = running[c];
+        if (fresh[i] && t[i] > running[c]) running[c] = t[i];
+    }
+}

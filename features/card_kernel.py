@@ -58,6 +58,10 @@ def _load() -> ctypes.CDLL:
             lib = ctypes.CDLL(str(path))
             lib.card_rows.restype = ctypes.c_int
             lib.card_rows.argtypes = [_I, *[_P] * 9, _I, _I, _P, _I, _P, _P, _P, _P, _I, _P]
+            lib.stored_replays.restype = _I
+            lib.stored_replays.argtypes = [_I, _P, _P, _P, _P, _P, _I, _I, _P]
+            lib.arrival_max.restype = None
+            lib.arrival_max.argtypes = [_I, _I, _P, _P, _P, _P, _P, _P]
             return lib
     raise FeatureKernelMissing(str(here / "card_kernel.c"))
 
@@ -134,4 +138,69 @@ def card_rows(
     )
     if rc != 0:
         raise MemoryError("card kernel: out of memory or an unknown operation")
+    return out
+
+
+def stored_replays(
+    card_index: I64,
+    txh: npt.NDArray[np.uint64],
+    seg: I64,
+    counts: I64,
+    records: npt.NDArray[np.void],
+    seq_field: str = "seq",
+) -> I64:
+    """Per row, the ``seq`` of the first of its card's stored records (``records[seg[c] :
+    seg[c] + counts[c]]``) with the row's transaction hash, or -1: the row is a replay."""
+    n = len(card_index)
+    card_index = np.ascontiguousarray(card_index, dtype=np.int64)
+    txh = np.ascontiguousarray(txh, dtype=np.uint64)
+    seg = np.ascontiguousarray(seg, dtype=np.int64)
+    counts = np.ascontiguousarray(counts, dtype=np.int64)
+    if len(seg) < len(counts) or int((seg[: len(counts)] + counts).max(initial=0)) > len(records):
+        raise ValueError("a card's records lie outside the stored records")
+    if n and int(card_index.max()) >= len(counts):
+        raise ValueError("a row's card has no records entry")
+    dtype = records.dtype
+    if dtype.fields is None or dtype.fields["txh"][1] != 0 or dtype.fields["txh"][0] != np.uint64:
+        raise TypeError("records need a u8 txh at offset 0")
+    seq_type, seq_offset = dtype.fields[seq_field][:2]
+    if seq_type != np.uint32:
+        raise TypeError("records need a u4 seq")
+    records = np.ascontiguousarray(records)
+    found = np.empty(n, dtype=np.int64)
+    _LIB.stored_replays(
+        n,
+        _ptr(card_index, np.int64),
+        _ptr(txh, np.uint64),
+        _ptr(seg, np.int64),
+        _ptr(counts, np.int64),
+        int(records.ctypes.data),
+        dtype.itemsize,
+        seq_offset,
+        _ptr(found, np.int64),
+    )
+    return found
+
+
+def arrival_max(card_index: I64, t: F64, fresh: npt.NDArray[np.bool_], card_max: F64) -> F64:
+    """Max event time of each row's card at its arrival: the card's stored max and the
+    times of its earlier ``fresh`` rows (batch order)."""
+    n, nc = len(card_index), len(card_max)
+    if n and (int(card_index.max()) >= nc or int(card_index.min()) < 0):
+        raise ValueError("card index out of range")
+    card_index = np.ascontiguousarray(card_index, dtype=np.int64)
+    t = np.ascontiguousarray(t, dtype=np.float64)
+    card_max = np.ascontiguousarray(card_max, dtype=np.float64)
+    out = np.empty(n, dtype=np.float64)
+    running = np.empty(nc, dtype=np.float64)
+    _LIB.arrival_max(
+        n,
+        nc,
+        _ptr(card_index, np.int64),
+        _ptr(t, np.float64),
+        _ptr(np.ascontiguousarray(fresh, dtype=np.uint8), np.uint8),
+        _ptr(card_max, np.float64),
+        _ptr(running, np.float64),
+        _ptr(out, np.float64),
+    )
     return out

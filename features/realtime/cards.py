@@ -17,11 +17,12 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from features.card_kernel import arrival_max as stored_arrival_max
+from features.card_kernel import stored_replays
 from features.realtime.cache import CardEntry
 from features.realtime.layout import (
     CARD_RECORD,
     CARD_TRAILER,
-    NEG,
     REC,
     STATUS_DUPLICATE,
     STATUS_TOO_LATE,
@@ -129,18 +130,15 @@ def plan_cards(
 
     # 1. replays of stored records (anywhere in the card's ring): the record's own seq
     if len(stored):
-        col = np.arange(int(counts.max()), dtype=np.int64)[None, :]
-        idx = np.minimum(seg[ci][:, None] + col, len(stored) - 1)
-        hit = (col < counts[ci][:, None]) & (stored["txh"][idx] == txh[:, None])
-        rows = np.flatnonzero(hit.any(axis=1))
-        if len(rows):
-            status[rows] = STATUS_DUPLICATE
-            seq[rows] = stored["seq"][idx[rows, hit[rows].argmax(axis=1)]]
+        found = stored_replays(ci, txh, seg, counts, stored)
+        rows = np.flatnonzero(found >= 0)
+        status[rows] = STATUS_DUPLICATE
+        seq[rows] = found[rows]
     order = np.argsort(ci, kind="stable")
     if len(np.unique(txh)) < n:
         arrival_max = _sequential(ci, t, txh, status, seq, next_seq, card_max, lateness_us)
     else:
-        arrival_max = _arrival_max(ci, t, status == 0, card_max, order)
+        arrival_max = stored_arrival_max(ci, t, status == 0, card_max)
         status[(status == 0) & (t < arrival_max - lateness_us)] = STATUS_TOO_LATE
 
     # 2. sequence numbers: an applied row's own, a too-late row's next one at its arrival
@@ -191,25 +189,6 @@ def plan_cards(
         ttl_refresh_s=ttl_refresh_s,
     )
     return CardPlan(**plan, ops=ops.tobytes(), payload=payload, writes=writes)  # type: ignore[arg-type]
-
-
-def _arrival_max(ci: I64, t: F64, fresh: npt.NDArray[np.bool_], card_max: F64, order: I64) -> F64:
-    """Max event time of each row's card at its arrival: the card's stored max and its
-    earlier fresh rows (a too-late row lies below that max, so counting it changes
-    nothing). Exact: a grouped running max over ranks instead of times."""
-    n, nc = len(ci), len(card_max)
-    uniq, rank = np.unique(np.concatenate([card_max, np.where(fresh, t, NEG)]), return_inverse=True)
-    width = len(uniq) + 1
-    g = ci[order]
-    base = g * width
-    incl = np.maximum.accumulate(base + rank[nc:][order])
-    prev = np.empty_like(incl)
-    prev[:1] = -1
-    prev[1:] = incl[:-1]
-    excl = np.where(prev >= base, prev - base, -1)
-    arrival_rank = np.empty(n, dtype=np.int64)
-    arrival_rank[order] = np.maximum(excl, rank[:nc][g])
-    return uniq[arrival_rank]
 
 
 def _sequential(

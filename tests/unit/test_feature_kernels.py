@@ -231,3 +231,38 @@ def test_card_kernel_edge_cases_and_checked_arguments() -> None:
             t, np.ones(1), one, table_t, np.array([5.0, 7.0]), np.array([1, 2]),
             np.array([[1, 0]]), np.array([[2, 0]]), t,
         )  # fmt: skip
+
+
+def test_planning_loops_equal_plain_python() -> None:
+    from features.card_kernel import arrival_max, stored_replays
+    from features.realtime.layout import CARD_RECORD
+
+    rng = np.random.default_rng(5)
+    counts = rng.integers(0, 9, 12)
+    seg = np.concatenate([[0], np.cumsum(counts)])
+    records = np.zeros(int(counts.sum()), dtype=CARD_RECORD)
+    records["txh"] = rng.integers(0, 40, len(records))  # repeats inside a card: first wins
+    records["seq"] = np.arange(len(records)) + 100
+    ci = rng.integers(0, 12, 200)
+    txh = rng.integers(0, 40, 200).astype(np.uint64)
+    expected = [
+        next(
+            (int(records["seq"][r]) for r in range(seg[c], seg[c + 1]) if records["txh"][r] == h),
+            -1,
+        )
+        for c, h in zip(ci.tolist(), txh.tolist(), strict=True)
+    ]
+    assert stored_replays(ci, txh, seg, counts, records).tolist() == expected
+    assert max(expected) >= 100 and min(expected) == -1
+
+    t = rng.uniform(0, 1e6, 200)
+    fresh = rng.random(200) < 0.7
+    card_max = rng.uniform(0, 1e6, 12)
+    running, want = card_max.tolist(), []
+    for c, ti, f in zip(ci.tolist(), t.tolist(), fresh.tolist(), strict=True):
+        want.append(running[c])
+        if f:
+            running[c] = max(running[c], ti)
+    assert arrival_max(ci, t, fresh, card_max).tolist() == want
+    with pytest.raises(ValueError):
+        arrival_max(ci, t, fresh, card_max[:5])
