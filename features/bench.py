@@ -28,7 +28,7 @@ import redis
 
 from features.definitions import CARD_WINDOW_S, DAY_S, FEATURE_SET_ID
 from features.realtime import RedisFeatureStore
-from features.realtime.layout import card_key, terminal_key
+from features.realtime.layout import card_key, encode_batch, terminal_key
 from streams.events import Transaction
 
 BATCH_SIZES: tuple[int, ...] = (1, 100, 500)
@@ -94,6 +94,7 @@ def run_feature_bench(
 ) -> dict[str, Any]:
     store = RedisFeatureStore(client, prefix=prefix)
     load_at_start = os.getloadavg()
+    calibration_at_start = host_calibration_ms()
     start = datetime(2026, 1, 1, tzinfo=UTC)
     stream = synthetic_stream(cards, terminals, per_card_per_day, start, seed)
     warm_end = start + timedelta(days=warm_days)
@@ -124,6 +125,7 @@ def run_feature_bench(
             "cpus": os.cpu_count(),
             "loadavg_at_start": [round(x, 2) for x in load_at_start],
             "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
+            "calibration_ms": [round(calibration_at_start, 3), round(host_calibration_ms(), 3)],
         },
         "world": {
             "cards": cards,
@@ -142,6 +144,22 @@ def run_feature_bench(
         "comparisons": {name: dict(fn()) for name, fn in (comparisons or {}).items()},
     }
     return report
+
+
+def host_calibration_ms(repeats: int = 40) -> float:
+    """Median wall time of a fixed client workload: encoding the same 500 synthetic
+    transactions (Python objects to numpy, hashing), the kind of work the client does.
+    Reported before and after the timed batches so runs on different hosts or hours (this
+    VM's speed drifts by up to +-30 %) can be compared by their ratio to it."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    stream = synthetic_stream(500, 1_000, 2.0, start, seed=1)
+    batch = [next(stream) for _ in range(500)]
+    walls = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        encode_batch(batch, "calibration", 3600)
+        walls.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(walls)
 
 
 def _redis_cpu_s(client: redis.Redis) -> float:
@@ -263,6 +281,9 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
             f"load {r['loadavg_1m'][0]:.1f}->{r['loadavg_1m'][1]:.1f}"
         )
     m = report["memory"]
+    cal = report.get("host", {}).get("calibration_ms")
+    if cal:
+        lines.append(f"host calibration (encode 500): {cal[0]:.2f} / {cal[1]:.2f} ms (start / end)")
     lines.append(
         f"memory: {m['bytes_per_active_card']:.0f} B per active card "
         f"({m['events_per_active_card']:.1f} events), "
