@@ -224,3 +224,74 @@ void arrival_max(int64_t n, int64_t nc, const int64_t *card_index, const double 
         if (fresh[i] && t[i] > running[c]) running[c] = t[i];
     }
 }
+
+/* card_writes: what one batch writes per card (features/realtime/cards.py documents the
+ * rules). new_records (n_new x 32 bytes, the batch's applied rows sorted by card, gs[i] the
+ * card of each) are appended to the card's value with a new trailer, or, for a new card or
+ * when at least trim_chunk old records can go, the value is rewritten without them.
+ * Records: txh u64 @0, t f64 @8, amount f64 @16, term u32 @24, seq u32 @28; trailer:
+ * next_seq u32 @0, max_time f64 @4. Per written card k (in card order) it fills the out
+ * arrays; payload receives the bodies back to back. Returns the payload's length and sets
+ * *n_written. */
+#define REC 32
+#define TRAILER 12
+static double rec_t(const unsigned char *r) { double v; memcpy(&v, r + 8, 8); return v; }
+static uint32_t rec_seq(const unsigned char *r) { uint32_t v; memcpy(&v, r + 28, 4); return v; }
+
+int64_t card_writes(int64_t n_new, const int64_t *gs, const unsigned char *new_records,
+                    const unsigned char *stored, const int64_t *seg, const int64_t *counts,
+                    const double *expect_max, const unsigned char *exists, const double *ttl_at,
+                    double retention_us, int64_t capacity, int64_t trim_chunk,
+                    double refresh_before, int64_t *n_written, int64_t *cards, int64_t *first,
+                    int64_t *added, int64_t *drops, int64_t *next_seq, double *max_time,
+                    unsigned char *refreshed, unsigned char *append_out, int64_t *offset,
+                    int64_t *start, int64_t *length, unsigned char *payload) {
+    int64_t k = 0, at = 0, i = 0;
+    while (i < n_new) {
+        int64_t c = gs[i], f = i;
+        double mx = rec_t(new_records + i * REC);
+        while (i < n_new && gs[i] == c) {
+            double t = rec_t(new_records + i * REC);
+            if (t > mx) mx = t;
+            i++;
+        }
+        int64_t m = i - f, old = counts[c], s0 = seg[c];
+        if (exists[c] && expect_max[c] > mx) mx = expect_max[c];
+        uint32_t nseq = rec_seq(new_records + (i - 1) * REC) + 1;
+        int64_t drop = old + m - capacity > 0 ? old + m - capacity : 0;
+        if (drop < old) { /* retention: skip the old records before max - retention */
+            double limit = mx - retention_us;
+            int64_t r = s0 + drop;
+            while (r < s0 + old && !(rec_t(stored + r * REC) >= limit)) r++;
+            if (r - s0 > drop) drop = r - s0;
+        }
+        int append = exists[c] && drop < trim_chunk && drop <= old;
+        int refresh = append && ttl_at[c] < refresh_before;
+        unsigned char *out = payload + at;
+        int64_t len;
+        if (append) {
+            memcpy(out, new_records + f * REC, (size_t)(m * REC));
+            len = m * REC;
+        } else {
+            int64_t from_old = drop < old ? old - drop : 0, skip_new = drop > old ? drop - old : 0;
+            memcpy(out, stored + (s0 + old - from_old) * REC, (size_t)(from_old * REC));
+            memcpy(out + from_old * REC, new_records + (f + skip_new) * REC,
+                   (size_t)((m - skip_new) * REC));
+            len = (from_old + m - skip_new) * REC;
+        }
+        memcpy(out + len, &nseq, 4);
+        memcpy(out + len + 4, &mx, 8);
+        len += TRAILER;
+        cards[k] = c; first[k] = f; added[k] = m;
+        drops[k] = append ? 0 : drop;
+        next_seq[k] = nseq; max_time[k] = mx;
+        refreshed[k] = (unsigned char)(refresh || !append);
+        append_out[k] = (unsigned char)append;
+        offset[k] = append ? old * REC : 0;
+        start[k] = at; length[k] = len;
+        at += len;
+        k++;
+    }
+    *n_written = k;
+    return at;
+}

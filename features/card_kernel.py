@@ -62,6 +62,9 @@ def _load() -> ctypes.CDLL:
             lib.stored_replays.argtypes = [_I, _P, _P, _P, _P, _P, _I, _I, _P]
             lib.arrival_max.restype = None
             lib.arrival_max.argtypes = [_I, _I, _P, _P, _P, _P, _P, _P]
+            lib.card_writes.restype = _I
+            lib.card_writes.argtypes = [_I, *[_P] * 8, ctypes.c_double, _I, _I, ctypes.c_double]
+            lib.card_writes.argtypes += [_P] * 13
             return lib
     raise FeatureKernelMissing(str(here / "card_kernel.c"))
 
@@ -204,3 +207,81 @@ def arrival_max(card_index: I64, t: F64, fresh: npt.NDArray[np.bool_], card_max:
         _ptr(out, np.float64),
     )
     return out
+
+
+RECORD_BYTES, TRAILER_BYTES = 32, 12
+WRITE_FIELDS = (
+    ("card", np.int64),
+    ("first", np.int64),
+    ("added", np.int64),
+    ("drop", np.int64),
+    ("next_seq", np.int64),
+    ("max_time", np.float64),
+    ("refreshed", np.uint8),
+    ("append", np.uint8),
+    ("offset", np.int64),
+    ("start", np.int64),
+    ("length", np.int64),
+)
+"""The per-written-card outputs of :func:`card_writes`, in the C function's order."""
+
+
+def card_writes(
+    gs: I64,
+    new_records: npt.NDArray[np.void],
+    stored: npt.NDArray[np.void],
+    seg: I64,
+    counts: I64,
+    expect_max: F64,
+    exists: npt.NDArray[np.bool_],
+    ttl_at: F64,
+    *,
+    retention_us: float,
+    capacity: int,
+    trim_chunk: int,
+    refresh_before: float,
+) -> tuple[dict[str, np.ndarray], bytes]:
+    """Per written card (``WRITE_FIELDS``) and the script's payload: see
+    ``card_writes`` in ``card_kernel.c`` and :func:`features.realtime.cards._writes`."""
+    n_new, nc = len(gs), len(counts)
+    if new_records.dtype.itemsize != RECORD_BYTES or stored.dtype.itemsize != RECORD_BYTES:
+        raise TypeError(f"card records are {RECORD_BYTES} bytes")
+    if n_new and (int(gs.min()) < 0 or int(gs.max()) >= nc or np.any(np.diff(gs) < 0)):
+        raise ValueError("gs must be sorted card indices")
+    if len(seg) < nc or int((seg[:nc] + counts).max(initial=0)) > len(stored):
+        raise ValueError("a card's records lie outside the stored records")
+    gs = np.ascontiguousarray(gs, dtype=np.int64)
+    new_records = np.ascontiguousarray(new_records)
+    stored = np.ascontiguousarray(stored)
+    arrays: list[np.ndarray] = [
+        gs,
+        np.ascontiguousarray(seg, dtype=np.int64),
+        np.ascontiguousarray(counts, dtype=np.int64),
+        np.ascontiguousarray(expect_max, dtype=np.float64),
+        np.ascontiguousarray(exists, dtype=np.uint8),
+        np.ascontiguousarray(ttl_at, dtype=np.float64),
+    ]
+    out = {name: np.empty(n_new, dtype=dtype) for name, dtype in WRITE_FIELDS}
+    n_written = np.zeros(1, dtype=np.int64)
+    bound = (len(stored) + n_new) * RECORD_BYTES + n_new * TRAILER_BYTES
+    payload = np.empty(max(bound, 1), dtype=np.uint8)
+    size = _LIB.card_writes(
+        n_new,
+        _ptr(arrays[0], np.int64),
+        int(new_records.ctypes.data),
+        int(stored.ctypes.data),
+        _ptr(arrays[1], np.int64),
+        _ptr(arrays[2], np.int64),
+        _ptr(arrays[3], np.float64),
+        _ptr(arrays[4], np.uint8),
+        _ptr(arrays[5], np.float64),
+        retention_us,
+        capacity,
+        trim_chunk,
+        refresh_before,
+        _ptr(n_written, np.int64),
+        *(_ptr(out[name], dtype) for name, dtype in WRITE_FIELDS),
+        _ptr(payload, np.uint8),
+    )
+    k = int(n_written[0])
+    return {name: a[:k] for name, a in out.items()}, payload[:size].tobytes()

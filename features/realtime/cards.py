@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from features.card_kernel import arrival_max as stored_arrival_max
-from features.card_kernel import stored_replays
+from features.card_kernel import card_writes, stored_replays
 from features.realtime.cache import CardEntry
 from features.realtime.layout import (
     CARD_RECORD,
@@ -26,7 +26,6 @@ from features.realtime.layout import (
     REC,
     STATUS_DUPLICATE,
     STATUS_TOO_LATE,
-    TRAILER,
     EncodedBatch,
 )
 
@@ -244,63 +243,38 @@ def _writes(
     from the oldest, are dropped only once at least ``trim_chunk`` of them can go (then
     the value is rewritten, ``SET``); otherwise the new records and the new trailer
     overwrite the old trailer in place (``SETRANGE``). Features never depend on trimming.
+    The per-card loop runs in C (``card_writes`` in ``features/card_kernel.c``).
     """
-    nc = len(counts)
-    dirty = np.unique(gs)
-    added = np.bincount(gs, minlength=nc)[dirty]
-    first = np.searchsorted(gs, dirty)  # each written card's first new record
-    old = counts[dirty]
-    new_seq = (records["seq"][first + added - 1] + 1).astype(np.int64)
-    new_max = np.maximum.reduceat(records["t"], first)
-    stored_max = np.frombuffer(ops["expect"].tobytes(), dtype=CARD_TRAILER)["max_time"][dirty]
-    new_max = np.where(exists[dirty], np.maximum(new_max, stored_max), new_max)
-    drop = np.maximum(0, old + added - capacity)
-    # retention: from ``drop`` on, skip the records older than max - retention
-    limit = np.zeros(nc)
-    limit[dirty] = new_max - retention_us
-    recent = stored["t"] >= np.repeat(limit, counts)
-    keep = np.append(np.flatnonzero(recent), np.int64(1 << 62))  # sentinel: none kept
-    first_kept = keep[np.searchsorted(keep, seg[dirty] + np.minimum(drop, old))]
-    retention_drop = np.minimum(first_kept, seg[dirty] + old) - seg[dirty]
-    drop = np.where(drop < old, np.maximum(drop, retention_drop), drop)
-    append = exists[dirty] & (drop < trim_chunk) & (drop <= old)
-    refresh = append & (ttl_at[dirty] < now - ttl_refresh_s)
-    trailers = np.zeros(len(dirty), dtype=CARD_TRAILER)
-    trailers["next_seq"] = new_seq
-    trailers["max_time"] = new_max
-    lengths = added * REC + TRAILER
-    rewrite = np.flatnonzero(~append)
-    bodies: list[bytes] = []
-    for k in rewrite.tolist():  # rare: new cards and trims
-        c = int(dirty[k])
-        kept = stored[seg[c] : seg[c] + old[k]].tobytes()
-        new = records[first[k] : first[k] + added[k]].tobytes()
-        bodies.append((kept + new)[int(drop[k]) * REC :] + trailers[k : k + 1].tobytes())
-        lengths[k] = len(bodies[-1])
-    start = np.cumsum(lengths) - lengths
-    out = np.zeros(int(lengths.sum()), dtype=np.uint8)
-    k_of_record = np.repeat(np.arange(len(dirty)), added)
-    sel = append[k_of_record]
-    rank = np.arange(len(gs)) - first[k_of_record]
-    at = start[k_of_record[sel]] + rank[sel] * REC
-    out[at[:, None] + np.arange(REC)] = records.view(np.uint8).reshape(-1, REC)[sel]
-    at = start[append] + added[append] * REC
-    out[at[:, None] + np.arange(TRAILER)] = trailers.view(np.uint8).reshape(-1, TRAILER)[append]
-    for k, body in zip(rewrite.tolist(), bodies, strict=True):
-        out[start[k] : start[k] + len(body)] = np.frombuffer(body, dtype=np.uint8)
+    expect_max = np.frombuffer(ops["expect"].tobytes(), dtype=CARD_TRAILER)["max_time"]
+    w, payload = card_writes(
+        gs,
+        records,
+        stored,
+        seg,
+        counts,
+        expect_max,
+        exists,
+        ttl_at,
+        retention_us=retention_us,
+        capacity=capacity,
+        trim_chunk=trim_chunk,
+        refresh_before=now - ttl_refresh_s,
+    )
+    dirty = w["card"]
+    append = w["append"].astype(bool)
     ops["mode"][dirty] = np.where(append, MODE_APPEND, MODE_REWRITE)
-    ops["refresh_ttl"][dirty] = refresh
-    ops["offset"][dirty] = np.where(append, old * REC, 0)
-    ops["start"][dirty] = start
-    ops["length"][dirty] = lengths
+    ops["refresh_ttl"][dirty] = append & (w["refreshed"] != 0)
+    ops["offset"][dirty] = w["offset"]
+    ops["start"][dirty] = w["start"]
+    ops["length"][dirty] = w["length"]
     writes = CardWrites(
         cards=dirty.tolist(),
-        starts=(first * REC).tolist(),
-        lengths=(added * REC).tolist(),
-        drops=np.where(append, 0, drop).tolist(),
-        next_seq=new_seq.tolist(),
-        max_time=new_max.tolist(),
-        refreshed=(refresh | ~append).tolist(),
+        starts=(w["first"] * REC).tolist(),
+        lengths=(w["added"] * REC).tolist(),
+        drops=w["drop"].tolist(),
+        next_seq=w["next_seq"].tolist(),
+        max_time=w["max_time"].tolist(),
+        refreshed=(w["refreshed"] != 0).tolist(),
         added=records.tobytes(),
     )
-    return out.tobytes(), writes
+    return payload, writes

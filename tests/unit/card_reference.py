@@ -77,3 +77,49 @@ def reference_row(
             raise AssertionError(f"no reference for {f.name}")
         out[f.name] = v
     return out
+
+
+def reference_writes(
+    stored: list[list[tuple[int, float, int]]],
+    new: list[list[tuple[int, float, int]]],
+    exists: list[bool],
+    expect_max: list[float],
+    ttl_at: list[float],
+    *,
+    retention_us: float,
+    capacity: int,
+    trim_chunk: int,
+    refresh_before: float,
+) -> list[dict[str, object]]:
+    """The write rules of one batch, card by card: ``stored[c]`` / ``new[c]`` are the
+    card's (record index, time, seq) before and from the batch; returns, per card with new
+    records, whether it appends, how many old records a rewrite drops and its trailer."""
+    out: list[dict[str, object]] = []
+    for c, added in enumerate(new):
+        if not added:
+            continue
+        old = stored[c]
+        max_time = max(t for _, t, _ in added)
+        if exists[c]:
+            max_time = max(max_time, expect_max[c])
+        drop = max(0, len(old) + len(added) - capacity)
+        if drop < len(old):
+            first_recent = next(
+                (k for k in range(drop, len(old)) if old[k][1] >= max_time - retention_us),
+                len(old),
+            )
+            drop = max(drop, first_recent)
+        append = exists[c] and drop < trim_chunk and drop <= len(old)
+        kept = [] if append else (old + added)[drop:]
+        out.append(
+            {
+                "card": c,
+                "append": append,
+                "drop": 0 if append else drop,
+                "body": [r for r, _, _ in added] if append else [r for r, _, _ in kept],
+                "next_seq": added[-1][2] + 1,
+                "max_time": max_time,
+                "refresh": append and ttl_at[c] < refresh_before,
+            }
+        )
+    return out

@@ -266,3 +266,56 @@ def test_planning_loops_equal_plain_python() -> None:
     assert arrival_max(ci, t, fresh, card_max).tolist() == want
     with pytest.raises(ValueError):
         arrival_max(ci, t, fresh, card_max[:5])
+
+
+def test_card_writes_follow_the_plain_rules() -> None:
+    """Appends, capacity and retention trims, new cards and TTL refreshes, each card's body
+    and trailer in the payload, against :func:`reference_writes`."""
+    from features.card_kernel import card_writes
+    from features.realtime.layout import CARD_RECORD, CARD_TRAILER
+    from tests.unit.card_reference import reference_writes
+
+    rng = np.random.default_rng(11)
+    nc, capacity, trim_chunk, retention = 40, 12, 4, 1_000.0
+    counts = rng.integers(0, 15, nc)
+    exists = (counts > 0) | (rng.random(nc) < 0.2)
+    seg = np.concatenate([[0], np.cumsum(counts)])
+    stored = np.zeros(int(counts.sum()), dtype=CARD_RECORD)
+    stored["t"] = np.sort(rng.uniform(0, 3_000, len(stored)))  # some beyond the retention
+    stored["txh"] = np.arange(len(stored))  # record ids, to find them in the payload
+    expect_max = np.where(exists, rng.uniform(2_000, 3_000, nc), 0.0)
+    gs = np.sort(rng.choice(nc, 60))
+    new = np.zeros(len(gs), dtype=CARD_RECORD)
+    new["txh"] = 10_000 + np.arange(len(gs))
+    new["t"] = rng.uniform(2_500, 3_500, len(gs))
+    new["seq"] = rng.integers(0, 1_000, len(gs))
+    ttl_at = rng.uniform(0, 100, nc)
+
+    got, payload = card_writes(
+        gs, new, stored, seg, counts, expect_max, exists, ttl_at,
+        retention_us=retention, capacity=capacity, trim_chunk=trim_chunk, refresh_before=50.0,
+    )  # fmt: skip
+    old_lists = [
+        [(int(r["txh"]), float(r["t"]), 0) for r in stored[seg[c] : seg[c + 1]]] for c in range(nc)
+    ]
+    new_lists: list[list[tuple[int, float, int]]] = [[] for _ in range(nc)]
+    for c, r in zip(gs.tolist(), new, strict=True):
+        new_lists[c].append((int(r["txh"]), float(r["t"]), int(r["seq"])))
+    want = reference_writes(
+        old_lists, new_lists, exists.tolist(), expect_max.tolist(), ttl_at.tolist(),
+        retention_us=retention, capacity=capacity, trim_chunk=trim_chunk, refresh_before=50.0,
+    )  # fmt: skip
+    assert got["card"].tolist() == [w["card"] for w in want]
+    kinds = {(bool(w["append"]), int(w["drop"]) > 0) for w in want}
+    assert kinds == {(True, False), (False, False), (False, True)}  # every path was taken
+    for k, w in enumerate(want):
+        assert bool(got["append"][k]) == w["append"] and int(got["drop"][k]) == w["drop"]
+        assert got["next_seq"][k] == w["next_seq"] and got["max_time"][k] == w["max_time"]
+        assert bool(got["refreshed"][k]) == (w["refresh"] or not w["append"])
+        body = payload[got["start"][k] : got["start"][k] + got["length"][k]]
+        records = np.frombuffer(body[: len(body) - 12], dtype=CARD_RECORD)
+        assert records["txh"].tolist() == w["body"]
+        trailer = np.frombuffer(body[len(body) - 12 :], dtype=CARD_TRAILER)[0]
+        assert (trailer["next_seq"], trailer["max_time"]) == (w["next_seq"], w["max_time"])
+        old = int(counts[w["card"]])
+        assert got["offset"][k] == (old * 32 if w["append"] else 0)
