@@ -161,7 +161,7 @@ def stored_replays(
     counts = np.ascontiguousarray(counts, dtype=np.int64)
     if len(seg) < len(counts) or int((seg[: len(counts)] + counts).max(initial=0)) > len(records):
         raise ValueError("a card's records lie outside the stored records")
-    if n and int(card_index.max()) >= len(counts):
+    if n and (int(card_index.max()) >= len(counts) or int(card_index.min()) < 0):
         raise ValueError("a row's card has no records entry")
     dtype = records.dtype
     if dtype.fields is None or dtype.fields["txh"][1] != 0 or dtype.fields["txh"][0] != np.uint64:

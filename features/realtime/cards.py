@@ -1,8 +1,9 @@
 """Card state computed in the client: a cache of card rings and the plan of one batch.
 
 A card has a single writer - the scorer owning its partition - so the scorer keeps the
-card's stored bytes in a :class:`CardCache` and decides in numpy what Lua used to decide
-(duplicate, too late, sequence numbers, trimming). Redis stays the authority: the script
+card's stored bytes in a :class:`CardCache` and decides in numpy, with the per-card loops in
+C (:mod:`features.card_kernel`), what Lua used to decide (duplicate, too late, sequence
+numbers, trimming). Redis stays the authority: the script
 applies a batch only if every card's trailer (its version, see :mod:`.layout`) still equals
 the cached one, otherwise it applies nothing and names the stale cards, which the store
 re-reads before planning again. A cold cache (restart), a moved partition or a second

@@ -2,7 +2,7 @@
 
 Per batch: encode the transactions (:mod:`.layout`) and send the profile reads (Redis
 answers them while the client plans); look the cards up in the process's card cache and
-read the missing ones (one ``MGET``); decide the card side in numpy (:mod:`.cards`); run
+read the missing ones (one ``MGET``); decide the card side in the client (:mod:`.cards`); run
 the atomic script once (card versions checked, card writes, terminal counters); while it
 runs, compute the transaction and card features and the cache's next state; then the
 terminal features from its reply (:mod:`features.kernels`). If a card changed under the cache (a
