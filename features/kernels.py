@@ -1,10 +1,12 @@
-"""Numpy feature kernels shared by the online store and the offline builder.
+"""Feature kernels shared by the online store and the offline builder.
 
 Both paths reduce a transaction's context to the same arrays - the card's candidate
-earlier events as a left-aligned padded matrix in arrival order, the terminal's day counts,
-the transaction's own fields - and call these functions, which are driven by the
-definitions in :mod:`features.definitions`. Times are integer microseconds since the epoch
-(exact in both paths); all results are float64 before clipping and the float32 cast.
+earlier events in arrival order (segments of one table; the card kernel itself is C,
+:mod:`features.card_kernel`), the terminal's day counts, the transaction's own fields - and
+call these functions, which are driven by the definitions in :mod:`features.definitions`
+(a card aggregation the C kernel does not know fails at import). Times are integer
+microseconds since the epoch (exact in both paths); all results are float64 before
+clipping and the float32 cast.
 """
 
 from __future__ import annotations
