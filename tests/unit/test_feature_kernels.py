@@ -319,3 +319,14 @@ def test_card_writes_follow_the_plain_rules() -> None:
         assert (trailer["next_seq"], trailer["max_time"]) == (w["next_seq"], w["max_time"])
         old = int(counts[w["card"]])
         assert got["offset"][k] == (old * 32 if w["append"] else 0)
+
+
+def test_a_missing_kernel_library_is_a_typed_error_naming_the_fix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from features import card_kernel
+    from features.errors import FeatureKernelMissing
+
+    monkeypatch.setattr(card_kernel, "EXTENSION_SUFFIXES", [".not-built.so"])
+    with pytest.raises(FeatureKernelMissing, match="make setup"):
+        card_kernel._load()
