@@ -102,9 +102,17 @@ def card_rows(
     counts in window ``k`` when it is strictly earlier than the row, not before
     ``max(lower_us, t - horizon_us)`` and at most ``windows_us[k]`` old (ascending
     windows). Every array C-contiguous, int64 or float64 as annotated."""
-    n, nf = len(t_us), len(ops)
+    n, nf, nw = len(t_us), len(ops), len(windows_us)
+    if not (len(amount) == len(term) == len(lower_us) == n):
+        raise ValueError("row columns of different lengths")
     if not (len(table_t) == len(table_amount) == len(table_term)):
         raise ValueError("table columns of different lengths")
+    if not (len(op_window) == len(op_param) == len(op_default) == nf):
+        raise ValueError("operation table columns of different lengths")
+    if nf and not (int(op_window.min()) >= 0 and int(op_window.max()) < nw):
+        raise ValueError("an operation's window is not in the windows")
+    if not 0 <= median_window < nw:
+        raise ValueError("the median window is not in the windows")
     if starts.shape != (n, 2) or lengths.shape != (n, 2):
         raise ValueError("starts and lengths must be [n, 2]")
     if n and (
@@ -113,7 +121,7 @@ def card_rows(
         or int((starts + lengths).max()) > len(table_t)
     ):
         raise ValueError("a segment lies outside the table")
-    if len(windows_us) > MAX_WINDOWS:
+    if nw > MAX_WINDOWS:
         raise ValueError(f"at most {MAX_WINDOWS} windows")
     out = np.empty((nf, n), dtype=np.float64)
     i64, f64 = np.int64, np.float64
@@ -129,7 +137,7 @@ def card_rows(
         _ptr(lengths, i64),
         _ptr(lower_us, i64),
         horizon_us,
-        len(windows_us),
+        nw,
         _ptr(windows_us, i64),
         nf,
         _ptr(ops, i64),

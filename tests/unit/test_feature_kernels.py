@@ -226,6 +226,11 @@ def test_card_kernel_edge_cases_and_checked_arguments() -> None:
     )  # fmt: skip
     assert second["card_tx_count_10m"][0] == 2.0 and second["card_amount_sum_10m"][0] == 12.0
     assert second["card_seconds_since_prev"][0] == 60.0
+    with pytest.raises(ValueError, match="row columns"):
+        card_features_of_segments(
+            t, np.ones(2), one, table_t, np.array([5.0, 7.0]), np.array([1, 2]),
+            np.array([[0, 0]]), np.array([[0, 2]]), t,
+        )  # fmt: skip
     with pytest.raises(ValueError, match="outside the table"):
         card_features_of_segments(
             t, np.ones(1), one, table_t, np.array([5.0, 7.0]), np.array([1, 2]),
