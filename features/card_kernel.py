@@ -79,6 +79,19 @@ def _ptr(a: np.ndarray, dtype: type) -> int:
     return int(a.ctypes.data)
 
 
+def _check_cards(card_index: I64, n_cards: int) -> None:
+    """Every row's card index names one of ``n_cards`` cards (the C code indexes by it)."""
+    if len(card_index) and (int(card_index.min()) < 0 or int(card_index.max()) >= n_cards):
+        raise ValueError("card index out of range")
+
+
+def _check_records(seg: I64, counts: I64, n_records: int) -> None:
+    """Each card's records ``seg[c] : seg[c] + counts[c]`` lie inside the stored ones."""
+    nc = len(counts)
+    if len(seg) < nc or int((seg[:nc] + counts).max(initial=0)) > n_records:
+        raise ValueError("a card's records lie outside the stored records")
+
+
 def card_rows(
     t_us: I64,
     amount: F64,
@@ -158,7 +171,6 @@ def stored_replays(
     seg: I64,
     counts: I64,
     records: npt.NDArray[np.void],
-    seq_field: str = "seq",
 ) -> I64:
     """Per row, the ``seq`` of the first of its card's stored records (``records[seg[c] :
     seg[c] + counts[c]]``) with the row's transaction hash, or -1: the row is a replay."""
@@ -167,14 +179,14 @@ def stored_replays(
     txh = np.ascontiguousarray(txh, dtype=np.uint64)
     seg = np.ascontiguousarray(seg, dtype=np.int64)
     counts = np.ascontiguousarray(counts, dtype=np.int64)
-    if len(seg) < len(counts) or int((seg[: len(counts)] + counts).max(initial=0)) > len(records):
-        raise ValueError("a card's records lie outside the stored records")
-    if n and (int(card_index.max()) >= len(counts) or int(card_index.min()) < 0):
-        raise ValueError("a row's card has no records entry")
+    if len(txh) != n:
+        raise ValueError("one transaction hash per row")
+    _check_records(seg, counts, len(records))
+    _check_cards(card_index, len(counts))
     dtype = records.dtype
     if dtype.fields is None or dtype.fields["txh"][1] != 0 or dtype.fields["txh"][0] != np.uint64:
         raise TypeError("records need a u8 txh at offset 0")
-    seq_type, seq_offset = dtype.fields[seq_field][:2]
+    seq_type, seq_offset = dtype.fields["seq"][:2]
     if seq_type != np.uint32:
         raise TypeError("records need a u4 seq")
     records = np.ascontiguousarray(records)
@@ -197,8 +209,9 @@ def arrival_max(card_index: I64, t: F64, fresh: npt.NDArray[np.bool_], card_max:
     """Max event time of each row's card at its arrival: the card's stored max and the
     times of its earlier ``fresh`` rows (batch order)."""
     n, nc = len(card_index), len(card_max)
-    if n and (int(card_index.max()) >= nc or int(card_index.min()) < 0):
-        raise ValueError("card index out of range")
+    if not (len(t) == len(fresh) == n):
+        raise ValueError("one time and one fresh flag per row")
+    _check_cards(card_index, nc)
     card_index = np.ascontiguousarray(card_index, dtype=np.int64)
     t = np.ascontiguousarray(t, dtype=np.float64)
     card_max = np.ascontiguousarray(card_max, dtype=np.float64)
@@ -254,35 +267,34 @@ def card_writes(
     n_new, nc = len(gs), len(counts)
     if new_records.dtype.itemsize != RECORD_BYTES or stored.dtype.itemsize != RECORD_BYTES:
         raise TypeError(f"card records are {RECORD_BYTES} bytes")
-    if n_new and (int(gs.min()) < 0 or int(gs.max()) >= nc or np.any(np.diff(gs) < 0)):
+    if len(new_records) != n_new or not (len(expect_max) == len(exists) == len(ttl_at) == nc):
+        raise ValueError("one card per new record; one max, flag and TTL time per card")
+    _check_cards(gs, nc)
+    if np.any(np.diff(gs) < 0):
         raise ValueError("gs must be sorted card indices")
-    if len(seg) < nc or int((seg[:nc] + counts).max(initial=0)) > len(stored):
-        raise ValueError("a card's records lie outside the stored records")
+    _check_records(seg, counts, len(stored))
     gs = np.ascontiguousarray(gs, dtype=np.int64)
+    seg = np.ascontiguousarray(seg, dtype=np.int64)
+    counts = np.ascontiguousarray(counts, dtype=np.int64)
+    expect_max = np.ascontiguousarray(expect_max, dtype=np.float64)
+    exists_u8 = np.ascontiguousarray(exists, dtype=np.uint8)
+    ttl_at = np.ascontiguousarray(ttl_at, dtype=np.float64)
     new_records = np.ascontiguousarray(new_records)
     stored = np.ascontiguousarray(stored)
-    arrays: list[np.ndarray] = [
-        gs,
-        np.ascontiguousarray(seg, dtype=np.int64),
-        np.ascontiguousarray(counts, dtype=np.int64),
-        np.ascontiguousarray(expect_max, dtype=np.float64),
-        np.ascontiguousarray(exists, dtype=np.uint8),
-        np.ascontiguousarray(ttl_at, dtype=np.float64),
-    ]
     out = {name: np.empty(n_new, dtype=dtype) for name, dtype in WRITE_FIELDS}
     n_written = np.zeros(1, dtype=np.int64)
     bound = (len(stored) + n_new) * RECORD_BYTES + n_new * TRAILER_BYTES
     payload = np.empty(max(bound, 1), dtype=np.uint8)
     size = _LIB.card_writes(
         n_new,
-        _ptr(arrays[0], np.int64),
+        _ptr(gs, np.int64),
         int(new_records.ctypes.data),
         int(stored.ctypes.data),
-        _ptr(arrays[1], np.int64),
-        _ptr(arrays[2], np.int64),
-        _ptr(arrays[3], np.float64),
-        _ptr(arrays[4], np.uint8),
-        _ptr(arrays[5], np.float64),
+        _ptr(seg, np.int64),
+        _ptr(counts, np.int64),
+        _ptr(expect_max, np.float64),
+        _ptr(exists_u8, np.uint8),
+        _ptr(ttl_at, np.float64),
         retention_us,
         capacity,
         trim_chunk,
