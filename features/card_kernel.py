@@ -114,7 +114,12 @@ def card_rows(
     ``starts[i, p] : starts[i, p] + lengths[i, p]`` for ``p = 0`` then ``1``. An event
     counts in window ``k`` when it is strictly earlier than the row, not before
     ``max(lower_us, t - horizon_us)`` and at most ``windows_us[k]`` old (ascending
-    windows). Every array C-contiguous, int64 or float64 as annotated."""
+    windows). Arrays are converted to C-contiguous int64 / float64 as annotated."""
+    i64, f64 = np.int64, np.float64
+    t_us, term, lower_us = (np.ascontiguousarray(a, dtype=i64) for a in (t_us, term, lower_us))
+    table_t, table_term = (np.ascontiguousarray(a, dtype=i64) for a in (table_t, table_term))
+    amount, table_amount = (np.ascontiguousarray(a, dtype=f64) for a in (amount, table_amount))
+    starts, lengths = (np.ascontiguousarray(a, dtype=i64).reshape(-1, 2) for a in (starts, lengths))
     n, nf, nw = len(t_us), len(ops), len(windows_us)
     if not (len(amount) == len(term) == len(lower_us) == n):
         raise ValueError("row columns of different lengths")
@@ -137,7 +142,6 @@ def card_rows(
     if nw > MAX_WINDOWS:
         raise ValueError(f"at most {MAX_WINDOWS} windows")
     out = np.empty((nf, n), dtype=np.float64)
-    i64, f64 = np.int64, np.float64
     rc = _LIB.card_rows(
         n,
         _ptr(t_us, i64),

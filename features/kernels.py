@@ -155,15 +155,15 @@ def card_features_of_segments(
     agree bit for bit).
     """
     out = card_kernel.card_rows(
-        np.ascontiguousarray(t_us, dtype=np.int64),
-        np.ascontiguousarray(amount, dtype=np.float64),
-        np.ascontiguousarray(term, dtype=np.int64),
-        np.ascontiguousarray(table_t, dtype=np.int64),
-        np.ascontiguousarray(table_amount, dtype=np.float64),
-        np.ascontiguousarray(table_term, dtype=np.int64),
-        np.ascontiguousarray(starts, dtype=np.int64).reshape(-1, 2),
-        np.ascontiguousarray(lengths, dtype=np.int64).reshape(-1, 2),
-        np.ascontiguousarray(lower_us, dtype=np.int64),
+        t_us,
+        amount,
+        term,
+        table_t,
+        table_amount,
+        table_term,
+        starts,
+        lengths,
+        lower_us,
         CARD_WINDOW_S * US,
         *_CARD_OPS,
     )
