@@ -10,7 +10,9 @@ Redis, one champion and the same simulated world (profiles materialised in Feast
 3. latency - the zero-work echo service (:mod:`loadtest.echo`), then the real scorer
    (``fraudctl serve scorer``), each alone: the paced rate, then the step ramp until p99
    misses the SLA (the knee); for the scorer, each step also records its own per-batch
-   stage times and batch size (from its ``/metrics``);
+   stage times and batch size (from its ``/metrics``). Produce -> readable, with the
+   output's broker append time as "readable" by default (the reader stays idle during
+   a step; :mod:`loadtest.latency` explains the two reader modes);
 4. REST - ``POST /v1/score`` at a fixed request rate, one transaction per request.
 
 Numbers are returned (and printed by the CLI); nothing is asserted. The machine is shared,
@@ -45,7 +47,16 @@ from loadtest.bench_setup import (
     spawn_module,
     stop_process,
 )
-from loadtest.latency import OutputKind, OutputReader, Service, format_step, measure_step, ramp
+from loadtest.latency import (
+    APPEND_TIME_CONFIG,
+    OutputKind,
+    OutputReader,
+    ReaderMode,
+    Service,
+    format_step,
+    measure_step,
+    ramp,
+)
 from loadtest.rest_bench import run_rest_bench
 from services.stack.process import free_port
 from streams.topics import SCORED, Topics
@@ -64,6 +75,7 @@ class ScorerBenchConfig:
     rest_rps: float = 200.0
     rest_duration_s: float = 20.0
     sla_p99_ms: float = 50.0
+    reader: ReaderMode = "append-time"
     bootstrap: str | None = None
 
     @classmethod
@@ -157,7 +169,7 @@ def naive_phase(env: BenchEnv, n: int, sampler: CpuSampler, log: Log) -> dict[st
 
 
 def _start_service(
-    env: BenchEnv, name: str, topics: Topics, sampler: CpuSampler
+    env: BenchEnv, name: str, topics: Topics, sampler: CpuSampler, reader: ReaderMode
 ) -> tuple[subprocess.Popen[bytes], Service, Path, int | None]:
     """The real scorer (``fraudctl serve scorer``) or the echo service, on ``topics``; and
     the scorer's metrics port."""
@@ -173,8 +185,10 @@ def _start_service(
         proc = spawn_module("loadtest.echo", args, {}, log_path)
     sampler.add(name, process_tree_cpu(proc.pid))
     kind: OutputKind = "decision" if name == "scorer" else "echo"
-    reader = OutputReader(env.bootstrap, topics.scored, topics.partition_count(SCORED), kind)
-    return proc, Service(name, topics.transactions, reader, proc.pid), log_path, metrics_port
+    output = OutputReader(
+        env.bootstrap, topics.scored, topics.partition_count(SCORED), kind, reader
+    )
+    return proc, Service(name, topics.transactions, output, proc.pid), log_path, metrics_port
 
 
 def _stage_totals(port: int) -> dict[str, tuple[float, float]]:
@@ -225,7 +239,9 @@ def _latency_of(
     log: Log,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """One service's warm-up, paced run and ramp."""
-    proc, service, log_path, metrics_port = _start_service(env, name, topics, sampler)
+    proc, service, log_path, metrics_port = _start_service(
+        env, name, topics, sampler, config.reader
+    )
 
     def measure(rate: float, duration_s: float, service: Service = service) -> dict[str, Any]:
         before = _stage_totals(metrics_port) if metrics_port else {}
@@ -276,10 +292,12 @@ def latency_phase(
         f"latency: paced {config.rate:,.0f} tx/s for {config.duration_s:.0f}s, then ramp "
         f"{', '.join(f'{r:,.0f}' for r in config.ramp_rates)} tx/s ({config.ramp_step_s:.0f}s "
         f"each) past the {config.sla_p99_ms:.0f} ms SLA until overloaded "
-        f"(p99 > {4 * config.sla_p99_ms:.0f} ms); echo first, then the scorer"
+        f"(p99 > {4 * config.sla_p99_ms:.0f} ms); echo first, then the scorer; "
+        f"readable = {config.reader}"
     )
+    output_config = APPEND_TIME_CONFIG if config.reader == "append-time" else None
     for name in ("echo", "scorer"):
-        with env.phase_topics(name) as topics:
+        with env.phase_topics(name, scored_config=output_config) as topics:
             out["paced"][name], out["ramp"][name] = _latency_of(
                 env, name, topics, config, sampler, log
             )

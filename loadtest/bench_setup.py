@@ -52,7 +52,7 @@ from streams.kafka import (
 )
 from streams.simulator import SimulatorConfig, simulate_history
 from streams.simulator.history import DEFAULT_START
-from streams.topics import Topics
+from streams.topics import SCORED, Topics
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_SEED = 2024
@@ -271,11 +271,16 @@ class BenchEnv:
         return Topics(prefix=f"bench{self.run_id}.{phase}.")
 
     @contextmanager
-    def phase_topics(self, phase: str) -> Iterator[Topics]:
+    def phase_topics(
+        self, phase: str, scored_config: Mapping[str, str] | None = None
+    ) -> Iterator[Topics]:
         """The phase's own topics, created on entry and deleted on exit (with the load
         generator's warm-up topic), so a phase's data - 200,000 backlog records - does
-        not keep the embedded broker busier during the phases after it."""
+        not keep the embedded broker busier during the phases after it. ``scored_config``:
+        extra topic config of the scored (output) topic."""
         topics = self.topics(phase)
+        if scored_config:
+            ensure_topics(self.bootstrap, topics, only=[SCORED.base], extra_config=scored_config)
         ensure_topics(self.bootstrap, topics)
         try:
             yield topics

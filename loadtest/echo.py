@@ -3,8 +3,10 @@
 Consume -> produce, no decoding, no features, no model, but the scorer's Kafka shape:
 the same latency-tuned client settings, batches of up to ``batch_max`` per ``consume``
 with the same poll timeout, every output acknowledged before the offsets are committed.
-Each record is copied with its key and its original produce timestamp, so a reader of the
-sink computes produce -> readable latency from the record alone.
+Each record is copied with its key and its original produce timestamp - as the record's
+timestamp and in a header (:data:`loadtest.latency.PRODUCED_AT_HEADER`, which survives a
+sink topic that stamps append times) - so a reader of the sink computes produce ->
+readable latency from the record alone.
 
 Run as a process: ``python -m loadtest.echo --bootstrap H:P --source T --sink T2 --group G``
 (SIGTERM / SIGINT stop it after the current batch).
@@ -20,6 +22,7 @@ from types import FrameType
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from loadtest.latency import PRODUCED_AT_HEADER
 from streams.errors import DeliveryFailed
 from streams.kafka import consumer_config, producer_config
 
@@ -56,7 +59,14 @@ def run_echo(
             for m in messages:
                 if m.error() is not None:
                     continue
-                producer.produce(sink, m.value(), key=m.key(), timestamp=m.timestamp()[1])
+                produced_ms = m.timestamp()[1]
+                producer.produce(
+                    sink,
+                    m.value(),
+                    key=m.key(),
+                    timestamp=produced_ms,
+                    headers=[(PRODUCED_AT_HEADER, str(produced_ms).encode())],
+                )
                 key = (str(m.topic()), int(m.partition() or 0))
                 offsets[key] = int(m.offset() or 0) + 1
                 copied += 1

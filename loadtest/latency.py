@@ -3,12 +3,23 @@
 A step sends ``rate * duration`` simulator transactions with the project's own paced
 producer (:func:`streams.simulator.stream_transactions`, in a separate process so its CPU
 is not the reader's) and reads the service's output from the offsets it had before the
-step. Latency of one record = the moment the reader got it minus the transaction's
-produce timestamp:
+step. Latency of one record = the moment it became readable on the output topic minus the
+transaction's produce timestamp. The produce timestamp comes from the output record:
 
 * scorer (``transactions.scored``): the Decision's ``decided_at - latency_ms`` is the
   transaction's produce timestamp as the scorer saw it on the input record;
-* echo: the copy carries the input record's timestamp.
+* echo: the copy carries the input record's timestamp in a header.
+
+When it became readable, two ways (:data:`ReaderMode`):
+
+* ``append-time`` (default): the output topic stamps each record with the broker's append
+  time (``message.timestamp.type=LogAppendTime``), the moment a consumer can fetch it.
+  The reader stays off the machine during the step - it asks for the partitions' end
+  offsets four times a second - and reads the records after the step.
+* ``live``: a consumer reads during the step; readable = when it got the record. On the
+  embedded broker, which answers empty fetches at once, that consumer's fetch loop costs
+  most of a core of this 2-core box (its own librdkafka thread plus the broker serving
+  it) - CPU the services under test then lack - so this mode measures the reader too.
 
 A ramp runs steps of increasing rate past the SLA until the service is overloaded (p99
 over 4x the SLA, records missing, or the producer unable to keep the rate); the knee is the
@@ -32,13 +43,19 @@ from typing import Any, Literal
 
 import msgspec
 import numpy as np
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer, Message, TopicPartition
 
-from loadtest.bench_setup import ROOT, CpuSampler
+from loadtest.bench_setup import ROOT, BenchError, CpuSampler
 from streams.kafka import consumer_config
 
 OutputKind = Literal["decision", "echo"]
+ReaderMode = Literal["append-time", "live"]
 SLA_P99_MS = 50.0
+PRODUCED_AT_HEADER = "produced-at-ms"
+"""The header in which the echo service copies the input record's produce timestamp."""
+APPEND_TIME_CONFIG = {"message.timestamp.type": "LogAppendTime"}
+"""Topic config of an output topic read in ``append-time`` mode."""
+END_OFFSETS_INTERVAL_S = 0.25
 
 
 class _Stamp(msgspec.Struct):
@@ -66,31 +83,47 @@ def percentiles(latencies_ms: Sequence[float] | np.ndarray) -> dict[str, float]:
 
 
 class OutputReader:
-    """Reads a service's output topic from 'now' and turns each record into a latency."""
+    """Reads a service's output topic from a mark and turns each record into a latency."""
 
-    def __init__(self, bootstrap: str, topic: str, partitions: int, kind: OutputKind) -> None:
-        self.topic, self.partitions, self.kind = topic, partitions, kind
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        partitions: int,
+        kind: OutputKind,
+        mode: ReaderMode = "append-time",
+    ) -> None:
+        self.topic, self.partitions, self.kind, self.mode = topic, partitions, kind, mode
         self.consumer = Consumer(
             consumer_config(
                 bootstrap, group_id=f"bench-reader-{uuid.uuid4().hex[:8]}", client_id="reader"
             )
         )
+        self._marks: list[int] = []
 
     def mark(self) -> None:
-        """Start reading at the current end of every partition."""
-        parts = []
-        for p in range(self.partitions):
-            _, high = self.consumer.get_watermark_offsets(TopicPartition(self.topic, p), 10)
-            parts.append(TopicPartition(self.topic, p, high))
-        self.consumer.assign(parts)
+        """Read from the current end of every partition (live: start consuming there)."""
+        self._marks = [self._end_offset(p) for p in range(self.partitions)]
+        if self.mode == "live":
+            self.consumer.assign(self._positions(self._marks))
 
-    def _produced_ms(self, value: bytes | None, timestamp_ms: int) -> float:
+    def _end_offset(self, partition: int) -> int:
+        _, high = self.consumer.get_watermark_offsets(
+            TopicPartition(self.topic, partition), 10, cached=False
+        )
+        return int(high)
+
+    def _positions(self, offsets: Sequence[int]) -> list[TopicPartition]:
+        return [TopicPartition(self.topic, p, o) for p, o in enumerate(offsets)]
+
+    def _produced_ms(self, m: Message) -> float:
         if self.kind == "echo":
-            return float(timestamp_ms)
-        stamp = _stamp_decoder.decode(value or b"{}")
-        if stamp.decided_at is None or stamp.latency_ms is None:
+            stamp = dict(m.headers() or ()).get(PRODUCED_AT_HEADER)
+            return float(stamp) if stamp else float("nan")
+        decision = _stamp_decoder.decode(m.value() or b"{}")
+        if decision.decided_at is None or decision.latency_ms is None:
             return float("nan")
-        return stamp.decided_at.timestamp() * 1e3 - stamp.latency_ms
+        return decision.decided_at.timestamp() * 1e3 - decision.latency_ms
 
     def collect(
         self,
@@ -100,22 +133,72 @@ class OutputReader:
         sender_done: Callable[[], bool] = lambda: True,
         idle_s: float = 5.0,
     ) -> tuple[np.ndarray, float, float]:
-        """Latencies (ms) of up to ``expected`` records; wall times of first and last read.
+        """Latencies (ms) of up to ``expected`` records; wall times of the first and last.
 
         Stops early once the sender is done and nothing arrived for ``idle_s``. The
         garbage collector is off meanwhile: the bench process holds the simulated world
-        (hundreds of thousands of objects), and a full collection would stall this reader
-        for tens of milliseconds - time that would be measured as the service's latency.
+        (hundreds of thousands of objects), and a full collection would stall a live
+        reader for tens of milliseconds - time that would be measured as the service's.
         """
         was_enabled = gc.isenabled()
         gc.disable()
         try:
-            return self._collect(expected, timeout_s, sender_done, idle_s)
+            if self.mode == "live":
+                return self._collect_live(expected, timeout_s, sender_done, idle_s)
+            ends = self._wait_for_output(expected, timeout_s, sender_done, idle_s)
+            return self._read_appended(ends)
         finally:
             if was_enabled:
                 gc.enable()
 
-    def _collect(
+    def _wait_for_output(
+        self, expected: int, timeout_s: float, sender_done: Callable[[], bool], idle_s: float
+    ) -> list[int]:
+        """The end offsets once ``expected`` records are out, or the output went quiet."""
+        started = time.monotonic()
+        quiet_since, seen = started, 0
+        while True:
+            time.sleep(END_OFFSETS_INTERVAL_S)
+            ends = [self._end_offset(p) for p in range(self.partitions)]
+            count = sum(e - m for e, m in zip(ends, self._marks, strict=True))
+            now = time.monotonic()
+            if count != seen:
+                quiet_since, seen = now, count
+            if (
+                count >= expected
+                or now - started > timeout_s
+                or (sender_done() and now - quiet_since > idle_s)
+            ):
+                return ends
+
+    def _read_appended(self, ends: Sequence[int]) -> tuple[np.ndarray, float, float]:
+        """Records between the marks and ``ends``: append time minus produce time."""
+        todo = {p: e for p, e in enumerate(ends) if e > self._marks[p]}
+        self.consumer.assign(self._positions(self._marks))
+        out: list[float] = []
+        appended: list[float] = []
+        try:
+            while todo:
+                batch = self.consumer.consume(5000, 5.0)
+                if not batch:
+                    raise BenchError(f"{self.topic}: records up to {todo} could not be read")
+                for m in batch:
+                    partition, offset = int(m.partition() or 0), int(m.offset() or 0)
+                    if m.error() is not None or offset >= todo.get(partition, -1):
+                        continue
+                    if offset + 1 >= todo[partition]:
+                        del todo[partition]
+                    kind, at_ms = m.timestamp()
+                    if kind != TIMESTAMP_LOG_APPEND_TIME:
+                        raise BenchError(f"{self.topic} does not stamp append times")
+                    appended.append(at_ms / 1e3)
+                    out.append(at_ms - self._produced_ms(m))
+        finally:
+            self.consumer.unassign()  # an assigned consumer keeps fetching: not during a step
+        first, last = (min(appended), max(appended)) if appended else (0.0, 0.0)
+        return np.asarray(out, dtype=np.float64), first, last
+
+    def _collect_live(
         self, expected: int, timeout_s: float, sender_done: Callable[[], bool], idle_s: float
     ) -> tuple[np.ndarray, float, float]:
         out: list[float] = []
@@ -136,7 +219,7 @@ class OutputReader:
             last = now
             for m in batch:
                 if m.error() is None:
-                    out.append(now * 1e3 - self._produced_ms(m.value(), m.timestamp()[1]))
+                    out.append(now * 1e3 - self._produced_ms(m))
         return np.asarray(out, dtype=np.float64), first, last
 
     def close(self) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -22,12 +23,23 @@ from services.commands.features import bench as features_bench
 from services.commands.model import cli_errors
 from services.settings import CommonSettings
 
+if TYPE_CHECKING:
+    from loadtest.latency import ReaderMode
+
 app = typer.Typer(help="Benchmarks: numbers printed and written to bench/results/.")
 console = Console()
 
 
 def _log(line: str) -> None:
     console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _reader_mode(value: str) -> ReaderMode:
+    if value == "append-time":
+        return "append-time"
+    if value == "live":
+        return "live"
+    raise typer.BadParameter(f"--reader must be append-time or live, not {value!r}")
 
 
 @app.command("scorer")
@@ -42,6 +54,12 @@ def scorer(
     naive: int = typer.Option(1_000, "--naive", min=10, help="naive baseline transactions"),
     rest_rps: float = typer.Option(200.0, "--rest-rps", min=1.0, help="REST request rate"),
     rest_duration: float = typer.Option(20.0, "--rest-duration", min=1.0),
+    reader: str = typer.Option(
+        "append-time",
+        "--reader",
+        help="when a decision is readable: append-time (the broker's, reader idle during "
+        "a step) or live (a consumer reading during the step)",
+    ),
     bootstrap: str | None = typer.Option(
         None, "--bootstrap", help="use this broker (default: start an own noida-db)"
     ),
@@ -61,10 +79,11 @@ def scorer(
         naive=naive,
         rest_rps=rest_rps,
         rest_duration_s=rest_duration,
+        reader=_reader_mode(reader),
         bootstrap=bootstrap,
     )
     if quick:
-        config = ScorerBenchConfig.quick(bootstrap=bootstrap)
+        config = ScorerBenchConfig.quick(bootstrap=bootstrap, reader=config.reader)
     settings = CommonSettings()
     with cli_errors():
         result = run_scorer_bench(

@@ -9,6 +9,7 @@ import pytest
 from confluent_kafka import Producer
 
 from loadtest.echo import run_echo
+from loadtest.latency import PRODUCED_AT_HEADER
 from streams.kafka import producer_config
 from streams.topics import TRANSACTIONS, Topics
 from tests.integration.scorer_helpers import committed_equals_end, read_all
@@ -32,10 +33,11 @@ def test_echo_copies_records_with_their_key_and_timestamp(
     copied = run_echo(kafka_bootstrap, topics.transactions, topics.scored, group, max_idle_s=3.0)
 
     assert copied == 120
-    echoed = {
-        m.value(): (m.key(), m.timestamp()[1]) for m in read_all(kafka_bootstrap, topics.scored)
-    }
+    copies = read_all(kafka_bootstrap, topics.scored)
+    echoed = {m.value(): (m.key(), m.timestamp()[1]) for m in copies}
     assert echoed == sent
+    in_header = {m.value(): int(dict(m.headers() or ())[PRODUCED_AT_HEADER]) for m in copies}
+    assert in_header == {value: stamp for value, (_, stamp) in sent.items()}
     assert committed_equals_end(
         kafka_bootstrap, group, topics.transactions, topics.partition_count(TRANSACTIONS)
     )
