@@ -28,7 +28,8 @@ from services.scorer.settings import ScorerSettings
 
 
 class ProbedScorer(Scorer):
-    """The production scorer plus counters around :meth:`process` (nothing else changes)."""
+    """The production scorer plus counters around :meth:`process` and :meth:`settle`
+    (nothing else changes)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -52,6 +53,14 @@ class ProbedScorer(Scorer):
         split = getattr(self.features, "last_timings_ms", {})
         for part, ms in split.items():
             self.feature_ms[part] = self.feature_ms.get(part, 0.0) + ms
+
+    def settle(self, clock: StageClock | None = None, *, synchronous: bool = False) -> None:
+        """A batch ends when it is settled (acknowledged, committed), one poll after it was
+        processed: the measured window ends there."""
+        pending = self.unsettled is not None
+        super().settle(clock, synchronous=synchronous)
+        if pending:
+            self.last_wall, self.last_cpu = time.time(), process_cpu_s()
 
     def summary(self) -> dict[str, Any]:
         n = max(self.decided, 1)

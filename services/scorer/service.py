@@ -1,8 +1,8 @@
 """The scorer process, top to bottom.
 
     poll -> decode (bad -> DLQ) -> dedupe -> features -> inference -> policy -> explain
-         -> produce Decision (every tx) + ReviewCase (flagged) -> wait for acks
-         -> mark decided -> commit offsets
+         -> produce Decision (every tx) + ReviewCase (flagged)
+    next poll -> wait for the acks of those writes -> mark decided -> commit offsets
 
 One process is one member of the ``scorer`` consumer group (static membership, so a
 restarted process reclaims its partitions at once; the assignment strategy is a setting,
@@ -13,6 +13,13 @@ Delivery: at-least-once from Kafka made effectively-once by idempotence. Offsets
 committed only after the broker acknowledged every decision, review case and dead letter
 of the batch. Feature updates are idempotent per transaction_id, and the decision ledger
 stops a replayed transaction from being decided twice.
+
+Settling one batch late: a batch's writes are acknowledged while the scorer waits in the
+next ``consume`` (a few ms either way), so the scorer settles batch N - waits for what is
+left of its acks, marks it in the ledger, commits its offsets - right after polling batch
+N+1 instead of before. At most one batch is unsettled, and it is settled before the next
+batch's dedupe, before partitions are revoked and on shutdown, so what a crash or a
+rebalance can replay is unchanged.
 
 Back-pressure: when Redis (features, ledger) is unavailable the scorer pauses its
 partitions, retries the same batch with exponential back-off and resumes when it passes;
@@ -26,11 +33,12 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from types import FrameType
 from typing import TypeVar
 
 import numpy as np
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from prometheus_client import start_http_server
 
 from features.definitions import FEATURE_NAMES, FEATURE_SET_ID
@@ -53,6 +61,15 @@ from streams.topics import Topics
 
 log = logging.getLogger("fraud.scorer")
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Unsettled:
+    """A batch whose writes are sent but not yet acknowledged, committed or in the ledger."""
+
+    messages: Sequence[Message]
+    batch: DecodedBatch
+    scored: ScoredBatch
 
 
 class Scorer:
@@ -87,6 +104,7 @@ class Scorer:
         self.running = True
         self.decided = 0
         self.recovered: set[str] = set()
+        self.unsettled: Unsettled | None = None
 
     # -- the loop ---------------------------------------------------------------------
     def run(self, max_idle_s: float | None = None) -> None:
@@ -107,6 +125,7 @@ class Scorer:
                     self.settings.batch_max, self.settings.poll_timeout_ms / 1000
                 )
                 clock.lap("poll")
+                self.settle(clock)  # the previous batch: its acks came in during the poll
                 if not messages:
                     if max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
                         break
@@ -127,22 +146,35 @@ class Scorer:
             log.info("stage=dedupe recovered %d recent decisions", len(self.recovered))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Their cards will be written by another member: forget them (saves re-reads)."""
+        """Settle before giving partitions up; their cards will be written by another
+        member: forget them (saves re-reads)."""
         log.info("stage=revoke partitions=%s", _partition_list(partitions))
+        self.settle(synchronous=True)
         self.features.clear_cache()
 
     def process(self, messages: Sequence[Message], clock: StageClock) -> None:
+        """Score a batch and send its writes; :meth:`settle` finishes it after the next poll."""
         batch = decode_batch(messages)  # 1. decode + validate
         clock.lap("decode")
         scored = self._with_backoff(lambda: self._score(batch, clock))  # 2-6
-        self._produce(batch, scored)  # 7. one Decision per transaction, ReviewCase per flag
+        for letter in batch.dead_letters:
+            metrics.DEAD_LETTERS.labels(letter.reason).inc()
+        self._send(batch, scored)  # 7. one Decision per transaction, ReviewCase per flag
         clock.lap("produce")
-        self._with_backoff(
-            lambda: self.ledger.mark_decided([d.transaction_id for d in scored.decisions])
-        )
-        self._commit(messages)  # 8. only now: everything above is acknowledged
-        clock.lap("commit")
-        self.decided += len(scored.decisions)
+        self.unsettled = Unsettled(messages, batch, scored)
+
+    def settle(self, clock: StageClock | None = None, *, synchronous: bool = False) -> None:
+        """The unsettled batch, if any: wait for its acks, mark it decided, commit (8)."""
+        unsettled, self.unsettled = self.unsettled, None
+        if unsettled is None:
+            return
+        self._wait_acked(unsettled)
+        ids = [d.transaction_id for d in unsettled.scored.decisions]
+        self._with_backoff(lambda: self.ledger.mark_decided(ids))
+        self._commit(unsettled.messages, synchronous)  # only now: everything is acknowledged
+        self.decided += len(ids)
+        if clock is not None:
+            clock.lap("commit")
 
     def _score(self, batch: DecodedBatch, clock: StageClock) -> ScoredBatch:
         txs = batch.transactions
@@ -161,18 +193,20 @@ class Scorer:
         clock.lap("dedupe")
         return self.pipeline.score(txs, produced, clock)  # 4-6. features, ONNX, policy, reasons
 
-    def _produce(self, batch: DecodedBatch, scored: ScoredBatch) -> None:
-        for letter in batch.dead_letters:
-            metrics.DEAD_LETTERS.labels(letter.reason).inc()
+    def _wait_acked(self, unsettled: Unsettled) -> None:
+        """Until the broker acknowledged the batch's writes; resend them if any failed.
+        Gives up (raises) only when stopping: nothing is committed, the batch replays."""
         while True:
-            self._send(batch, scored)
             try:
                 self.producer.wait_acked()
                 return
             except DeliveryFailed as exc:  # nothing is committed; the broker may be restarting
                 metrics.BACKPRESSURE.labels("producer").inc()
+                if not self.running:
+                    raise
                 log.warning("stage=produce %s; resending the batch's writes", exc)
                 time.sleep(1.0)
+                self._send(unsettled.batch, unsettled.scored)
 
     def _send(self, batch: DecodedBatch, scored: ScoredBatch) -> None:
         for letter in batch.dead_letters:
@@ -180,17 +214,21 @@ class Scorer:
             self.producer.produce(self.topics.dlq, value, key)
         produce_decisions(self.producer, self.topics, scored.decisions, scored.review_cases)
 
-    def _commit(self, messages: Sequence[Message]) -> None:
+    def _commit(self, messages: Sequence[Message], synchronous: bool = False) -> None:
         next_offsets: dict[tuple[str, int], int] = {}
         for m in messages:
             if m.error() is None:
                 key = (str(m.topic()), int(m.partition() or 0))
                 next_offsets[key] = max(next_offsets.get(key, 0), int(m.offset() or 0) + 1)
-        if next_offsets:
-            self.consumer.commit(
-                offsets=[TopicPartition(t, p, o) for (t, p), o in next_offsets.items()],
-                asynchronous=True,
-            )
+        offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
+        if offsets and synchronous:
+            try:
+                self.consumer.commit(offsets=offsets, asynchronous=False)
+            except KafkaException as exc:  # e.g. a rebalance moved on: the batch is in the
+                # ledger, so the new owner's replay of it is not decided twice
+                log.warning("stage=commit %s", exc)
+        elif offsets:
+            self.consumer.commit(offsets=offsets, asynchronous=True)
 
     def _with_backoff(self, step: Callable[[], T]) -> T:
         """Run ``step``; while Redis is down, pause partitions and retry with back-off."""
@@ -220,10 +258,9 @@ class Scorer:
 
     def close(self) -> None:
         try:
-            self.producer.wait_acked(10)
-            self.consumer.commit(asynchronous=False)
-        except Exception as exc:  # nothing left to commit is fine
-            log.debug("stage=commit final commit: %s", exc)
+            self.settle(synchronous=True)
+        except Exception as exc:  # not settled: not committed either, so it replays
+            log.warning("stage=commit last batch not settled: %s", exc)
         self.consumer.close()
         self.champion.stop()
         log.info("stage=stop decided=%d", self.decided)

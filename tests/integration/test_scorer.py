@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Message, TopicPartition
 
+from services.scorer.pipeline import StageClock
 from services.scorer.service import build_scorer
 from streams.topics import SCORED, TRANSACTIONS, Topics
 from tests.integration.conftest import SmallWorld
@@ -85,3 +88,46 @@ def test_replayed_transactions_are_not_decided_twice(
     decisions = decode_decisions(read_all(kafka_bootstrap, topics.scored))
     assert len(decisions) == 2_000
     assert len({d.transaction_id for d in decisions}) == 2_000
+
+
+def test_a_batch_is_marked_decided_and_committed_only_when_settled(
+    kafka_bootstrap: str,
+    redis_url: str,
+    topics: Topics,
+    redis_prefix: str,
+    champion_state: Path,
+    small_world: SmallWorld,
+) -> None:
+    """process() sends the writes; settle() - after the next poll - waits for their acks,
+    marks the ledger and commits. Before it, a crash would replay the whole batch."""
+    transactions = small_world.as_events(300)
+    produce(kafka_bootstrap, topics.transactions, transactions)
+    env = scorer_env(kafka_bootstrap, redis_url, topics, redis_prefix, champion_state, "s0")
+    scorer = build_scorer(scorer_settings(env))
+    scorer.consumer.subscribe([topics.transactions])
+    messages: list[Message] = []
+    deadline = time.monotonic() + 60
+    while len(messages) < 300 and time.monotonic() < deadline:
+        messages += scorer.consumer.consume(500, 0.5)
+    assert len(messages) == 300
+    parts = [
+        TopicPartition(topics.transactions, p) for p in range(topics.partition_count(TRANSACTIONS))
+    ]
+    ids = [t.transaction_id for t in transactions]
+    try:
+        scorer.process(messages, StageClock())
+
+        assert scorer.unsettled is not None
+        assert scorer.ledger.undecided(ids).all()
+        assert all(tp.offset < 0 for tp in scorer.consumer.committed(parts, timeout=10))
+
+        scorer.settle(synchronous=True)
+
+        assert scorer.unsettled is None and scorer.decided == 300
+        assert not scorer.ledger.undecided(ids).any()
+        ends = {m.partition(): m.offset() + 1 for m in messages}  # offsets rise per partition
+        committed = {tp.partition: tp.offset for tp in scorer.consumer.committed(parts, timeout=10)}
+        assert {p: o for p, o in committed.items() if o >= 0} == ends
+    finally:
+        scorer.close()
+    assert len(read_all(kafka_bootstrap, topics.scored)) == 300
