@@ -4,7 +4,7 @@ Consume -> produce, no decoding, no features, no model, but the scorer's Kafka s
 the same latency-tuned client settings, batches of up to ``batch_max`` per ``consume``
 with the same poll timeout, every output acknowledged before the offsets are committed.
 Each record is copied with its key and its original produce timestamp - as the record's
-timestamp and in a header (:data:`loadtest.latency.PRODUCED_AT_HEADER`, which survives a
+timestamp and in a header (:data:`PRODUCED_AT_HEADER`, which survives a
 sink topic that stamps append times) - so a reader of the sink computes produce ->
 readable latency from the record alone.
 
@@ -22,11 +22,12 @@ from types import FrameType
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from loadtest.latency import PRODUCED_AT_HEADER
 from streams.errors import DeliveryFailed
 from streams.kafka import consumer_config, producer_config
 
 BATCH_MAX = 500
+PRODUCED_AT_HEADER = "produced-at-ms"
+"""The header in which each copy carries the input record's produce timestamp (ms)."""
 POLL_TIMEOUT_S = 0.005
 
 

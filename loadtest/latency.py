@@ -46,13 +46,12 @@ import numpy as np
 from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer, Message, TopicPartition
 
 from loadtest.bench_setup import ROOT, BenchError, CpuSampler
+from loadtest.echo import PRODUCED_AT_HEADER
 from streams.kafka import consumer_config
 
 OutputKind = Literal["decision", "echo"]
 ReaderMode = Literal["append-time", "live"]
 SLA_P99_MS = 50.0
-PRODUCED_AT_HEADER = "produced-at-ms"
-"""The header in which the echo service copies the input record's produce timestamp."""
 APPEND_TIME_CONFIG = {"message.timestamp.type": "LogAppendTime"}
 """Topic config of an output topic read in ``append-time`` mode."""
 END_OFFSETS_INTERVAL_S = 0.25

@@ -8,8 +8,7 @@ import time
 import pytest
 from confluent_kafka import Producer
 
-from loadtest.echo import run_echo
-from loadtest.latency import PRODUCED_AT_HEADER
+from loadtest.echo import PRODUCED_AT_HEADER, run_echo
 from streams.kafka import producer_config
 from streams.topics import TRANSACTIONS, Topics
 from tests.integration.scorer_helpers import committed_equals_end, read_all

@@ -12,7 +12,8 @@ import pytest
 from confluent_kafka import Producer
 
 from loadtest.bench_setup import BenchError
-from loadtest.latency import APPEND_TIME_CONFIG, PRODUCED_AT_HEADER, OutputReader
+from loadtest.echo import PRODUCED_AT_HEADER
+from loadtest.latency import APPEND_TIME_CONFIG, OutputReader
 from streams.kafka import ensure_topics, producer_config
 from streams.topics import SCORED, Topics
 
