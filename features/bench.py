@@ -91,6 +91,7 @@ def run_feature_bench(
     comparisons: Mapping[str, Comparison] | None = None,
     seed: int = 7,
     cold_size: int | None = 500,
+    allocator: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     store = RedisFeatureStore(client, prefix=prefix)
     load_at_start = os.getloadavg()
@@ -126,6 +127,7 @@ def run_feature_bench(
             "loadavg_at_start": [round(x, 2) for x in load_at_start],
             "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
             "calibration_ms": [round(calibration_at_start, 3), round(host_calibration_ms(), 3)],
+            "allocator": dict(allocator or {"tuned": False}),
         },
         "world": {
             "cards": cards,

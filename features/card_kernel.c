@@ -295,3 +295,33 @@ int64_t card_writes(int64_t n_new, const int64_t *gs, const unsigned char *new_r
     *n_written = k;
     return at;
 }
+
+/* terminal_day_counts: counts[i * n_days + k] = the transactions counted for row i's
+ * terminal on day ref_day[i] - 1 - k (features/realtime/layout.py documents the rule):
+ * the stored bucket (words: per terminal words_per_term i32, max_time in the first two,
+ * then slots x (day, count); a bucket counts only when its day is the one asked for) plus
+ * the batch's applied rows (status 0) of the same terminal on that day, except, for a
+ * too-late row ((status & 3) == 2), those after it in the batch. head (n_terms) and next
+ * (n) are scratch: each terminal's applied rows as a list. */
+void terminal_day_counts(int64_t n, int64_t n_terms, const int32_t *words,
+                         int64_t words_per_term, int64_t slots, const int64_t *term_index,
+                         const int64_t *ref_day, const int64_t *day, const int64_t *status,
+                         int64_t n_days, int64_t *head, int64_t *next, int64_t *counts) {
+    for (int64_t g = 0; g < n_terms; g++) head[g] = -1;
+    for (int64_t j = n - 1; j >= 0; j--)
+        if (status[j] == 0) { next[j] = head[term_index[j]]; head[term_index[j]] = j; }
+    for (int64_t i = 0; i < n; i++) {
+        const int32_t *w = words + term_index[i] * words_per_term;
+        int64_t *row = counts + i * n_days, top = ref_day[i] - 1;
+        for (int64_t k = 0; k < n_days; k++) {
+            int64_t wanted = top - k, slot = wanted % slots;
+            if (slot < 0) slot += slots;
+            row[k] = (int64_t)w[2 + 2 * slot] == wanted ? (int64_t)w[3 + 2 * slot] : 0;
+        }
+        int too_late = (status[i] & 3) == 2;
+        for (int64_t j = head[term_index[i]]; j >= 0; j = next[j]) {
+            int64_t k = top - day[j];
+            if (k >= 0 && k < n_days && !(too_late && j > i)) row[k] += 1;
+        }
+    }
+}

@@ -65,6 +65,8 @@ def _load() -> ctypes.CDLL:
             lib.card_writes.restype = _I
             lib.card_writes.argtypes = [_I, *[_P] * 8, ctypes.c_double, _I, _I, ctypes.c_double]
             lib.card_writes.argtypes += [_P] * 13
+            lib.terminal_day_counts.restype = None
+            lib.terminal_day_counts.argtypes = [_I, _I, _P, _I, _I, *[_P] * 4, _I, _P, _P, _P]
             return lib
     raise FeatureKernelMissing(str(here / "card_kernel.c"))
 
@@ -79,10 +81,10 @@ def _ptr(a: np.ndarray, dtype: type) -> int:
     return int(a.ctypes.data)
 
 
-def _check_cards(card_index: I64, n_cards: int) -> None:
+def _check_cards(card_index: I64, n_cards: int, what: str = "card") -> None:
     """Every row's card index names one of ``n_cards`` cards (the C code indexes by it)."""
     if len(card_index) and (int(card_index.min()) < 0 or int(card_index.max()) >= n_cards):
-        raise ValueError("card index out of range")
+        raise ValueError(f"{what} index out of range")
 
 
 def _check_records(seg: I64, counts: I64, n_records: int) -> None:
@@ -309,3 +311,47 @@ def card_writes(
     )
     k = int(n_written[0])
     return {name: a[:k] for name, a in out.items()}, payload[:size].tobytes()
+
+
+def terminal_day_counts(
+    words: npt.NDArray[np.int32],
+    term_index: I64,
+    ref_day: I64,
+    day: I64,
+    status: I64,
+    n_days: int,
+) -> I64:
+    """``[n, n_days]``: row ``i``'s terminal count on day ``ref_day[i] - 1 - k``, from the
+    stored buckets (``words``: one row of i32 per terminal, ``max_time`` in the first two,
+    then ``(day, count)`` slots) and the batch's applied rows; see ``terminal_day_counts``
+    in ``card_kernel.c`` and :func:`features.realtime.layout.terminal_day_counts`."""
+    n = len(term_index)
+    if words.ndim != 2 or words.shape[1] < 4 or words.shape[1] % 2:
+        raise ValueError("terminal words must be [terminals, 2 + 2 * slots]")
+    if not (len(ref_day) == len(day) == len(status) == n):
+        raise ValueError("one reference day, day and status per row")
+    n_terms, width = words.shape
+    _check_cards(term_index, n_terms, "terminal")
+    words = np.ascontiguousarray(words, dtype=np.int32)
+    term_index, ref_day, day, status = (
+        np.ascontiguousarray(a, dtype=np.int64) for a in (term_index, ref_day, day, status)
+    )
+    counts = np.empty((n, n_days), dtype=np.int64)
+    head = np.empty(max(n_terms, 1), dtype=np.int64)
+    nxt = np.empty(max(n, 1), dtype=np.int64)
+    _LIB.terminal_day_counts(
+        n,
+        n_terms,
+        _ptr(words, np.int32),
+        width,
+        (width - 2) // 2,
+        _ptr(term_index, np.int64),
+        _ptr(ref_day, np.int64),
+        _ptr(day, np.int64),
+        _ptr(status, np.int64),
+        n_days,
+        _ptr(head, np.int64),
+        _ptr(nxt, np.int64),
+        _ptr(counts, np.int64),
+    )
+    return counts

@@ -50,13 +50,18 @@ def _features(redis_url: str, quick: bool) -> dict[str, Any]:
     import redis
 
     from features.bench import delete_prefix, run_feature_bench
+    from services.allocator import tune_hot_path
+    from services.settings import CommonSettings
 
+    allocator = tune_hot_path(CommonSettings())  # as in the scorer, whose hot path this measures
     client = redis.Redis.from_url(redis_url)
     prefix = f"bench{uuid.uuid4().hex[:8]}:features"
     try:
         if quick:
-            return run_feature_bench(client, prefix, cards=1_000, warm_days=2, repeats=10)
-        return run_feature_bench(client, prefix)
+            return run_feature_bench(
+                client, prefix, cards=1_000, warm_days=2, repeats=10, allocator=allocator
+            )
+        return run_feature_bench(client, prefix, allocator=allocator)
     finally:
         delete_prefix(client, prefix)
 

@@ -22,6 +22,7 @@ import psutil
 from confluent_kafka import Message
 
 from loadtest.procstats import peak_rss_mb, process_cpu_s
+from services.allocator import tune_hot_path
 from services.scorer.pipeline import StageClock
 from services.scorer.service import Scorer, build_scorer
 from services.scorer.settings import ScorerSettings
@@ -96,7 +97,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--max-idle-s", type=float, default=6.0)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    scorer = build_probed_scorer(ScorerSettings(metrics_port=0))
+    settings = ScorerSettings(metrics_port=0)
+    tune_hot_path(settings)  # as the scorer's main() does
+    scorer = build_probed_scorer(settings)
     scorer.run(max_idle_s=args.max_idle_s)
     args.out.write_text(json.dumps(scorer.summary(), indent=2) + "\n")
 

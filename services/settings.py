@@ -36,6 +36,16 @@ class CommonSettings(BaseSettings):
         "fraud", description="Feast project: the namespace of profile keys in the online store"
     )
     label_delay_days: int = Field(7, ge=0, description="label delay of terminal-risk features")
+    allocator_mmap_threshold_kb: int = Field(
+        4096,
+        ge=0,
+        le=32768,
+        description="glibc mmap threshold of the hot-path processes (scorer, API); 0 = glibc's "
+        "own (see services.allocator)",
+    )
+    allocator_trim_threshold_kb: int = Field(
+        16384, ge=0, description="glibc trim threshold of the hot-path processes; 0 = glibc's own"
+    )
 
     def topics(self) -> Topics:
         return Topics(prefix=self.topic_prefix)

@@ -22,6 +22,7 @@ from operator import attrgetter
 import numpy as np
 import numpy.typing as npt
 
+from features.card_kernel import terminal_day_counts as day_counts_kernel
 from features.definitions import TERMINAL_DAY_SLOTS
 from features.kernels import (
     DAY_US,
@@ -157,29 +158,13 @@ def terminal_day_counts(
 
     An applied row adds to its terminal's day; every row sees all of the batch's increments
     to days before its reference day (those are final, see definitions), except a too-late
-    row, which sees the state at its arrival: only increments of earlier rows.
+    row, which sees the state at its arrival: only increments of earlier rows. The loops
+    run in C (:func:`features.card_kernel.terminal_day_counts`).
     """
     empty = bytes(TERM_VALUE_BYTES)
     raw = b"".join([v or empty for v in pre])
+    if len(raw) != len(pre) * TERM_VALUE_BYTES:
+        raise ValueError("a terminal value of the wrong size")
     words = np.frombuffer(raw, dtype="<i4").reshape(len(pre), TERM_VALUE_BYTES // 4)
-    wanted = batch.ref_day[:, None] - 1 - np.arange(TERMINAL_MAX_DAYS, dtype=np.int64)[None, :]
-    cell = 2 + 2 * (wanted % TERMINAL_DAY_SLOTS)
-    row = batch.term_index[:, None]
-    counts = np.where(words[row, cell] == wanted, words[row, cell + 1], 0).astype(np.int64)
-    applied = np.flatnonzero(status == STATUS_APPLIED)
-    if len(applied):
-        day = batch.t_us // DAY_US
-        keys = np.sort(batch.term_index[applied] * _SHIFT + day[applied])
-        lo_day, hi_day = int(wanted.min()), int(batch.ref_day.max())
-        if np.any((keys % _SHIFT >= lo_day) & (keys % _SHIFT < hi_day)):
-            q = row * _SHIFT + wanted
-            counts += np.searchsorted(keys, q, side="right") - np.searchsorted(keys, q, side="left")
-            for i in np.flatnonzero((status & 3) == STATUS_TOO_LATE):
-                later = applied[applied > i]
-                later = later[batch.term_index[later] == batch.term_index[i]]
-                for d in day[later]:
-                    counts[i] -= wanted[i] == d
-    return counts
-
-
-_SHIFT = np.int64(1 << 24)
+    day = batch.t_us // DAY_US
+    return day_counts_kernel(words, batch.term_index, batch.ref_day, day, status, TERMINAL_MAX_DAYS)

@@ -11,6 +11,7 @@ import uvicorn
 
 from features.definitions import FEATURE_NAMES, FEATURE_SET_ID
 from models.registry import ModelRegistry
+from services.allocator import tune_hot_path
 from services.api.app import ApiContext, create_app
 from services.api.audit import AuditLog
 from services.api.auth import ApiKeys
@@ -87,6 +88,7 @@ def build_context(settings: ApiSettings) -> tuple[ApiContext, ChampionWatcher]:
 def main(settings: ApiSettings | None = None) -> None:
     settings = settings or ApiSettings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    tune_hot_path(settings)
     ctx, champion = build_context(settings)
     gc.freeze()  # the start-up objects (model, modules) leave the collector's scans: shorter pauses
     champion.start()

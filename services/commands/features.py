@@ -68,8 +68,10 @@ def bench(
     import redis
 
     from features.bench import delete_prefix, run_feature_bench, summary_lines, write_report
+    from services.allocator import tune_hot_path
 
     settings = CommonSettings()
+    allocator = tune_hot_path(settings)  # as in the scorer, whose hot path this measures
     client = redis.Redis.from_url(settings.redis_url.get_secret_value())
     prefix = f"{settings.redis_prefix}:bench:{uuid.uuid4().hex[:8]}"
     try:
@@ -80,6 +82,7 @@ def bench(
             terminals=terminals,
             warm_days=warm_days,
             repeats=repeats,
+            allocator=allocator,
             # comparisons={"feast_sdk": ...}  <- the Feast SDK path hooks in here
         )
     finally:

@@ -45,6 +45,7 @@ from features.definitions import FEATURE_NAMES, FEATURE_SET_ID
 from features.errors import FeatureStoreUnavailable
 from features.interface import FeatureStore
 from models.registry import ModelRegistry
+from services.allocator import tune_hot_path
 from services.scorer import metrics
 from services.scorer.champion import ChampionWatcher
 from services.scorer.ledger import DecisionLedger
@@ -293,6 +294,7 @@ def main(settings: ScorerSettings | None = None) -> None:
         settings.group_id,
         settings.kafka_assignment_strategy,
     )
+    tune_hot_path(settings)  # before the first batch: its buffers stay in the heap
     scorer = build_scorer(settings)
     gc.freeze()  # the start-up objects (model, modules) leave the collector's scans: shorter pauses
     if settings.metrics_port:

@@ -326,6 +326,48 @@ def test_card_writes_follow_the_plain_rules() -> None:
         assert got["offset"][k] == (old * 32 if w["append"] else 0)
 
 
+def test_terminal_day_counts_follow_the_plain_rules() -> None:
+    """Stored buckets (only those of the day asked for), the batch's applied rows of the
+    same terminal and day, and a too-late row seeing only the rows before it."""
+    from features.card_kernel import terminal_day_counts
+
+    rng = np.random.default_rng(17)
+    n_terms, slots, n_days, n = 9, 8, 6, 150
+    words = np.zeros((n_terms, 2 + 2 * slots), dtype=np.int32)
+    words[:, 2::2] = rng.integers(95, 110, (n_terms, slots))  # some buckets of other days
+    words[:, 3::2] = rng.integers(0, 50, (n_terms, slots))
+    term_index = rng.integers(0, n_terms, n)
+    ref_day = rng.integers(100, 106, n)
+    day = ref_day - rng.integers(-1, n_days + 2, n)  # in the window, on it and outside
+    status = rng.choice([0, 0, 0, 1, 2, 4], n)
+
+    want = np.zeros((n, n_days), dtype=np.int64)
+    for i in range(n):
+        w = words[term_index[i]].tolist()
+        for k in range(n_days):
+            wanted = int(ref_day[i]) - 1 - k
+            slot = wanted % slots
+            count = w[3 + 2 * slot] if w[2 + 2 * slot] == wanted else 0
+            for j in range(n):
+                same = term_index[j] == term_index[i] and day[j] == wanted
+                hidden = status[i] == 2 and j > i
+                count += int(bool(status[j] == 0 and same and not hidden))
+            want[i, k] = count
+    got = terminal_day_counts(words, term_index, ref_day, day, status, n_days)
+    assert got.tolist() == want.tolist()
+    assert (
+        want.max() > 0
+        and (
+            got
+            != terminal_day_counts(words, term_index, ref_day, day, np.zeros(n, np.int64), n_days)
+        ).any()
+    )
+    with pytest.raises(ValueError, match="terminal index"):
+        terminal_day_counts(words, term_index + n_terms, ref_day, day, status, n_days)
+    with pytest.raises(ValueError, match="one reference day"):
+        terminal_day_counts(words, term_index, ref_day[:5], day, status, n_days)
+
+
 def test_a_missing_kernel_library_is_a_typed_error_naming_the_fix(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
