@@ -66,20 +66,16 @@ class CardCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def lookup(
-        self, keys: Sequence[str], now: float, *, count: bool = True
-    ) -> list[CardEntry | None]:
-        """The cached entries (``None``: absent or too old); ``count`` adds to the hit
-        and miss counters (off for a second look at keys already counted)."""
+    def lookup(self, keys: Sequence[str], now: float) -> list[CardEntry | None]:
+        """The cached entries (``None``: absent or too old), counted as hits and misses."""
         horizon = now - self.max_age_s
         out = [
             e if e is not None and e.seen_at >= horizon else None
             for e in map(self._entries.get, keys)
         ]
-        if count:
-            misses = out.count(None)
-            self.misses += misses
-            self.hits += len(out) - misses
+        misses = out.count(None)
+        self.misses += misses
+        self.hits += len(out) - misses
         return out
 
     def store(self, keys: Sequence[str], entries: Sequence[CardEntry]) -> None:

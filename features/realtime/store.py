@@ -219,12 +219,12 @@ class BatchFeatureStore(abc.ABC):
         tokens = ["", *(f"{self._chain_serial}.{k}" for k in range(1, chunks)), ""]
         timings = dict.fromkeys(("encode", "plan", "card_features", "state_wait", "compute"), 0.0)
         c = clock()
-        self._prefetch(transactions)
+        cards = self._prefetch(transactions)
         timings["plan"] += (clock() - c) * 1e3
         sent: list[_Sent] = []
         try:
             for k, part in enumerate(parts):
-                sent.append(self._send(part, tokens[k], tokens[k + 1], timings))
+                sent.append(self._send(part, cards, tokens[k], tokens[k + 1], timings))
         except BaseException:
             self._abandon(sent)
             raise
@@ -263,22 +263,24 @@ class BatchFeatureStore(abc.ABC):
             np.concatenate([m.raw for m in out if m.raw is not None]),
         )
 
-    def _prefetch(self, transactions: Sequence[Transaction]) -> None:
-        """Read every card of the batch missing from the cache in one ``MGET``, before any
-        chunk is sent: a read between two chunks would wait behind the first one's script."""
+    def _prefetch(self, transactions: Sequence[Transaction]) -> dict[str, CardEntry]:
+        """Every card of the batch: from the cache, and those missing from it read in one
+        ``MGET`` before any chunk is sent (a read between two chunks would wait behind the
+        first one's script). The chunks then plan from this small dict, which each chunk
+        updates with its writes, instead of looking the cards up again in the (large,
+        cache-cold) card cache."""
         now = time.time()
         keys = list(dict.fromkeys(card_keys(self.prefix, (t.card_id for t in transactions))))
         entries, missing = self._cached(keys, now)
         if missing:
             self._read(keys, missing, entries, now)
             self.cards.store([keys[i] for i in missing], [entries[i] for i in missing])
+        return dict(zip(keys, entries, strict=True))
 
-    def _cached(
-        self, keys: list[str], now: float, *, count: bool = True
-    ) -> tuple[list[CardEntry], list[int]]:
+    def _cached(self, keys: list[str], now: float) -> tuple[list[CardEntry], list[int]]:
         """The cached entry of each card key (an empty one where the cache has none) and
         the indices of those it has none for."""
-        found = self.cards.lookup(keys, now, count=count)
+        found = self.cards.lookup(keys, now)
         entries = [e or CardEntry(b"", 0, 0.0, 0.0, now) for e in found]
         return entries, [i for i, e in enumerate(found) if e is None]
 
@@ -291,10 +293,16 @@ class BatchFeatureStore(abc.ABC):
                 entries[i] = CardEntry.from_value(v, now)
 
     def _send(
-        self, transactions: Sequence[Transaction], after: str, token: str, timings: dict[str, float]
+        self,
+        transactions: Sequence[Transaction],
+        cards: dict[str, CardEntry],
+        after: str,
+        token: str,
+        timings: dict[str, float],
     ) -> _Sent:
-        """Encode and plan one chunk and send its script; the cache takes the chunk's
-        writes at once, so the next chunk is planned as if this one were applied."""
+        """Encode and plan one chunk from ``cards`` (see :meth:`_prefetch`) and send its
+        script; ``cards`` and the cache take the chunk's writes at once, so the next chunk
+        is planned as if this one were applied."""
         t0 = time.perf_counter()
         batch = encode_batch(transactions, self.prefix, self.allowed_lateness_s)
         profiles = self._start_profiles(batch)
@@ -302,8 +310,7 @@ class BatchFeatureStore(abc.ABC):
         try:
             now = time.time()
             keys = batch.card_keys
-            entries, missing = self._cached(keys, now, count=False)  # counted by _prefetch
-            self._read(keys, missing, entries, now)  # only when the cache is smaller than the batch
+            entries = [cards[k] for k in keys]
             terms = self._terminal_ttl_flags(batch.term_keys, now)
             plan = self._plan(batch, entries, True, now)
             argv = self._argv(batch, plan, terms, True, after=after, token=token)
@@ -313,7 +320,9 @@ class BatchFeatureStore(abc.ABC):
                 profiles()
             raise
         if plan.writes is not None:
-            self.cards.store(keys, plan.writes.applied(entries, now))
+            written = plan.writes.applied(entries, now)
+            self.cards.store(keys, written)
+            cards.update(zip(keys, written, strict=True))
         timings["encode"] += (t1 - t0) * 1e3
         timings["plan"] += (time.perf_counter() - t1) * 1e3
         return _Sent(transactions, batch, profiles, plan, finish, terms, now)
