@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import resource
 import statistics
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -193,6 +194,7 @@ def _time_size(
     calls_before = _redis_calls(client)
     redis_before = _redis_cpu_s(client)
     cpu_before = time.process_time()
+    faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     hits, misses = store.cards.hits, store.cards.misses
     for batch in batches:
         if cold:
@@ -203,6 +205,7 @@ def _time_size(
         for k, v in store.last_timings_ms.items():
             stages.setdefault(k, []).append(v)
     client_cpu_s = time.process_time() - cpu_before
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before
     redis_cpu_s = _redis_cpu_s(client) - redis_before
     calls_after = _redis_calls(client)
     load_after = os.getloadavg()
@@ -220,6 +223,7 @@ def _time_size(
         "stages_ms_p50": {k: statistics.median(v) for k, v in stages.items()},
         "stages_ms_p99": {k: float(np.percentile(v, 99)) for k, v in stages.items()},
         "client_cpu_us_per_tx": client_cpu_s * 1e6 / (n * size),
+        "client_minor_faults_per_batch": faults / n,
         "redis_cpu_ms_per_batch": redis_cpu_s * 1e3 / n,
         "redis_cpu_us_per_tx": redis_cpu_s * 1e6 / (n * size),
         "redis_commands_per_batch": {k: round(c / n, 1) for k, (c, _) in calls.items()},
@@ -277,7 +281,8 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
             f"({p['p50']:.1f} us/tx p50)  stages p50 ms: {stages}"
         )
         lines.append(
-            f"            client CPU {r['client_cpu_us_per_tx']:.1f} us/tx  "
+            f"            client CPU {r['client_cpu_us_per_tx']:.1f} us/tx "
+            f"({r.get('client_minor_faults_per_batch', float('nan')):.0f} page faults/batch)  "
             f"Redis CPU {r['redis_cpu_ms_per_batch']:.2f} ms/batch "
             f"({r['redis_cpu_us_per_tx']:.1f} us/tx)  "
             f"load {r['loadavg_1m'][0]:.1f}->{r['loadavg_1m'][1]:.1f}"

@@ -422,7 +422,8 @@ def backlog_line(b: dict[str, Any]) -> str:
     stages = " ".join(f"{k}={v:.1f}" for k, v in b.get("stage_us_per_tx", {}).items())
     return (
         f"  backlog {b['decided']:,} decided: {b['tx_per_s']:,.0f} tx/s, "
-        f"cpu {b['cpu_us_per_tx']:.1f} us/tx, rss {b['max_rss_mb']:.0f} MB, broker cpu "
-        f"{b.get('broker_cpu_pct')}%, redis cpu {b.get('redis_cpu_pct')}%\n"
+        f"cpu {b['cpu_us_per_tx']:.1f} us/tx, minor faults "
+        f"{b.get('minor_faults_per_tx', float('nan')):.2f}/tx, rss {b['max_rss_mb']:.0f} MB, "
+        f"broker cpu {b.get('broker_cpu_pct')}%, redis cpu {b.get('redis_cpu_pct')}%\n"
         f"  stages us/tx: {stages}"
     )

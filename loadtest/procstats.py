@@ -16,6 +16,11 @@ def process_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def minor_faults() -> int:
+    """Minor page faults of this process so far (first touches of fresh pages)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def peak_rss_mb() -> float:
     """Peak RSS of this process image (``VmHWM``). Not ``ru_maxrss``: Linux carries that
     over from the parent through fork + exec, so a child of a big process inherits it."""

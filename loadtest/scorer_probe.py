@@ -21,7 +21,7 @@ from typing import Any
 import psutil
 from confluent_kafka import Message
 
-from loadtest.procstats import peak_rss_mb, process_cpu_s
+from loadtest.procstats import minor_faults, peak_rss_mb, process_cpu_s
 from services.allocator import tune_hot_path
 from services.scorer.pipeline import StageClock
 from services.scorer.service import Scorer, build_scorer
@@ -37,6 +37,7 @@ class ProbedScorer(Scorer):
         self.first_wall: float | None = None
         self.last_wall = 0.0
         self.first_cpu = self.last_cpu = 0.0
+        self.first_faults = self.last_faults = 0
         self.batches = 0
         self.messages = 0
         self.stage_ms: dict[str, float] = {}
@@ -45,8 +46,10 @@ class ProbedScorer(Scorer):
     def process(self, messages: Sequence[Message], clock: StageClock) -> None:
         if self.first_wall is None:
             self.first_wall, self.first_cpu = time.time(), process_cpu_s()
+            self.first_faults = minor_faults()
         super().process(messages, clock)
         self.last_wall, self.last_cpu = time.time(), process_cpu_s()
+        self.last_faults = minor_faults()
         self.batches += 1
         self.messages += len(messages)
         for stage, ms in clock.timings_ms.items():
@@ -62,6 +65,7 @@ class ProbedScorer(Scorer):
         super().settle(clock, synchronous=synchronous)
         if pending:
             self.last_wall, self.last_cpu = time.time(), process_cpu_s()
+            self.last_faults = minor_faults()
 
     def summary(self) -> dict[str, Any]:
         n = max(self.decided, 1)
@@ -77,6 +81,7 @@ class ProbedScorer(Scorer):
             "tx_per_s": self.decided / wall if wall > 0 else 0.0,
             "cpu_s": self.last_cpu - self.first_cpu,
             "cpu_us_per_tx": (self.last_cpu - self.first_cpu) * 1e6 / n,
+            "minor_faults_per_tx": (self.last_faults - self.first_faults) / n,
             "stage_us_per_tx": {k: v * 1e3 / n for k, v in self.stage_ms.items()},
             "features_split_us_per_tx": {k: v * 1e3 / n for k, v in self.feature_ms.items()},
             "rss_mb": psutil.Process().memory_info().rss / 2**20,
