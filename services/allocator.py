@@ -1,13 +1,16 @@
 """The process allocator, tuned for the hot path (glibc ``mallopt``).
 
-A scorer batch allocates and frees a few buffers of 100 KB - 1 MB each (the card rings
+A feature batch allocates and frees a few buffers of 100 KB - 1 MB each (the card rings
 joined, the script's payload, the history table). glibc serves blocks above its mmap
 threshold with a fresh ``mmap`` and gives freed heap tops back to the kernel above its trim
-threshold, so every batch paid ~190 page faults (first touch of the new pages) for the same
-memory it had just returned: measured on a 500-transaction features batch, 194 minor faults
-and 0.65 ms of system time per batch with glibc's defaults, 0 faults and 0.25 ms with the
-thresholds below. Fixing both thresholds keeps those blocks in the heap; the cost is up to
-``trim_threshold`` bytes of freed heap kept resident (reported by the scorer bench's RSS).
+threshold; both thresholds move with the process's allocation history, so whether a batch
+re-faults memory it has just returned depends on what the process did before. In the
+features benchmark's process it did: 194 minor faults and 0.65 ms of system time per
+500-transaction batch with glibc's own thresholds, 0 faults and 0.2-0.3 ms with the ones
+below. The scorer process happened to fault little either way (0.08-0.21 faults per
+transaction over a backlog, no latency or throughput change beyond noise): fixing the
+thresholds makes the hot path's memory behaviour independent of that history. The cost is
+up to ``trim_threshold`` bytes of freed heap kept resident (the scorer bench reports RSS).
 
 Only glibc has ``mallopt``; elsewhere :func:`tune_allocator` changes nothing and says so.
 """

@@ -46,6 +46,7 @@ REC, TRAILER = CARD_RECORD.itemsize, CARD_TRAILER.itemsize
 assert REC == 32 and TRAILER == 12 and TERM_SLOT.itemsize == 8
 
 STATUS_APPLIED, STATUS_DUPLICATE, STATUS_TOO_LATE, STATUS_TERMINAL_LATE = 0, 1, 2, 4
+assert (STATUS_APPLIED, STATUS_TOO_LATE) == (0, 2)  # card_kernel.c's terminal_day_counts
 MAX_KEYS_PER_KIND = 65_535
 NEG = -1e300
 """``max_time`` of a card or terminal with no event."""
