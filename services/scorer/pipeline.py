@@ -40,7 +40,7 @@ class StageClock:
         seconds = now - self._last
         self._last = now
         self.timings_ms[stage] = round(self.timings_ms.get(stage, 0.0) + seconds * 1e3, 4)
-        metrics.STAGE_LATENCY.labels(stage).observe(seconds)
+        metrics.observe_stage(stage, seconds)
 
 
 class ScoringPipeline:
@@ -91,16 +91,12 @@ class ScoringPipeline:
         clock: StageClock,
     ) -> ScoredBatch:
         now = datetime.now(UTC)
-        now_ms = now.timestamp() * 1e3
         rows = values.astype(np.float64).tolist()
         score_list = np.clip(scores.astype(np.float64), 0.0, 1.0).tolist()
         outcome_list = outcomes.tolist()
+        latencies = _latencies_ms(produced_at_ms, now.timestamp() * 1e3, len(transactions))
         batch = ScoredBatch(timings_ms=clock.timings_ms)
         for i, tx in enumerate(transactions):
-            latency = None
-            if produced_at_ms is not None and produced_at_ms[i] > 0:
-                latency = round(now_ms - produced_at_ms[i], 3)
-                metrics.E2E_LATENCY.observe(max(latency, 0.0) / 1e3)
             decision = Decision(
                 transaction_id=tx.transaction_id,
                 card_id=tx.card_id,
@@ -114,7 +110,7 @@ class ScoringPipeline:
                 features=rows[i],
                 reasons=reasons.get(i, []),
                 timings_ms=clock.timings_ms,
-                latency_ms=latency,
+                latency_ms=latencies[i],
                 decided_at=now,
             )
             batch.decisions.append(decision)
@@ -134,3 +130,17 @@ class ScoringPipeline:
             metrics.DECISIONS.labels(str(outcome)).inc(int(count))
         metrics.REVIEW_CASES.inc(len(batch.review_cases))
         return batch
+
+
+def _latencies_ms(
+    produced_at_ms: Sequence[int] | None, now_ms: float, count: int
+) -> list[float | None]:
+    """Produce time -> decision (ms, rounded to µs) per transaction, None where the record
+    had no produce timestamp; the known ones feed the end-to-end histogram in one call."""
+    if produced_at_ms is None:
+        return [None] * count
+    produced = np.asarray(produced_at_ms, dtype=np.float64)
+    known = produced > 0
+    latency = np.round(now_ms - produced, 3)
+    metrics.E2E_LATENCY.observe_many(np.maximum(latency[known], 0.0) / 1e3)
+    return [v if ok else None for v, ok in zip(latency.tolist(), known.tolist(), strict=True)]
