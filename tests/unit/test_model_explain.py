@@ -32,8 +32,11 @@ def test_top_reasons_come_from_tree_shap_in_batch() -> None:
     flagged = x[np.argsort(-np.asarray(booster.predict(x)))[:25]]
     contributions = explainer.contributions(flagged)
     raw = booster.predict(flagged, raw_score=True)
-    bias = np.asarray(booster.predict(flagged, pred_contrib=True))[:, -1]
+    on_every_core = np.asarray(booster.predict(flagged, pred_contrib=True))
+    bias = on_every_core[:, -1]
     np.testing.assert_allclose(contributions.sum(axis=1) + bias, raw, rtol=1e-6, atol=1e-6)
+    assert explainer.num_threads == 1  # the scorer's setting: the same numbers as all cores
+    np.testing.assert_array_equal(contributions, on_every_core[:, : len(FEATURES)])
 
     reasons = explainer.explain(flagged)
     assert len(reasons) == 25
@@ -46,3 +49,14 @@ def test_top_reasons_come_from_tree_shap_in_batch() -> None:
         assert row_reasons[0].contribution == pytest.approx(contributions[row, best])
         assert row_reasons[0].text.startswith(humanize(FEATURES[best]))
     assert explainer.explain(x[:0]) == []
+
+
+@pytest.mark.unit
+def test_thread_count_must_be_positive() -> None:
+    table = synthetic_table(days=2, per_day=100)
+    x = table[FEATURES].to_numpy(np.float32)
+    booster = lgb.train(
+        {"objective": "binary", "verbose": -1}, lgb.Dataset(x, table["is_fraud"]), 5
+    )
+    with pytest.raises(ValueError, match="num_threads"):
+        Explainer(booster, FEATURES, np.nanmedian(x, axis=0), num_threads=0)
