@@ -74,3 +74,38 @@ def test_append_time_reader_refuses_a_topic_with_producer_timestamps(
             reader.collect(5, 30.0, idle_s=2.0)
     finally:
         reader.close()
+
+
+def test_append_time_reader_reads_a_step_output_larger_than_one_fetch_response(
+    kafka_bootstrap: str,
+) -> None:
+    """~110 MB over six partitions: the embedded broker answers a fetch with everything up
+    to the log end, so reading all partitions at once exceeded librdkafka's 100 MB limit."""
+    topics = Topics(prefix=f"t{uuid.uuid4().hex[:10]}.")
+    ensure_topics(kafka_bootstrap, topics, only=[SCORED.base], extra_config=APPEND_TIME_CONFIG)
+    partitions = topics.partition_count(SCORED)
+    count, payload = 84_000, b"d" * 1300
+    reader = _reader(kafka_bootstrap, topics)
+    try:
+        reader.mark()
+        producer = Producer(producer_config(kafka_bootstrap, client_id="test-reader-big"))
+        stamp = str(int(time.time() * 1000)).encode()
+        for i in range(count):
+            producer.produce(
+                topics.scored,
+                payload,
+                partition=i % partitions,
+                headers=[(PRODUCED_AT_HEADER, stamp)],
+            )
+            if i % 10_000 == 0:
+                producer.poll(0)
+        assert producer.flush(60) == 0
+
+        latencies, first, last = reader.collect(count, 60.0, idle_s=2.0)
+    finally:
+        reader.close()
+
+    assert count * len(payload) > 100_000_000
+    assert len(latencies) == count
+    assert np.all(np.isfinite(latencies)) and np.all(latencies >= 0)
+    assert first <= last
