@@ -1,8 +1,9 @@
 """The zero-work echo service: the latency floor the broker sets on this machine.
 
 Consume -> produce, no decoding, no features, no model, but the scorer's Kafka shape:
-the same latency-tuned client settings, batches of up to ``batch_max`` per ``consume``
-with the same poll timeout, every output acknowledged before the offsets are committed.
+the same latency-tuned client settings, batches of up to ``batch_max`` taken the same way
+(:func:`streams.consume.next_batch`, same wait when idle), every output acknowledged
+before the offsets are committed.
 Each record is copied with its key and its original produce timestamp - as the record's
 timestamp and in a header (:data:`PRODUCED_AT_HEADER`, which survives a
 sink topic that stamps append times) - so a reader of the sink computes produce ->
@@ -22,6 +23,7 @@ from types import FrameType
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from streams.consume import next_batch
 from streams.errors import DeliveryFailed
 from streams.kafka import consumer_config, producer_config
 
@@ -51,7 +53,7 @@ def run_echo(
     idle_since = time.monotonic()
     try:
         while not should_stop():
-            messages = consumer.consume(batch_max, poll_timeout_s)
+            messages = next_batch(consumer, batch_max, poll_timeout_s)
             if not messages:
                 if max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
                     break

@@ -1,11 +1,12 @@
 """What an idle consumer costs on a broker: fetch requests per second and client CPU.
 
 A consumer with the project's settings (``streams.kafka.consumer_config``) subscribes to an
-empty topic and polls as the scorer does (``consume(500, 5 ms)``). A broker that honours a
-fetch's ``MaxWaitTime`` (Apache Kafka: ``fetch.wait.max.ms``) answers an empty fetch after
-that wait, so the client sends at most a few hundred requests a second and stays near 0 %
-CPU; a broker that answers at once makes librdkafka fetch in a tight loop. The embedded
-broker (noida-db) is the second kind: this probe is how that was measured.
+empty topic and polls as an idle scorer does (``next_batch(consumer, 500, 5 ms)``). A
+broker that honours a fetch's ``MaxWaitTime`` (Apache Kafka: ``fetch.wait.max.ms``)
+answers an empty fetch after that wait, so the client sends at most a few hundred
+requests a second and stays near 0 % CPU; a broker that answers at once makes librdkafka
+fetch in a tight loop. The embedded broker (noida-db) is the second kind: this probe is
+how that was measured.
 
     python -m loadtest.fetch_probe --bootstrap 127.0.0.1:19092 [--seconds 5] [--out f.json]
 
@@ -26,6 +27,7 @@ from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from loadtest.procstats import process_cpu_s
+from streams.consume import next_batch
 from streams.kafka import consumer_config
 
 
@@ -52,11 +54,11 @@ def probe_idle_fetch(
         consumer.subscribe([topic])
         deadline = time.monotonic() + warmup_s
         while time.monotonic() < deadline:
-            consumer.consume(500, 0.005)
+            next_batch(consumer, 500, 0.005)
         before, cpu0, t0 = len(sent), process_cpu_s(), time.monotonic()
         sent_at_start = sent[-1] if sent else 0
         while time.monotonic() - t0 < seconds:
-            consumer.consume(500, 0.005)
+            next_batch(consumer, 500, 0.005)
         wall = time.monotonic() - t0
         cpu = process_cpu_s() - cpu0
     finally:

@@ -14,10 +14,14 @@ committed only after the broker acknowledged every decision, review case and dea
 of the batch. Feature updates are idempotent per transaction_id, and the decision ledger
 stops a replayed transaction from being decided twice.
 
-Settling one batch late: a batch's writes are acknowledged while the scorer waits in the
-next ``consume`` (a few ms either way), so the scorer settles batch N - waits for what is
-left of its acks, marks it in the ledger, commits its offsets - right after polling batch
-N+1 instead of before. At most one batch is unsettled, and it is settled before the next
+Polling (:func:`streams.consume.next_batch`): a batch is what arrived while the previous
+one was scored, taken at once; only an idle scorer waits (``poll_timeout_ms``) for the
+first record. So batches grow with the load and no cycle idles while records wait.
+
+Settling one batch late: a batch's writes are acknowledged while the scorer polls and
+decodes the next one, so the scorer settles batch N - waits for what is left of its acks,
+marks it in the ledger, commits its offsets - right after polling batch N+1 instead of
+before. At most one batch is unsettled, and it is settled before the next
 batch's dedupe, before partitions are revoked and on shutdown, so what a crash or a
 rebalance can replay is unchanged.
 
@@ -53,6 +57,7 @@ from services.scorer.pipeline import ScoredBatch, ScoringPipeline, StageClock
 from services.scorer.recovery import recently_decided
 from services.scorer.settings import ScorerSettings
 from services.scorer.wiring import open_feature_store, redis_client
+from streams.consume import next_batch
 from streams.dlq import encode_dead_letter
 from streams.errors import DeliveryFailed
 from streams.intake import DecodedBatch, decode_batch
@@ -122,8 +127,8 @@ class Scorer:
         try:
             while self.running:
                 clock = StageClock()
-                messages = self.consumer.consume(
-                    self.settings.batch_max, self.settings.poll_timeout_ms / 1000
+                messages = next_batch(
+                    self.consumer, self.settings.batch_max, self.settings.poll_timeout_ms / 1000
                 )
                 clock.lap("poll")
                 self.settle(clock)  # the previous batch: its acks came in during the poll

@@ -18,7 +18,9 @@ class ScorerSettings(CommonSettings):
     )
     instance_index: int = Field(0, ge=0, description="used to build the default instance id")
     batch_max: int = Field(500, ge=1, le=10_000, description="max messages per poll")
-    poll_timeout_ms: int = Field(5, ge=0, description="consume() timeout: bounds added latency")
+    poll_timeout_ms: int = Field(
+        5, ge=0, description="how long an idle scorer waits for a record per poll"
+    )
     dedupe_ttl_s: int = Field(
         3600, ge=60, description="how long a decided transaction_id is remembered for replays"
     )
