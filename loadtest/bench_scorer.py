@@ -9,10 +9,12 @@ Redis, one champion and the same simulated world (profiles materialised in Feast
 2. naive - the same on a smaller N with :mod:`loadtest.baseline`; the throughput ratio;
 3. latency - the zero-work echo service (:mod:`loadtest.echo`), then the real scorer
    (``fraudctl serve scorer``), each alone: the paced rate, then the step ramp until p99
-   misses the SLA (the knee); for the scorer, each step also records its own per-batch
-   stage times and batch size (from its ``/metrics``). Produce -> readable, with the
-   output's broker append time as "readable" by default (the reader stays idle during
-   a step; :mod:`loadtest.latency` explains the two reader modes);
+   misses the SLA (the knee), every step on topics and in a process of its own (the
+   embedded broker slows down as a log grows: :class:`_FreshSteps`); for the scorer, each
+   step also records its own per-batch stage times and batch size (from its
+   ``/metrics``). Produce -> readable, with the output's broker append time as
+   "readable" by default (the reader stays idle during a step; :mod:`loadtest.latency`
+   explains the two reader modes);
 4. REST - ``POST /v1/score`` at a fixed request rate, one transaction per request.
 
 Numbers are returned (and printed by the CLI); nothing is asserted. The machine is shared,
@@ -27,6 +29,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -173,7 +176,7 @@ def _start_service(
 ) -> tuple[subprocess.Popen[bytes], Service, Path, int | None]:
     """The real scorer (``fraudctl serve scorer``) or the echo service, on ``topics``; and
     the scorer's metrics port."""
-    log_path = env.workdir / f"{name}-paced.log"
+    log_path = env.workdir / f"{topics.prefix}{name}.log"
     metrics_port = None
     if name == "scorer":
         metrics_port = free_port()
@@ -183,12 +186,14 @@ def _start_service(
         args = ["--bootstrap", env.bootstrap, "--source", topics.transactions]
         args += ["--sink", topics.scored, "--group", f"{topics.prefix}echo"]
         proc = spawn_module("loadtest.echo", args, {}, log_path)
-    sampler.add(name, process_tree_cpu(proc.pid))
+    probe = f"{name}:{proc.pid}"  # one CPU probe per process: each step has its own
+    sampler.add(probe, process_tree_cpu(proc.pid))
     kind: OutputKind = "decision" if name == "scorer" else "echo"
     output = OutputReader(
         env.bootstrap, topics.scored, topics.partition_count(SCORED), kind, reader
     )
-    return proc, Service(name, topics.transactions, output, proc.pid), log_path, metrics_port
+    service = Service(name, topics.transactions, output, proc.pid, cpu_probe=probe)
+    return proc, service, log_path, metrics_port
 
 
 def _stage_totals(port: int) -> dict[str, tuple[float, float]]:
@@ -230,77 +235,85 @@ def _stages_between(
     return {"stage_ms_per_batch": stages, "mean_batch": mean_batch}
 
 
-def _latency_of(
-    env: BenchEnv,
-    name: str,
-    topics: Topics,
-    config: ScorerBenchConfig,
-    sampler: CpuSampler,
-    log: Log,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """One service's warm-up, paced run and ramp."""
-    proc, service, log_path, metrics_port = _start_service(
-        env, name, topics, sampler, config.reader
-    )
+@dataclass
+class _FreshSteps:
+    """Paced steps of one service, each on topics and in a process of its own.
 
-    def measure(rate: float, duration_s: float, service: Service = service) -> dict[str, Any]:
-        before = _stage_totals(metrics_port) if metrics_port else {}
-        step = measure_step(
-            service,
-            bootstrap=env.bootstrap,
-            rate=rate,
-            duration_s=duration_s,
-            workdir=env.workdir,
-            sampler=sampler,
-        )
-        step["load_average"] = load_average()
-        if metrics_port:
-            step.update(_stages_between(before, _stage_totals(metrics_port)))
-        return step
+    The embedded broker's CPU per fetch grows with the length of the log it serves
+    (measured: an idle consumer of 12 partitions costs it 39 % of a core on an empty
+    topic, 55 / 82 / 113 % after 100,000 / 300,000 / 600,000 records), so steps run one
+    after another on the same topics measured each rate against a slower broker than the
+    one before - the ramp's last steps against logs of 300,000+ records. Apache Kafka
+    indexes its logs and has no such cost. Each step: new topics, a new service process,
+    the warm-up (500 tx/s for 2 s, untimed), the paced run, then both are removed.
+    """
 
-    try:
+    env: BenchEnv
+    name: str
+    config: ScorerBenchConfig
+    sampler: CpuSampler
+    count: int = 0
+
+    def __call__(self, rate: float, duration_s: float) -> dict[str, Any]:
+        self.count += 1
+        output_config = APPEND_TIME_CONFIG if self.config.reader == "append-time" else None
+        phase = f"{self.name}-{self.count}"
+        with self.env.phase_topics(phase, scored_config=output_config) as topics:
+            proc, service, log_path, port = _start_service(
+                self.env, self.name, topics, self.sampler, self.config.reader
+            )
+            try:
+                self._warm_up(service, log_path)
+                before = _stage_totals(port) if port else {}
+                step = measure_step(
+                    service,
+                    bootstrap=self.env.bootstrap,
+                    rate=rate,
+                    duration_s=duration_s,
+                    workdir=self.env.workdir,
+                    sampler=self.sampler,
+                )
+                step["load_average"] = load_average()
+                if port:
+                    step.update(_stages_between(before, _stage_totals(port)))
+                return step
+            finally:
+                service.reader.close()
+                stop_process(proc)
+
+    def _warm_up(self, service: Service, log_path: Path) -> None:
         warm = measure_step(
             service,
-            bootstrap=env.bootstrap,
+            bootstrap=self.env.bootstrap,
             rate=500.0,
             duration_s=2.0,
-            workdir=env.workdir,
+            workdir=self.env.workdir,
             drain_s=20.0,
         )
         if not warm.get("received"):
-            raise BenchError(f"{name} answered nothing in the warm-up: {_log_tail(log_path)}")
-        paced = measure(config.rate, config.duration_s)
-        log(format_step(paced))
-        ramped = ramp(
-            lambda rate: measure(rate, config.ramp_step_s),
-            config.ramp_rates,
-            config.sla_p99_ms,
-            log,
-        )
-        return paced, ramped
-    finally:
-        service.reader.close()
-        stop_process(proc)
+            raise BenchError(f"{self.name} answered nothing in the warm-up: {_log_tail(log_path)}")
 
 
 def latency_phase(
     env: BenchEnv, config: ScorerBenchConfig, sampler: CpuSampler, log: Log
 ) -> dict[str, Any]:
-    """Echo, then scorer: each alone on the machine, warm-up, the paced run, the ramp."""
+    """Echo, then scorer, each alone on the machine: the paced run, then the ramp; every
+    step on fresh topics with a fresh process (:class:`_FreshSteps`)."""
     out: dict[str, Any] = {"paced": {}, "ramp": {}}
     log(
         f"latency: paced {config.rate:,.0f} tx/s for {config.duration_s:.0f}s, then ramp "
         f"{', '.join(f'{r:,.0f}' for r in config.ramp_rates)} tx/s ({config.ramp_step_s:.0f}s "
         f"each) past the {config.sla_p99_ms:.0f} ms SLA until overloaded "
-        f"(p99 > {4 * config.sla_p99_ms:.0f} ms); echo first, then the scorer; "
-        f"readable = {config.reader}"
+        f"(p99 > {4 * config.sla_p99_ms:.0f} ms); echo first, then the scorer; each step on "
+        f"its own topics and process; readable = {config.reader}"
     )
-    output_config = APPEND_TIME_CONFIG if config.reader == "append-time" else None
     for name in ("echo", "scorer"):
-        with env.phase_topics(name, scored_config=output_config) as topics:
-            out["paced"][name], out["ramp"][name] = _latency_of(
-                env, name, topics, config, sampler, log
-            )
+        step = _FreshSteps(env, name, config, sampler)
+        out["paced"][name] = paced = step(config.rate, config.duration_s)
+        log(format_step(paced))
+        out["ramp"][name] = ramp(
+            partial(step, duration_s=config.ramp_step_s), config.ramp_rates, config.sla_p99_ms, log
+        )
     return out
 
 

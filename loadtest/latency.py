@@ -252,6 +252,8 @@ class Service:
     input_topic: str
     reader: OutputReader
     pid: int
+    cpu_probe: str = ""
+    """The :class:`CpuSampler` probe of this process (default: ``name``)."""
 
 
 def paced_producer_args(
@@ -326,7 +328,7 @@ def measure_step(
     if sampler is not None and last > first:
         step["broker_cpu_pct"] = sampler.share("broker", first, last)
         step["redis_cpu_pct"] = sampler.share("redis", first, last)
-        step["service_cpu_pct"] = sampler.share(service.name, first, last)
+        step["service_cpu_pct"] = sampler.share(service.cpu_probe or service.name, first, last)
     return step
 
 
