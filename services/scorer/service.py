@@ -18,12 +18,11 @@ Polling (:func:`streams.consume.next_batch`): a batch is what arrived while the 
 one was scored, taken at once; only an idle scorer waits (``poll_timeout_ms``) for the
 first record. So batches grow with the load and no cycle idles while records wait.
 
-Settling one batch late: a batch's writes are acknowledged while the scorer polls and
-decodes the next one, so the scorer settles batch N - waits for what is left of its acks,
-marks it in the ledger, commits its offsets - right after polling batch N+1 instead of
-before. At most one batch is unsettled, and it is settled before the next
-batch's dedupe, before partitions are revoked and on shutdown, so what a crash or a
-rebalance can replay is unchanged.
+Settling one batch late: the scorer sends batch N's writes and polls for batch N+1 before
+it settles N - waits for what is left of its acks, marks it in the ledger, commits its
+offsets - so the ack round trip overlaps the poll instead of following it. At most one
+batch is unsettled, and it is settled before the next batch's dedupe, before partitions
+are revoked and on shutdown, so what a crash or a rebalance can replay is unchanged.
 
 Back-pressure: when Redis (features, ledger) is unavailable the scorer pauses its
 partitions, retries the same batch with exponential back-off and resumes when it passes;
@@ -131,7 +130,7 @@ class Scorer:
                     self.consumer, self.settings.batch_max, self.settings.poll_timeout_ms / 1000
                 )
                 clock.lap("poll")
-                self.settle(clock)  # the previous batch: its acks came in during the poll
+                self.settle(clock)  # the previous batch: what is left of its acks, then commit
                 if not messages:
                     if max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
                         break
