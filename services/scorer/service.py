@@ -2,7 +2,7 @@
 
     poll -> decode (bad -> DLQ) -> dedupe -> features -> inference -> policy -> explain
          -> produce Decision (every tx) + ReviewCase (flagged)
-    next poll -> wait for the acks of those writes -> mark decided -> commit offsets
+         -> settle the previous batch: wait for its acks -> mark decided -> commit offsets
 
 One process is one member of the ``scorer`` consumer group (static membership, so a
 restarted process reclaims its partitions at once; the assignment strategy is a setting,
@@ -18,11 +18,15 @@ Polling (:func:`streams.consume.next_batch`): a batch is what arrived while the 
 one was scored, taken at once; only an idle scorer waits (``poll_timeout_ms``) for the
 first record. So batches grow with the load and no cycle idles while records wait.
 
-Settling one batch late: the scorer sends batch N's writes and polls for batch N+1 before
-it settles N - waits for what is left of its acks, marks it in the ledger, commits its
-offsets - so the ack round trip overlaps the poll instead of following it. At most one
-batch is unsettled, and it is settled before the next batch's dedupe, before partitions
-are revoked and on shutdown, so what a crash or a rebalance can replay is unchanged.
+Settling one batch late: the scorer sends batch N+1's writes before it settles batch N -
+waits for what is left of N's acks (they had N+1's poll and scoring to arrive), marks N in
+the ledger, commits N's offsets - so the ack round trip overlaps the next batch's work
+instead of stalling the loop. Each batch's writes are counted on their own
+(:class:`streams.producer.Deliveries`), and N's transaction ids count as decided in N+1's
+dedupe. When it polls, the scorer holds at most one unsettled batch; it is settled before
+partitions are revoked, when no record comes and on shutdown. A crash can leave two batches
+sent and not committed; their replay is skipped by the ledger or, for writes the broker
+took before the crash, by the re-read of ``transactions.scored`` on assignment.
 
 Back-pressure: when Redis (features, ledger) is unavailable the scorer pauses its
 partitions, retries the same batch with exponential back-off and resumes when it passes;
@@ -61,20 +65,23 @@ from streams.dlq import encode_dead_letter
 from streams.errors import DeliveryFailed
 from streams.intake import DecodedBatch, decode_batch
 from streams.kafka import consumer_config, producer_config
-from streams.producer import AckedProducer, produce_decisions
+from streams.producer import AckedProducer, Deliveries, produce_decisions
 from streams.topics import Topics
 
 log = logging.getLogger("fraud.scorer")
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
+@dataclass
 class Unsettled:
     """A batch whose writes are sent but not yet acknowledged, committed or in the ledger."""
 
     messages: Sequence[Message]
     batch: DecodedBatch
     scored: ScoredBatch
+    deliveries: Deliveries
+    ids: frozenset[str] = frozenset()
+    """The decided transaction ids (what the next batch's dedupe must treat as decided)."""
 
 
 class Scorer:
@@ -130,8 +137,8 @@ class Scorer:
                     self.consumer, self.settings.batch_max, self.settings.poll_timeout_ms / 1000
                 )
                 clock.lap("poll")
-                self.settle(clock)  # the previous batch: what is left of its acks, then commit
                 if not messages:
+                    self.settle(clock)  # nothing to overlap the previous batch's acks with
                     if max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
                         break
                     continue
@@ -158,18 +165,26 @@ class Scorer:
         self.features.clear_cache()
 
     def process(self, messages: Sequence[Message], clock: StageClock) -> None:
-        """Score a batch and send its writes; :meth:`settle` finishes it after the next poll."""
+        """Score a batch and send its writes, then settle the batch before it; this one is
+        settled after the next batch is sent (or when no record comes)."""
         batch = decode_batch(messages)  # 1. decode + validate
         clock.lap("decode")
         scored = self._with_backoff(lambda: self._score(batch, clock))  # 2-6
         for letter in batch.dead_letters:
             metrics.DEAD_LETTERS.labels(letter.reason).inc()
-        self._send(batch, scored)  # 7. one Decision per transaction, ReviewCase per flag
+        sent = Unsettled(  # 7. one Decision per transaction, ReviewCase per flag
+            messages,
+            batch,
+            scored,
+            self._send(batch, scored),
+            frozenset(d.transaction_id for d in scored.decisions),
+        )
         clock.lap("produce")
-        self.unsettled = Unsettled(messages, batch, scored)
+        self.settle(clock)  # 8. the previous batch
+        self.unsettled = sent
 
     def settle(self, clock: StageClock | None = None, *, synchronous: bool = False) -> None:
-        """The unsettled batch, if any: wait for its acks, mark it decided, commit (8)."""
+        """The unsettled batch, if any: wait for its acks, mark it decided, commit."""
         unsettled, self.unsettled = self.unsettled, None
         if unsettled is None:
             return
@@ -184,9 +199,13 @@ class Scorer:
     def _score(self, batch: DecodedBatch, clock: StageClock) -> ScoredBatch:
         txs = batch.transactions
         fresh = self.ledger.undecided([t.transaction_id for t in txs])  # 3. dedupe
-        if self.recovered:
+        sent = self.unsettled.ids if self.unsettled is not None else frozenset()
+        if self.recovered or sent:
+            recovered = self.recovered
             fresh &= np.fromiter(
-                (t.transaction_id not in self.recovered for t in txs), dtype=bool, count=len(txs)
+                (t.transaction_id not in recovered and t.transaction_id not in sent for t in txs),
+                dtype=bool,
+                count=len(txs),
             )
         skipped = len(txs) - int(fresh.sum())
         if skipped:
@@ -203,7 +222,7 @@ class Scorer:
         Gives up (raises) only when stopping: nothing is committed, the batch replays."""
         while True:
             try:
-                self.producer.wait_acked()
+                self.producer.wait_for(unsettled.deliveries)
                 return
             except DeliveryFailed as exc:  # nothing is committed; the broker may be restarting
                 metrics.BACKPRESSURE.labels("producer").inc()
@@ -211,13 +230,18 @@ class Scorer:
                     raise
                 log.warning("stage=produce %s; resending the batch's writes", exc)
                 time.sleep(1.0)
-                self._send(unsettled.batch, unsettled.scored)
+                unsettled.deliveries = self._send(unsettled.batch, unsettled.scored)
 
-    def _send(self, batch: DecodedBatch, scored: ScoredBatch) -> None:
+    def _send(self, batch: DecodedBatch, scored: ScoredBatch) -> Deliveries:
+        """Queue the batch's dead letters, decisions and review cases; their acks, counted."""
+        deliveries = Deliveries()
         for letter in batch.dead_letters:
             value, key = encode_dead_letter(letter)
-            self.producer.produce(self.topics.dlq, value, key)
-        produce_decisions(self.producer, self.topics, scored.decisions, scored.review_cases)
+            self.producer.produce(self.topics.dlq, value, key, group=deliveries)
+        produce_decisions(
+            self.producer, self.topics, scored.decisions, scored.review_cases, group=deliveries
+        )
+        return deliveries
 
     def _commit(self, messages: Sequence[Message], synchronous: bool = False) -> None:
         next_offsets: dict[tuple[str, int], int] = {}

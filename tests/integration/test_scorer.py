@@ -98,8 +98,9 @@ def test_a_batch_is_marked_decided_and_committed_only_when_settled(
     champion_state: Path,
     small_world: SmallWorld,
 ) -> None:
-    """process() sends the writes; settle() - after the next poll - waits for their acks,
-    marks the ledger and commits. Before it, a crash would replay the whole batch."""
+    """process() sends the writes; settle() - after the next batch is sent, or when no
+    record comes - waits for their acks, marks the ledger and commits. Before it, a crash
+    would replay the whole batch."""
     transactions = small_world.as_events(300)
     produce(kafka_bootstrap, topics.transactions, transactions)
     env = scorer_env(kafka_bootstrap, redis_url, topics, redis_prefix, champion_state, "s0")
@@ -131,3 +132,63 @@ def test_a_batch_is_marked_decided_and_committed_only_when_settled(
     finally:
         scorer.close()
     assert len(read_all(kafka_bootstrap, topics.scored)) == 300
+
+
+def test_a_batch_is_settled_after_the_next_is_sent_which_skips_its_transactions(
+    kafka_bootstrap: str,
+    redis_url: str,
+    topics: Topics,
+    redis_prefix: str,
+    champion_state: Path,
+    small_world: SmallWorld,
+) -> None:
+    """process(B) sends B's writes, then settles A (acks, ledger, commit). B's dedupe runs
+    before A is in the ledger, so B must skip A's transactions by their sent ids."""
+    events = small_world.as_events(350)
+    first, repeated, new = events[:300], events[:100], events[300:]
+    env = scorer_env(kafka_bootstrap, redis_url, topics, redis_prefix, champion_state, "s0")
+    scorer = build_scorer(scorer_settings(env))
+    scorer.consumer.subscribe([topics.transactions])
+    parts = [
+        TopicPartition(topics.transactions, p) for p in range(topics.partition_count(TRANSACTIONS))
+    ]
+
+    def take(n: int) -> list[Message]:
+        got: list[Message] = []
+        deadline = time.monotonic() + 60
+        while len(got) < n and time.monotonic() < deadline:
+            got += scorer.consumer.consume(500, 0.5)
+        assert len(got) == n
+        return got
+
+    def committed() -> dict[int, int]:
+        return {
+            tp.partition: tp.offset
+            for tp in scorer.consumer.committed(parts, timeout=10)
+            if tp.offset >= 0
+        }
+
+    try:
+        produce(kafka_bootstrap, topics.transactions, first)
+        batch_a = take(300)
+        produce(kafka_bootstrap, topics.transactions, repeated + new)
+        batch_b = take(150)
+
+        scorer.process(batch_a, StageClock())
+        assert scorer.ledger.undecided([t.transaction_id for t in first]).all()
+        assert committed() == {}
+
+        scorer.process(batch_b, StageClock())  # B sent, then A settled
+        assert not scorer.ledger.undecided([t.transaction_id for t in first]).any()
+        assert scorer.ledger.undecided([t.transaction_id for t in new]).all()
+        assert committed() == {m.partition(): m.offset() + 1 for m in batch_a}
+        assert scorer.unsettled is not None
+        assert scorer.unsettled.ids == {t.transaction_id for t in new}
+
+        scorer.settle(synchronous=True)
+        assert committed() == {m.partition(): m.offset() + 1 for m in [*batch_a, *batch_b]}
+        assert scorer.decided == 350
+    finally:
+        scorer.close()
+    decisions = decode_decisions(read_all(kafka_bootstrap, topics.scored))
+    assert sorted(d.transaction_id for d in decisions) == sorted(t.transaction_id for t in events)
