@@ -26,7 +26,9 @@ instead of stalling the loop. Each batch's writes are counted on their own
 dedupe. When it polls, the scorer holds at most one unsettled batch; it is settled before
 partitions are revoked, when no record comes and on shutdown. A crash can leave two batches
 sent and not committed; their replay is skipped by the ledger or, for writes the broker
-took before the crash, by the re-read of ``transactions.scored`` on assignment.
+took before the crash, by the re-read of ``transactions.scored`` on assignment. When a
+batch's writes fail and are resent (a broker outage), the next batch's may already be in,
+so a card's decisions can land out of order in that case (each carries its event time).
 
 Back-pressure: when Redis (features, ledger) is unavailable the scorer pauses its
 partitions, retries the same batch with exponential back-off and resumes when it passes;
