@@ -88,10 +88,9 @@ class AckedProducer:
         if remaining:
             raise DeliveryFailed("*", f"{remaining} messages not acknowledged in {timeout_s}s")
         if self._failures:
-            topic, detail = self._failures[0]
-            count = len(self._failures)
+            failed = _delivery_failed(self._failures)
             self._failures.clear()
-            raise DeliveryFailed(topic, f"{count} messages failed, first: {detail}")
+            raise failed
 
     def wait_for(self, group: Deliveries, timeout_s: float = 30.0) -> None:
         """Serve delivery reports until every record of ``group`` is answered (records
@@ -105,8 +104,7 @@ class AckedProducer:
                 )
             self._producer.poll(min(left, 0.1))
         if group.failures:
-            topic, detail = group.failures[0]
-            raise DeliveryFailed(topic, f"{len(group.failures)} messages failed, first: {detail}")
+            raise _delivery_failed(group.failures)
 
     def flush(self, timeout_s: float) -> int:
         """Serve delivery reports until nothing is outstanding or the timeout; the number
@@ -115,6 +113,12 @@ class AckedProducer:
 
     def pending(self) -> int:
         return len(self._producer)
+
+
+def _delivery_failed(failures: Sequence[tuple[str, str]]) -> DeliveryFailed:
+    """The error for records the broker refused: how many, and the first one's reason."""
+    topic, detail = failures[0]
+    return DeliveryFailed(topic, f"{len(failures)} messages failed, first: {detail}")
 
 
 def produce_decisions(

@@ -11,7 +11,7 @@ import pytest
 from confluent_kafka import Message, TopicPartition
 
 from services.scorer.pipeline import StageClock
-from services.scorer.service import build_scorer
+from services.scorer.service import Scorer, build_scorer
 from streams.topics import SCORED, TRANSACTIONS, Topics
 from tests.integration.conftest import SmallWorld
 from tests.integration.scorer_helpers import (
@@ -106,14 +106,8 @@ def test_a_batch_is_marked_decided_and_committed_only_when_settled(
     env = scorer_env(kafka_bootstrap, redis_url, topics, redis_prefix, champion_state, "s0")
     scorer = build_scorer(scorer_settings(env))
     scorer.consumer.subscribe([topics.transactions])
-    messages: list[Message] = []
-    deadline = time.monotonic() + 60
-    while len(messages) < 300 and time.monotonic() < deadline:
-        messages += scorer.consumer.consume(500, 0.5)
-    assert len(messages) == 300
-    parts = [
-        TopicPartition(topics.transactions, p) for p in range(topics.partition_count(TRANSACTIONS))
-    ]
+    messages = _take(scorer, 300)
+    parts = _partitions(topics)
     ids = [t.transaction_id for t in transactions]
     try:
         scorer.process(messages, StageClock())
@@ -127,8 +121,7 @@ def test_a_batch_is_marked_decided_and_committed_only_when_settled(
         assert scorer.unsettled is None and scorer.decided == 300
         assert not scorer.ledger.undecided(ids).any()
         ends = {m.partition(): m.offset() + 1 for m in messages}  # offsets rise per partition
-        committed = {tp.partition: tp.offset for tp in scorer.consumer.committed(parts, timeout=10)}
-        assert {p: o for p, o in committed.items() if o >= 0} == ends
+        assert _committed(scorer, parts) == ends
     finally:
         scorer.close()
     assert len(read_all(kafka_bootstrap, topics.scored)) == 300
@@ -149,46 +142,53 @@ def test_a_batch_is_settled_after_the_next_is_sent_which_skips_its_transactions(
     env = scorer_env(kafka_bootstrap, redis_url, topics, redis_prefix, champion_state, "s0")
     scorer = build_scorer(scorer_settings(env))
     scorer.consumer.subscribe([topics.transactions])
-    parts = [
-        TopicPartition(topics.transactions, p) for p in range(topics.partition_count(TRANSACTIONS))
-    ]
-
-    def take(n: int) -> list[Message]:
-        got: list[Message] = []
-        deadline = time.monotonic() + 60
-        while len(got) < n and time.monotonic() < deadline:
-            got += scorer.consumer.consume(500, 0.5)
-        assert len(got) == n
-        return got
-
-    def committed() -> dict[int, int]:
-        return {
-            tp.partition: tp.offset
-            for tp in scorer.consumer.committed(parts, timeout=10)
-            if tp.offset >= 0
-        }
-
+    parts = _partitions(topics)
     try:
         produce(kafka_bootstrap, topics.transactions, first)
-        batch_a = take(300)
+        batch_a = _take(scorer, 300)
         produce(kafka_bootstrap, topics.transactions, repeated + new)
-        batch_b = take(150)
+        batch_b = _take(scorer, 150)
 
         scorer.process(batch_a, StageClock())
         assert scorer.ledger.undecided([t.transaction_id for t in first]).all()
-        assert committed() == {}
+        assert _committed(scorer, parts) == {}
 
         scorer.process(batch_b, StageClock())  # B sent, then A settled
         assert not scorer.ledger.undecided([t.transaction_id for t in first]).any()
         assert scorer.ledger.undecided([t.transaction_id for t in new]).all()
-        assert committed() == {m.partition(): m.offset() + 1 for m in batch_a}
+        assert _committed(scorer, parts) == {m.partition(): m.offset() + 1 for m in batch_a}
         assert scorer.unsettled is not None
         assert scorer.unsettled.ids == {t.transaction_id for t in new}
 
         scorer.settle(synchronous=True)
-        assert committed() == {m.partition(): m.offset() + 1 for m in [*batch_a, *batch_b]}
+        ends = {m.partition(): m.offset() + 1 for m in [*batch_a, *batch_b]}
+        assert _committed(scorer, parts) == ends
         assert scorer.decided == 350
     finally:
         scorer.close()
     decisions = decode_decisions(read_all(kafka_bootstrap, topics.scored))
     assert sorted(d.transaction_id for d in decisions) == sorted(t.transaction_id for t in events)
+
+
+def _take(scorer: Scorer, n: int) -> list[Message]:
+    """Exactly ``n`` records from the scorer's own consumer (within a minute)."""
+    got: list[Message] = []
+    deadline = time.monotonic() + 60
+    while len(got) < n and time.monotonic() < deadline:
+        got += scorer.consumer.consume(500, 0.5)
+    assert len(got) == n
+    return got
+
+
+def _partitions(topics: Topics) -> list[TopicPartition]:
+    count = topics.partition_count(TRANSACTIONS)
+    return [TopicPartition(topics.transactions, p) for p in range(count)]
+
+
+def _committed(scorer: Scorer, parts: list[TopicPartition]) -> dict[int, int]:
+    """The group's committed offset per partition, for partitions that have one."""
+    return {
+        tp.partition: tp.offset
+        for tp in scorer.consumer.committed(parts, timeout=10)
+        if tp.offset >= 0
+    }
