@@ -31,6 +31,9 @@ class FeedbackSettings(CommonSettings):
     batch_max: int = Field(500, ge=1, description="max events per join batch")
     batch_within_s: float = Field(0.5, gt=0, description="max wait to fill a join batch")
     tick_s: float = Field(5.0, gt=0, description="period of expiry and deferred retries")
+    progress_log_s: float = Field(
+        30.0, gt=0, description="period of the worker's progress log line (counters, recovery)"
+    )
     session_timeout_s: float = Field(
         10.0, ge=6.0, le=300.0, description="group session timeout of the faust worker"
     )
@@ -70,6 +73,7 @@ class FeedbackSettings(CommonSettings):
             batch_max=self.batch_max,
             batch_within_s=self.batch_within_s,
             tick_s=self.tick_s,
+            progress_log_s=self.progress_log_s,
             session_timeout_s=self.session_timeout_s,
             instance_id=self.instance_id
             or f"{socket.gethostname()}-feedback-{self.instance_index}",

@@ -72,6 +72,9 @@ class FeedbackConfig:
     batch_max: int = 500
     batch_within_s: float = 0.5
     tick_s: float = 5.0
+    progress_log_s: float = 30.0
+    """How often the worker logs its counters and whether it is rebalancing or recovering:
+    a worker that holds partitions yet processes nothing shows up in its own log."""
     session_timeout_s: float = 10.0
     instance_id: str | None = None
     """Static group membership: a restarted worker with the same id takes its partitions
@@ -212,9 +215,20 @@ def build_app(config: FeedbackConfig, sink: LabelledSink) -> tuple[faust.App, Fe
             counters.labels += len(values)
             _deliver(app, sink, pairs, counters)
 
+    last_progress = [time.monotonic()]
+
     @app.timer(config.tick_s)
     async def expire() -> None:
-        if app.rebalancing or not cast(Any, app.tables).recovery.completed.is_set():
+        recovered = cast(Any, app.tables).recovery.completed.is_set()
+        if time.monotonic() - last_progress[0] >= config.progress_log_s:
+            last_progress[0] = time.monotonic()
+            log.info(
+                "stage=progress rebalancing=%s recovered=%s counters=%s",
+                app.rebalancing,
+                recovered,
+                counters,
+            )
+        if app.rebalancing or not recovered:
             return
         expired = join.expire()
         counters.expired_served += expired.served_rows

@@ -60,13 +60,16 @@ def start_processor(env: dict[str, str], log_path: Path) -> ServiceProcess:
     return ServiceProcess(["serve", "feedback"], env, log_path)
 
 
-def wait_for(check: Callable[[], bool], timeout_s: float = 120.0) -> None:
+def wait_for(check: Callable[[], bool], process: ServiceProcess, timeout_s: float = 120.0) -> None:
+    """Until ``check()``; on a timeout the failure carries the end of ``process``'s log
+    (a stalled faust worker says why only there)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if check():
             return
         time.sleep(0.5)
-    raise AssertionError(f"condition not met within {timeout_s}s")
+    tail = process.output()[-6000:]
+    raise AssertionError(f"condition not met within {timeout_s}s; end of the log:\n{tail}")
 
 
 @pytest.fixture()
@@ -103,6 +106,7 @@ def test_join_survives_out_of_order_labels_and_a_killed_processor(
         "FRAUD_STATE_DIR": str(tmp_path / "state"),
         "FRAUD_LABEL_WAIT_S": "8",
         "FRAUD_TICK_S": "1",
+        "FRAUD_PROGRESS_LOG_S": "2",
     }
     store = TrainingStore(tmp_path / "state" / "training")
     labelled_at = datetime.now(UTC) - timedelta(minutes=5)
@@ -113,9 +117,9 @@ def test_join_survives_out_of_order_labels_and_a_killed_processor(
     process = start_processor(env, tmp_path / "p1.log")
     try:
         send(decisions=[decision(i) for i in range(N // 2)])
-        wait_for(lambda: len(store.read()) >= N // 4)
+        wait_for(lambda: len(store.read()) >= N // 4, process)
         group = f"{topics.prefix}feedback"
-        wait_for(lambda: _committed(kafka_bootstrap, group, topics.scored) > 0)
+        wait_for(lambda: _committed(kafka_bootstrap, group, topics.scored) > 0, process)
         process.kill()  # 2. crash mid-stream, after the processor committed offsets
     finally:
         if process.alive():
@@ -130,12 +134,13 @@ def test_join_survives_out_of_order_labels_and_a_killed_processor(
 
     restarted = start_processor(env, tmp_path / "p2.log")
     try:
-        wait_for(lambda: len(store.audit()) >= N + 1)
+        wait_for(lambda: len(store.audit()) >= N + 1, restarted)
         letters = _dead_letters(kafka_bootstrap, topics, {"invalid_value", "unknown_transaction"})
     finally:
         assert restarted.terminate(30.0) == 0, restarted.output()[-3000:]
 
     assert "stage=rewind" in restarted.output()  # the dead member's offsets were moved back
+    assert "stage=progress rebalancing=False recovered=True" in restarted.output()
     replayed = _counter(restarted.output(), "routed_decisions")
     assert replayed == N  # the restart replayed the first half (rewind), then the second
     frame = store.read()
