@@ -257,6 +257,8 @@ _LATENCY_COLUMNS = (
     ("missing", "missing", 0),
     ("broker cpu %", "broker_cpu_pct", 0),
     ("service cpu %", "service_cpu_pct", 0),
+    ("redis cpu %", "redis_cpu_pct", 0),
+    ("load generator cpu %", "generator_cpu_pct", 0),
 )
 
 
@@ -269,8 +271,20 @@ def _latency_table(latency: dict[str, Any]) -> list[str]:
     for run, step in rows:
         cells = [run, step["service"], *(_fmt(step.get(k), d) for _, k, d in _LATENCY_COLUMNS)]
         lines.append("| " + " | ".join(cells) + " |")
-    knees = {k: v.get("knee_tx_per_s") for k, v in latency.get("ramp", {}).items()}
-    return [*lines, "", f"Knee (highest rate with p99 <= SLA), tx/s: {json.dumps(knees)}", ""]
+    knees = ", ".join(
+        f"{service} {_knee_text(data)}" for service, data in latency.get("ramp", {}).items()
+    )
+    return [*lines, "", f"Knee (highest rate with p99 <= SLA), tx/s: {knees}", ""]
+
+
+def _knee_text(ramp: dict[str, Any]) -> str:
+    """``8,000`` when a step missed the SLA after it; ``>= 24,000 (ramp top)`` or
+    ``>= ... (load generator)`` when the knee is only a lower bound."""
+    knee = ramp.get("knee_tx_per_s")
+    limit = ramp.get("knee_limit", "sla")
+    if knee is None:
+        return "-"
+    return f"{knee:,.0f}" if limit == "sla" else f">= {knee:,.0f} ({limit.replace('_', ' ')})"
 
 
 def _scorer_section(b: dict[str, Any]) -> list[str]:
@@ -303,5 +317,6 @@ def _scorer_section(b: dict[str, Any]) -> list[str]:
     lines += ["| target | measured | met |", "|---|---|---|"]
     for name, t in b.get("targets", {}).items():
         if isinstance(t, dict):
-            lines.append(f"| {name} | {_fmt(t['value'], 2)} | {t['met']} |")
+            bound = f" ({t['bound']} bound)" if t.get("bound") else ""
+            lines.append(f"| {name} | {_fmt(t['value'], 2)}{bound} | {t['met']} |")
     return lines

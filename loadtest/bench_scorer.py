@@ -72,7 +72,22 @@ class ScorerBenchConfig:
     backlog: int = 200_000
     rate: float = 2_000.0
     duration_s: float = 30.0
-    ramp_rates: tuple[float, ...] = (500.0, 1_000.0, 2_000.0, 4_000.0, 6_000.0, 8_000.0, 12_000.0)
+    ramp_rates: tuple[float, ...] = (
+        500.0,
+        1_000.0,
+        2_000.0,
+        4_000.0,
+        6_000.0,
+        8_000.0,
+        10_000.0,
+        12_000.0,
+        14_000.0,
+        16_000.0,
+        20_000.0,
+        24_000.0,
+    )
+    """Up to the echo's knee where the box allows: with 12,000 as the top the echo never
+    missed the SLA, so its knee (and the share's denominator) was only a lower bound."""
     ramp_step_s: float = 10.0
     naive: int = 1_000
     rest_rps: float = 200.0
@@ -367,6 +382,13 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
 
     ratio = result.get("naive_ratio")
     knee_share = scorer_knee / echo_knee if scorer_knee is not None and echo_knee else None
+    knee_check = check(knee_share, (knee_share or 0) >= 0.8)
+    if knee_share is not None:
+        knee_check = _bounded_share(
+            knee_share,
+            scorer_found=ramps["scorer"].get("knee_limit", "sla") == "sla",
+            echo_found=ramps["echo"].get("knee_limit", "sla") == "sla",
+        )
     over_echo = scorer_p99 - echo_p99 if scorer_p99 is not None and echo_p99 is not None else None
     tx_s, cpu, rss = (
         backlog.get("tx_per_s"),
@@ -379,11 +401,25 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
         "rss_mb<=300": check(rss, (rss or 1e9) <= 300),
         "scorer_p99_ms<=50": check(scorer_p99, (scorer_p99 or 1e9) <= 50),
         "scorer_p99_minus_echo_p99_ms<=10": check(over_echo, (over_echo or 1e9) <= 10),
-        "knee_share_of_echo>=0.8": check(knee_share, (knee_share or 0) >= 0.8),
+        "knee_share_of_echo>=0.8": knee_check,
         "naive_ratio>=20": check(ratio, (ratio or 0) >= 20),
         "rest_p99_ms<=10": check(rest_p99, (rest_p99 or 1e9) <= 10),
         "naive_decisions": naive.get("decided"),
     }
+
+
+def _bounded_share(share: float, *, scorer_found: bool, echo_found: bool) -> dict[str, Any]:
+    """The knee share's check when a knee may be only a lower bound (no step of its ramp
+    missed the SLA): an echo knee not found makes the share an upper bound, a scorer knee
+    not found a lower one; ``met`` is ``None`` where the bound cannot decide."""
+    out: dict[str, Any] = {"value": share, "met": share >= 0.8}
+    if scorer_found and not echo_found:
+        out |= {"bound": "upper", "met": False if share < 0.8 else None}
+    elif echo_found and not scorer_found:
+        out |= {"bound": "lower", "met": True if share >= 0.8 else None}
+    elif not (echo_found or scorer_found):
+        out |= {"bound": "unknown", "met": None}
+    return out
 
 
 def run_scorer_bench(

@@ -137,6 +137,10 @@ class CpuSampler:
         self._samples.setdefault(name, [])
         self._probes[name] = probe
 
+    def remove(self, name: str) -> None:
+        """Stop sampling ``name`` (its samples stay)."""
+        self._probes.pop(name, None)
+
     def start(self) -> CpuSampler:
         self._thread.start()
         return self

@@ -23,7 +23,10 @@ When it became readable, two ways (:data:`ReaderMode`):
 
 A ramp runs steps of increasing rate past the SLA until the service is overloaded (p99
 over 4x the SLA, records missing, or the producer unable to keep the rate); the knee is the
-highest rate of the unbroken run of steps that met the SLA.
+highest rate of the unbroken run of steps that met the SLA. When no step missed it, the knee
+is only a lower bound, and the ramp says what bounded it (its top rate, or the rate the
+load generator could keep). Each step records the CPU of the broker, Redis, the service and
+the load generator over the step, so the box's two cores can be accounted for.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ import msgspec
 import numpy as np
 from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer, Message, TopicPartition
 
-from loadtest.bench_setup import ROOT, BenchError, CpuSampler
+from loadtest.bench_setup import ROOT, BenchError, CpuSampler, process_tree_cpu
 from loadtest.echo import PRODUCED_AT_HEADER
 from streams.kafka import consumer_config
 
@@ -303,6 +306,9 @@ def measure_step(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+    generator = f"generator-{run_id}"  # a probe per process: its CPU counter starts at 0
+    if sampler is not None:
+        sampler.add(generator, process_tree_cpu(producer.pid))
     latencies, first, last = service.reader.collect(
         expected,
         duration_s + 60 + drain_s,
@@ -329,6 +335,9 @@ def measure_step(
         step["broker_cpu_pct"] = sampler.share("broker", first, last)
         step["redis_cpu_pct"] = sampler.share("redis", first, last)
         step["service_cpu_pct"] = sampler.share(service.cpu_probe or service.name, first, last)
+        step["generator_cpu_pct"] = sampler.share(generator, first, last)
+    if sampler is not None:
+        sampler.remove(generator)
     return step
 
 
@@ -339,6 +348,12 @@ def step_passes(step: dict[str, Any], sla_p99_ms: float = SLA_P99_MS) -> bool:
         and step.get("p99_ms", float("inf")) <= sla_p99_ms
         and step.get("achieved_rate", 0.0) >= 0.9 * step["target_rate"]
     )
+
+
+KneeLimit = Literal["sla", "ramp_top", "load_generator"]
+"""What ended the knee's run of steps: a step missing the SLA (the knee is found), or no
+such step up to the ramp's top rate or up to the rate the producer could keep (then the
+knee is only a lower bound)."""
 
 
 def ramp(
@@ -354,6 +369,7 @@ def ramp(
     Stepping goes on past an SLA miss - so the latency-vs-throughput curve shows where and
     how fast latency grows - until a step is overloaded: p99 over ``overload_p99_ms``
     (default 4x the SLA), records missing, or the producer unable to keep the rate.
+    ``knee_limit`` says whether the knee was found (``sla``) or is a lower bound.
     """
     overload = overload_p99_ms if overload_p99_ms is not None else 4 * sla_p99_ms
     steps: list[dict[str, Any]] = []
@@ -364,8 +380,11 @@ def ramp(
         if not step_passes(step, overload):
             break
     knee = 0.0
+    limit: KneeLimit = "ramp_top"
     for step in steps:
         if not step_passes(step, sla_p99_ms):
+            behind = _only_the_producer_fell_behind(step, sla_p99_ms)
+            limit = "load_generator" if behind else "sla"
             break
         knee = max(knee, float(step["achieved_rate"]))
     return {
@@ -373,7 +392,17 @@ def ramp(
         "overload_p99_ms": overload,
         "steps": steps,
         "knee_tx_per_s": knee,
+        "knee_limit": limit,
     }
+
+
+def _only_the_producer_fell_behind(step: dict[str, Any], sla_p99_ms: float) -> bool:
+    return (
+        "error" not in step
+        and step.get("missing", 1) == 0
+        and step.get("p99_ms", float("inf")) <= sla_p99_ms
+        and step.get("achieved_rate", 0.0) < 0.9 * step["target_rate"]
+    )
 
 
 def format_step(step: dict[str, Any]) -> str:
@@ -385,7 +414,7 @@ def format_step(step: dict[str, Any]) -> str:
     if step.get("broker_cpu_pct") is not None:
         cpu = (
             f"  cpu% broker {step['broker_cpu_pct']} service {step.get('service_cpu_pct')}"
-            f" redis {step.get('redis_cpu_pct')}"
+            f" redis {step.get('redis_cpu_pct')} generator {step.get('generator_cpu_pct')}"
         )
     return (
         f"  {step['service']:<6} {step['target_rate']:>7.0f}/s (achieved "

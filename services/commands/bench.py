@@ -98,7 +98,8 @@ def scorer(
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")
     for name, target in result["targets"].items():
         if isinstance(target, dict):
-            _log(f"{name:<36} {target['value']!s:<24} met={target['met']}")
+            bound = f" ({target['bound']} bound)" if target.get("bound") else ""
+            _log(f"{name:<36} {target['value']!s:<24} met={target['met']}{bound}")
     _log(f"written {path}")
 
 

@@ -57,6 +57,24 @@ def test_ramp_goes_past_the_sla_until_overload_and_reports_the_knee() -> None:
     assert result["knee_tx_per_s"] == 4000.0  # 12000 passing after a miss is not the knee
     assert result["overload_p99_ms"] == 200.0
     assert [s["target_rate"] for s in result["steps"]] == seen
+    assert result["knee_limit"] == "sla"
+
+
+def test_a_knee_no_step_missed_is_a_lower_bound_and_says_what_bounded_it() -> None:
+    def run(p99: float, achieved: dict[float, float]) -> dict[str, Any]:
+        return ramp(
+            lambda rate: _step("echo", rate, p99, achieved=achieved.get(rate, rate)),
+            [1000.0, 2000.0, 4000.0],
+            sla_p99_ms=50.0,
+            log=lambda _: None,
+        )
+
+    top = run(9.0, {})
+    assert (top["knee_tx_per_s"], top["knee_limit"]) == (4000.0, "ramp_top")
+    behind = run(9.0, {4000.0: 3000.0})  # latency fine, the producer could not keep 4,000/s
+    assert (behind["knee_tx_per_s"], behind["knee_limit"]) == (2000.0, "load_generator")
+    slow = run(60.0, {})
+    assert (slow["knee_tx_per_s"], slow["knee_limit"]) == (0.0, "sla")
 
 
 def test_a_step_fails_on_missing_records_or_a_producer_that_fell_behind() -> None:
@@ -117,8 +135,32 @@ def test_targets_compare_each_measure_with_the_issue() -> None:
     assert targets({})["backlog_tx_per_s>=10000"] == {"value": None, "met": None}
 
 
+@pytest.mark.parametrize(
+    ("scorer_limit", "echo_limit", "scorer_knee", "expected"),
+    [
+        # the echo never missed the SLA: the share is at most this
+        ("sla", "ramp_top", 1000, {"value": 0.25, "met": False, "bound": "upper"}),
+        ("sla", "load_generator", 3600, {"value": 0.9, "met": None, "bound": "upper"}),
+        # the scorer never missed it: the share is at least this
+        ("ramp_top", "sla", 3600, {"value": 0.9, "met": True, "bound": "lower"}),
+        ("ramp_top", "sla", 1000, {"value": 0.25, "met": None, "bound": "lower"}),
+        ("ramp_top", "ramp_top", 3600, {"value": 0.9, "met": None, "bound": "unknown"}),
+        ("sla", "sla", 3600, {"value": 0.9, "met": True}),
+    ],
+)
+def test_the_knee_share_is_decided_only_where_its_bound_allows(
+    scorer_limit: str, echo_limit: str, scorer_knee: float, expected: dict[str, Any]
+) -> None:
+    result = _scorer_result()
+    ramps = result["latency"]["ramp"]
+    ramps["scorer"] |= {"knee_tx_per_s": scorer_knee, "knee_limit": scorer_limit}
+    ramps["echo"] |= {"knee_limit": echo_limit}
+    assert targets(result)["knee_share_of_echo>=0.8"] == expected
+
+
 def test_report_files_hold_the_numbers(tmp_path: Path) -> None:
     scorer = _scorer_result()
+    scorer["latency"]["ramp"]["echo"]["knee_limit"] = "ramp_top"
     scorer["targets"] = targets(scorer)
     report = {
         "date": "2026-11-23",
@@ -139,8 +181,12 @@ def test_report_files_hold_the_numbers(tmp_path: Path) -> None:
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = paths["md"].read_text()
     assert "ratio **30.0x**" in text
-    assert '{"echo": 4000, "scorer": 1000}' in text
-    assert "| paced | scorer | 2,000 | 2,000 | 5.0 | 10.0 | 20.0 | 40.0 | 0 | - | - |" in text
+    assert (
+        "Knee (highest rate with p99 <= SLA), tx/s: echo >= 4,000 (ramp top), scorer 1,000" in text
+    )
+    assert "| knee_share_of_echo>=0.8 | 0.25 (upper bound) | False |" in text
+    paced = "| paced | scorer | 2,000 | 2,000 | 5.0 | 10.0 | 20.0 | 40.0 | 0 | - | - | - | - |"
+    assert paced + "\n" in text
     assert "failed: `DataError: no rows`" in text
     assert "load average at start [3.0, 2.0, 1.0]" in text
     assert "(achieved 199.0, audit acked): p50 3.00 ms, p95 6.00 ms, p99 12.00 ms" in text
