@@ -78,12 +78,23 @@ def observe_stage(stage: str, seconds: float) -> None:
     (child or STAGE_LATENCY.labels(stage)).observe(seconds)
 
 
+GROUP_STATE: dict[str, object] = {}
+"""The consumer group as librdkafka last reported it (``cgrp``: state, join_state,
+rebalance_cnt, assignment_size), for the scorer's progress log line."""
+
+
 def record_stats(stats_json: str) -> None:
-    """librdkafka statistics callback: export consumer lag per assigned partition."""
+    """librdkafka statistics callback: export consumer lag per assigned partition and keep
+    the consumer group's state."""
     try:
         stats = json.loads(stats_json)
     except ValueError:
         return
+    group = stats.get("cgrp")
+    if isinstance(group, dict):
+        GROUP_STATE.update(
+            {k: group[k] for k in ("state", "join_state", "rebalance_cnt") if k in group}
+        )
     for topic, body in stats.get("topics", {}).items():
         for partition, p in body.get("partitions", {}).items():
             lag = p.get("consumer_lag", -1)

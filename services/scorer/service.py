@@ -131,9 +131,12 @@ class Scorer:
             self.settings.member_id(),
             self.champion.current().version,
         )
-        idle_since = time.monotonic()
+        idle_since = next_progress = time.monotonic()
         try:
             while self.running:
+                if time.monotonic() >= next_progress:
+                    next_progress = time.monotonic() + self.settings.progress_log_s
+                    self._log_progress()
                 clock = StageClock()
                 messages = next_batch(
                     self.consumer, self.settings.batch_max, self.settings.poll_timeout_ms / 1000
@@ -149,6 +152,19 @@ class Scorer:
                 self.process(messages, clock)
         finally:
             self.close()
+
+    def _log_progress(self) -> None:
+        """One line a stalled scorer can be diagnosed from: is it assigned anything, and
+        where does librdkafka say the group join is (its statistics, ``cgrp``)."""
+        group = metrics.GROUP_STATE
+        log.info(
+            "stage=progress decided=%d assigned=%d group_state=%s join_state=%s rebalances=%s",
+            self.decided,
+            len(self.consumer.assignment()),
+            group.get("state", "?"),
+            group.get("join_state", "?"),
+            group.get("rebalance_cnt", "?"),
+        )
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """New partitions may replay decided transactions: learn them from our output."""

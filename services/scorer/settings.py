@@ -31,6 +31,9 @@ class ScorerSettings(CommonSettings):
     reload_interval_s: float = Field(1.0, gt=0, description="how often the champion is checked")
     max_backoff_s: float = Field(5.0, gt=0, description="cap of the retry back-off")
     stats_interval_ms: int = Field(5000, ge=0, description="librdkafka stats (consumer lag)")
+    progress_log_s: float = Field(
+        30.0, gt=0, description="period of the progress log line (decided, assignment, group)"
+    )
 
     def member_id(self) -> str:
         return self.instance_id or f"{socket.gethostname()}-scorer-{self.instance_index}"

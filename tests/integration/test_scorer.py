@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import Counter
@@ -67,6 +68,33 @@ def test_backlog_of_10000_gets_exactly_10000_decisions(
         topics.partition_count(TRANSACTIONS),
     )
     assert topics.partition_count(SCORED) > 1
+
+
+def test_the_progress_line_names_the_assignment_and_the_group_state(
+    kafka_bootstrap: str,
+    redis_url: str,
+    topics: Topics,
+    redis_prefix: str,
+    champion_state: Path,
+    small_world: SmallWorld,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    transactions = small_world.as_events(200)
+    produce(kafka_bootstrap, topics.transactions, transactions)
+    env = scorer_env(kafka_bootstrap, redis_url, topics, redis_prefix, champion_state, "s0")
+    settings = scorer_settings(env).model_copy(
+        update={"progress_log_s": 0.5, "stats_interval_ms": 200}
+    )
+    scorer = build_scorer(settings)
+    with caplog.at_level(logging.INFO, logger="fraud.scorer"):
+        scorer.run(max_idle_s=3.0)
+
+    lines = [r.getMessage() for r in caplog.records if "stage=progress" in r.getMessage()]
+    assert lines[0].startswith("stage=progress decided=0 assigned=0 ")  # before the join
+    last = lines[-1]
+    partitions = topics.partition_count(TRANSACTIONS)
+    assert f"decided=200 assigned={partitions} " in last
+    assert "group_state=up join_state=steady rebalances=" in last
 
 
 def test_replayed_transactions_are_not_decided_twice(
