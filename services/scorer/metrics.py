@@ -80,7 +80,7 @@ def observe_stage(stage: str, seconds: float) -> None:
 
 GROUP_STATE: dict[str, object] = {}
 """The consumer group as librdkafka last reported it (``cgrp``: state, join_state,
-rebalance_cnt, assignment_size), for the scorer's progress log line."""
+rebalance_cnt), for the scorer's progress log line."""
 
 
 def record_stats(stats_json: str) -> None:
