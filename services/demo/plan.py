@@ -46,6 +46,15 @@ ACCUMULATING = frozenset(
 DRIFT_IGNORE = (*CALENDAR_FEATURES, *(f.name for f in FEATURES if f.aggregation in ACCUMULATING))
 
 
+def gates_window_days(label_maturity_s: float, day_s: float) -> int:
+    """Days of the gates' window (the most recent ones) in compressed time, ``day_s`` wall
+    seconds per simulated day: enough that, after the last partial day and the days whose
+    labels are not yet mature (only explicit labels there), at least half a day of mature
+    rows remains. Two days at 100 tx/s could leave ~0.2 mature days: 174 labelled rows,
+    and the challenger was rejected."""
+    return math.ceil(1.5 + label_maturity_s / day_s)
+
+
 @dataclass(frozen=True)
 class ProcessSpec:
     """One child process: ``fraudctl <args>`` with a log file and optional metrics port."""
@@ -122,11 +131,7 @@ class DemoPlan:
 
     @property
     def test_days(self) -> int:
-        """Days of the gates' window (the most recent ones): enough that, after the last
-        partial day and the days whose labels are not yet mature (only explicit labels
-        there), at least half a day of mature rows remains. Two days at 100 tx/s could
-        leave ~0.2 mature days: 174 labelled rows, and the challenger was rejected."""
-        return math.ceil(1.5 + LABEL_MATURITY_S / self.segment_s)
+        return gates_window_days(LABEL_MATURITY_S, self.segment_s)
 
     @property
     def deadline_s(self) -> float:

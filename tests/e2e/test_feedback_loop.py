@@ -43,7 +43,7 @@ from features.offline import build_training_table
 from models.data import load_training_data
 from models.pipeline import TrainConfig, train_from_table
 from models.registry import ModelRegistry
-from services.demo.plan import DRIFT_IGNORE
+from services.demo.plan import DRIFT_IGNORE, gates_window_days
 from services.retrainer.promotion import Verdict
 from services.retrainer.service import build
 from services.retrainer.settings import RetrainerSettings
@@ -226,7 +226,7 @@ def test_closed_loop_detects_drift_retrains_promotes_and_rejects_a_broken_challe
         "FRAUD_MIN_NEW_LABELS": str(10**9),
         "FRAUD_COOLDOWN_S": "3600",
         "FRAUD_TRAIN_DAYS": "28",
-        "FRAUD_TEST_DAYS": "2",
+        "FRAUD_TEST_DAYS": str(gates_window_days(MATURITY_S, SEGMENT_S)),
         "FRAUD_VAL_DAYS": "2",
         "FRAUD_REFERENCE_ROWS": "1000",
         "FRAUD_REVIEW_RATE": str(REVIEW_RATE),
