@@ -22,7 +22,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from loadtest.bench_scorer import Log, ScorerBenchConfig, backlog_line, run_scorer_bench
+from loadtest.bench_scorer import (
+    Log,
+    ScorerBenchConfig,
+    backlog_line,
+    knee_reach_line,
+    run_scorer_bench,
+)
 from loadtest.bench_setup import load_average, machine_info
 
 
@@ -302,6 +308,8 @@ def _scorer_section(b: dict[str, Any]) -> list[str]:
         ]
     if b.get("latency"):
         lines += _latency_table(b["latency"])
+    if b.get("knee_reach"):
+        lines += [f"The {knee_reach_line(b['knee_reach'])}.", ""]
     rest = b.get("rest", {})
     for mode, run in (rest.get("by_audit_delivery") or {"": rest}).items():
         if not run.get("latency"):

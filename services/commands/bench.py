@@ -67,7 +67,7 @@ def scorer(
     out_dir: Path = typer.Option(Path("bench/results"), "--out-dir", help="JSON folder"),
 ) -> None:
     """Scorer throughput, latency vs the echo floor, knee, naive ratio, REST p99."""
-    from loadtest.bench_scorer import ScorerBenchConfig, run_scorer_bench
+    from loadtest.bench_scorer import ScorerBenchConfig, knee_reach_line, run_scorer_bench
 
     rates = tuple(float(r) for r in ramp.split(",") if r.strip())
     config = ScorerBenchConfig(
@@ -100,6 +100,8 @@ def scorer(
         if isinstance(target, dict):
             bound = f" ({target['bound']} bound)" if target.get("bound") else ""
             _log(f"{name:<36} {target['value']!s:<24} met={target['met']}{bound}")
+    if result.get("knee_reach"):
+        _log(knee_reach_line(result["knee_reach"]))
     _log(f"written {path}")
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from loadtest.bench_report import write_report
-from loadtest.bench_scorer import ScorerBenchConfig, targets
+from loadtest.bench_scorer import ScorerBenchConfig, knee_reach, knee_reach_line, targets
 from loadtest.latency import percentiles, ramp, step_passes
 
 pytestmark = pytest.mark.unit
@@ -158,10 +158,36 @@ def test_the_knee_share_is_decided_only_where_its_bound_allows(
     assert targets(result)["knee_share_of_echo>=0.8"] == expected
 
 
+@pytest.mark.parametrize(
+    ("echo_knee", "echo_limit", "backlog", "beyond", "text"),
+    [
+        (32_000, "ramp_top", 22_000.0, True, "hold >= 25,600 tx/s within the SLA"),
+        (20_000, "sla", 22_000.0, False, "hold 16,000 tx/s within the SLA"),
+    ],
+)
+def test_the_knee_target_is_set_beside_the_scorers_backlog_ceiling(
+    echo_knee: float, echo_limit: str, backlog: float, beyond: bool, text: str
+) -> None:
+    result = _scorer_result()
+    result["latency"]["ramp"]["echo"] |= {"knee_tx_per_s": echo_knee, "knee_limit": echo_limit}
+    result["backlog"]["tx_per_s"] = backlog
+    reach = knee_reach(result)
+    assert reach == {
+        "needed_tx_per_s": 0.8 * echo_knee,
+        "needed_is_lower_bound": echo_limit != "sla",
+        "backlog_tx_per_s": backlog,
+        "beyond_backlog": beyond,
+    }
+    line = knee_reach_line(reach)
+    assert text in line and line.endswith(f"{'beyond' if beyond else 'within'} its throughput")
+    assert knee_reach({"backlog": {"tx_per_s": backlog}}) is None  # no ramp, nothing to say
+
+
 def test_report_files_hold_the_numbers(tmp_path: Path) -> None:
     scorer = _scorer_result()
     scorer["latency"]["ramp"]["echo"]["knee_limit"] = "ramp_top"
     scorer["targets"] = targets(scorer)
+    scorer["knee_reach"] = knee_reach(scorer)
     report = {
         "date": "2026-11-23",
         "quick": False,
@@ -185,6 +211,10 @@ def test_report_files_hold_the_numbers(tmp_path: Path) -> None:
         "Knee (highest rate with p99 <= SLA), tx/s: echo >= 4,000 (ramp top), scorer 1,000" in text
     )
     assert "| knee_share_of_echo>=0.8 | 0.25 (upper bound) | False |" in text
+    assert (
+        "The knee target needs the scorer to hold >= 3,200 tx/s within the SLA; its backlog "
+        "run (no latency bound) decided 12,000 tx/s: within its throughput." in text
+    )
     paced = "| paced | scorer | 2,000 | 2,000 | 5.0 | 10.0 | 20.0 | 40.0 | 0 | - | - | - | - |"
     assert paced + "\n" in text
     assert "failed: `DataError: no rows`" in text
