@@ -429,10 +429,10 @@ def _bounded_share(share: float, *, scorer_found: bool, echo_found: bool) -> dic
 
 def knee_reach(result: dict[str, Any]) -> dict[str, Any] | None:
     """Whether the knee target is within the scorer's throughput at all: the rate it would
-    have to hold within the SLA (``share`` of the echo's knee - at least that when the
-    echo's knee is a lower bound) beside what its backlog run decided with no latency bound
-    and 500-record batches. A target beyond that ceiling is out of reach of any pacing or
-    batching; only a cheaper transaction moves it."""
+    have to hold within the SLA (:data:`KNEE_SHARE_TARGET` of the echo's knee - at least
+    that when the echo's knee is a lower bound) beside what its backlog run decided with no
+    latency bound and 500-record batches. A target beyond that ceiling is out of reach of
+    any pacing or batching; only a cheaper transaction moves it."""
     echo = result.get("latency", {}).get("ramp", {}).get("echo", {})
     echo_knee = echo.get("knee_tx_per_s")
     ceiling = result.get("backlog", {}).get("tx_per_s")
