@@ -30,6 +30,7 @@ from loadtest.bench_scorer import (
     run_scorer_bench,
 )
 from loadtest.bench_setup import load_average, machine_info
+from loadtest.latency import knee_limit
 
 
 @dataclass(frozen=True)
@@ -287,7 +288,7 @@ def _knee_text(ramp: dict[str, Any]) -> str:
     """``8,000`` when a step missed the SLA after it; ``>= 24,000 (ramp top)`` or
     ``>= ... (load generator)`` when the knee is only a lower bound."""
     knee = ramp.get("knee_tx_per_s")
-    limit = ramp.get("knee_limit", "sla")
+    limit = knee_limit(ramp)
     if knee is None:
         return "-"
     return f"{knee:,.0f}" if limit == "sla" else f">= {knee:,.0f} ({limit.replace('_', ' ')})"

@@ -57,6 +57,7 @@ from loadtest.latency import (
     ReaderMode,
     Service,
     format_step,
+    knee_limit,
     measure_step,
     ramp,
 )
@@ -391,8 +392,8 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
     if knee_share is not None:
         knee_check = _bounded_share(
             knee_share,
-            scorer_found=ramps["scorer"].get("knee_limit", "sla") == "sla",
-            echo_found=ramps["echo"].get("knee_limit", "sla") == "sla",
+            scorer_found=knee_limit(ramps["scorer"]) == "sla",
+            echo_found=knee_limit(ramps["echo"]) == "sla",
         )
     over_echo = scorer_p99 - echo_p99 if scorer_p99 is not None and echo_p99 is not None else None
     tx_s, cpu, rss = (
@@ -441,7 +442,7 @@ def knee_reach(result: dict[str, Any]) -> dict[str, Any] | None:
     needed = KNEE_SHARE_TARGET * echo_knee
     return {
         "needed_tx_per_s": needed,
-        "needed_is_lower_bound": echo.get("knee_limit", "sla") != "sla",
+        "needed_is_lower_bound": knee_limit(echo) != "sla",
         "backlog_tx_per_s": ceiling,
         "beyond_backlog": needed > ceiling,
     }

@@ -357,6 +357,13 @@ such step up to the ramp's top rate or up to the rate the producer could keep (t
 knee is only a lower bound)."""
 
 
+def knee_limit(ramp_result: dict[str, Any]) -> KneeLimit:
+    """What ended a ramp's knee; results written before ramps said so read as ``sla``
+    (their knee was taken as found)."""
+    limit: KneeLimit = ramp_result.get("knee_limit", "sla")
+    return limit
+
+
 def ramp(
     measure: Callable[[float], dict[str, Any]],
     rates: Sequence[float],
