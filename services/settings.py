@@ -7,23 +7,64 @@ builds it once in its ``main()``; nothing reads the environment at import time.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from streams.kafka import DEFAULT_ASSIGNMENT_STRATEGY, AssignmentStrategy
+from streams.errors import ConfigError
+from streams.kafka import DEFAULT_ASSIGNMENT_STRATEGY, AssignmentStrategy, KafkaConnection
 from streams.topics import Topics
+
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
 class CommonSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FRAUD_", extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="FRAUD_", extra="forbid", frozen=True, env_nested_delimiter="__"
+    )
 
     kafka_bootstrap: str = Field(
         "127.0.0.1:19092", description="Kafka bootstrap servers (host:port[,host:port])"
     )
-    redis_url: SecretStr = Field(
-        SecretStr("redis://127.0.0.1:6379/0"), description="Redis URL (may hold a password)"
+    kafka_security_protocol: KafkaSecurityProtocol = Field(
+        "PLAINTEXT", description="how every Kafka client connects (SASL_SSL for managed Kafka)"
     )
+    kafka_sasl_mechanism: SaslMechanism | None = Field(
+        None, description="SASL mechanism, required with SASL_PLAINTEXT / SASL_SSL"
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user name")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (secret)")
+    kafka_ssl_ca_file: Path | None = Field(
+        None, description="CA bundle that signed the brokers' certificates (SSL / SASL_SSL)"
+    )
+    kafka_ssl_cert_file: Path | None = Field(
+        None, description="client certificate for mutual TLS (with kafka_ssl_key_file)"
+    )
+    kafka_ssl_key_file: Path | None = Field(None, description="client private key (mutual TLS)")
+    kafka_ssl_key_password: SecretStr | None = Field(
+        None, description="password of the client private key, if it is encrypted"
+    )
+    kafka_config: dict[str, str] = Field(
+        default_factory=dict,
+        description="any other librdkafka property for every confluent-kafka client, as JSON "
+        '(FRAUD_KAFKA_CONFIG=\'{"client.rack": "az1"}\') or one variable each with dots '
+        "written as underscores (FRAUD_KAFKA_CONFIG__CLIENT_RACK=az1); applied after the "
+        "settings above, so it can override them. Secrets belong in the SecretStr settings.",
+    )
+    redis_url: SecretStr = Field(
+        SecretStr("redis://127.0.0.1:6379/0"),
+        description="Redis URL (secret): redis://[user:password@]host:port/db, rediss:// for "
+        "TLS; the user is a Redis ACL user",
+    )
+    redis_ssl_ca_file: Path | None = Field(
+        None, description="CA bundle that signed the Redis server certificate (rediss://)"
+    )
+    redis_ssl_cert_file: Path | None = Field(
+        None, description="client certificate for Redis mutual TLS (with redis_ssl_key_file)"
+    )
+    redis_ssl_key_file: Path | None = Field(None, description="client key for Redis mutual TLS")
     kafka_assignment_strategy: AssignmentStrategy = Field(
         DEFAULT_ASSIGNMENT_STRATEGY,
         description="consumer-group assignment: cooperative-sticky on Apache Kafka; the "
@@ -46,6 +87,71 @@ class CommonSettings(BaseSettings):
     allocator_trim_threshold_kb: int = Field(
         16384, ge=0, description="glibc trim threshold of the hot-path processes; 0 = glibc's own"
     )
+
+    @model_validator(mode="after")
+    def _check_connections(self) -> CommonSettings:
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        if sasl and not (
+            self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ConfigError(
+                f"FRAUD_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "FRAUD_KAFKA_SASL_MECHANISM, FRAUD_KAFKA_SASL_USERNAME and "
+                "FRAUD_KAFKA_SASL_PASSWORD"
+            )
+        if not sasl and (self.kafka_sasl_mechanism or self.kafka_sasl_username):
+            raise ConfigError(
+                "SASL settings are set but FRAUD_KAFKA_SECURITY_PROTOCOL is "
+                f"{self.kafka_security_protocol}: they would be ignored"
+            )
+        pairs = [
+            ("KAFKA_SSL", self.kafka_ssl_cert_file, self.kafka_ssl_key_file),
+            ("REDIS_SSL", self.redis_ssl_cert_file, self.redis_ssl_key_file),
+        ]
+        for name, cert, key in pairs:
+            if (cert is None) != (key is None):
+                raise ConfigError(f"FRAUD_{name}_CERT_FILE and FRAUD_{name}_KEY_FILE go together")
+        for path in (
+            self.kafka_ssl_ca_file,
+            self.kafka_ssl_cert_file,
+            self.kafka_ssl_key_file,
+            self.redis_ssl_ca_file,
+            self.redis_ssl_cert_file,
+            self.redis_ssl_key_file,
+        ):
+            if path is not None and not path.is_file():
+                raise ConfigError(f"{path}: no such file (a TLS setting points at it)")
+        return self
+
+    def kafka(self) -> KafkaConnection:
+        """The brokers and every client's security properties (librdkafka names)."""
+        props: dict[str, Any] = {"security.protocol": self.kafka_security_protocol.lower()}
+        if self.kafka_sasl_mechanism:
+            props["sasl.mechanism"] = self.kafka_sasl_mechanism
+            props["sasl.username"] = self.kafka_sasl_username
+            if self.kafka_sasl_password is not None:
+                props["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        optional = {
+            "ssl.ca.location": self.kafka_ssl_ca_file,
+            "ssl.certificate.location": self.kafka_ssl_cert_file,
+            "ssl.key.location": self.kafka_ssl_key_file,
+        }
+        props.update({k: str(v) for k, v in optional.items() if v is not None})
+        if self.kafka_ssl_key_password is not None:
+            props["ssl.key.password"] = self.kafka_ssl_key_password.get_secret_value()
+        for key, value in self.kafka_config.items():
+            props[key if "." in key else key.replace("_", ".")] = value
+        return KafkaConnection(self.kafka_bootstrap, props)
+
+    def redis_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``redis.Redis.from_url`` beside the URL: TLS files."""
+        options: dict[str, Any] = {}
+        if self.redis_ssl_ca_file is not None:
+            options["ssl_ca_certs"] = str(self.redis_ssl_ca_file)
+        if self.redis_ssl_cert_file is not None:
+            options["ssl_certfile"] = str(self.redis_ssl_cert_file)
+            options["ssl_keyfile"] = str(self.redis_ssl_key_file)
+        return options
 
     def topics(self) -> Topics:
         return Topics(prefix=self.topic_prefix)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -46,9 +47,41 @@ AssignmentStrategy = Literal["roundrobin", "range", "cooperative-sticky"]
 DEFAULT_ASSIGNMENT_STRATEGY: AssignmentStrategy = "roundrobin"
 
 
-def producer_config(bootstrap: str, *, client_id: str, **overrides: Any) -> ClientConfig:
+@dataclass(frozen=True)
+class KafkaConnection:
+    """Where the brokers are and how to reach them: the bootstrap list plus the librdkafka
+    properties every client of the deployment needs (``security.protocol``, SASL, CA file,
+    anything set through ``FRAUD_KAFKA_CONFIG``). Built from settings
+    (:meth:`services.settings.CommonSettings.kafka`); a plain bootstrap string is the same
+    as a connection with no extra properties."""
+
+    bootstrap: str
+    properties: Mapping[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:  # logs and error messages name the brokers, never the secrets
+        return self.bootstrap
+
+    def __repr__(self) -> str:
+        return f"KafkaConnection({self.bootstrap!r}, {sorted(self.properties)})"
+
+
+Endpoint = str | KafkaConnection
+
+
+def connection(endpoint: Endpoint) -> KafkaConnection:
+    return endpoint if isinstance(endpoint, KafkaConnection) else KafkaConnection(endpoint)
+
+
+def _base(endpoint: Endpoint) -> ClientConfig:
+    """``bootstrap.servers`` and the connection's properties: the start of every config."""
+    conn = connection(endpoint)
+    return {"bootstrap.servers": conn.bootstrap, **conn.properties}
+
+
+def producer_config(endpoint: Endpoint, *, client_id: str, **overrides: Any) -> ClientConfig:
+    """The deployment's producer config; the connection's properties override the
+    latency defaults below (an operator's setting wins), ``overrides`` override both."""
     config: ClientConfig = {
-        "bootstrap.servers": bootstrap,
         "client.id": client_id,
         "enable.idempotence": True,
         "acks": "all",
@@ -60,12 +93,13 @@ def producer_config(bootstrap: str, *, client_id: str, **overrides: Any) -> Clie
         "socket.nagle.disable": True,
         "message.max.bytes": 17 * 1024 * 1024,
     }
+    config.update(_base(endpoint))
     config.update(overrides)
     return config
 
 
 def consumer_config(
-    bootstrap: str,
+    endpoint: Endpoint,
     *,
     group_id: str,
     client_id: str,
@@ -74,7 +108,6 @@ def consumer_config(
     **overrides: Any,
 ) -> ClientConfig:
     config: ClientConfig = {
-        "bootstrap.servers": bootstrap,
         "group.id": group_id,
         "client.id": client_id,
         "enable.auto.commit": False,
@@ -93,14 +126,15 @@ def consumer_config(
         "max.poll.interval.ms": 300_000,
         "socket.nagle.disable": True,
     }
+    config.update(_base(endpoint))
     if instance_id:
         config["group.instance.id"] = instance_id
     config.update(overrides)
     return config
 
 
-def admin_client(bootstrap: str, *, quiet: bool = False) -> AdminClient:
-    config: ClientConfig = {"bootstrap.servers": bootstrap, "socket.timeout.ms": 5000}
+def admin_client(endpoint: Endpoint, *, quiet: bool = False) -> AdminClient:
+    config: ClientConfig = {"socket.timeout.ms": 5000, **_base(endpoint)}
     if quiet:  # a probe: connection-refused lines from librdkafka would only be noise
         config["log_level"] = 0
     return AdminClient(config)
@@ -117,11 +151,12 @@ def _tcp_open(bootstrap: str, timeout_s: float) -> bool:
     return False
 
 
-def wait_for_broker(bootstrap: str, timeout_s: float = 30.0) -> None:
+def wait_for_broker(endpoint: Endpoint, timeout_s: float = 30.0) -> None:
     """Block until the broker answers a metadata request, else raise BrokerUnavailable."""
     deadline = time.monotonic() + timeout_s
     last = "no answer"
-    admin = admin_client(bootstrap, quiet=True)
+    bootstrap = connection(endpoint).bootstrap
+    admin = admin_client(endpoint, quiet=True)
     while time.monotonic() < deadline:
         if not _tcp_open(bootstrap, timeout_s=0.5):
             last = "connection refused"
@@ -136,16 +171,16 @@ def wait_for_broker(bootstrap: str, timeout_s: float = 30.0) -> None:
     raise BrokerUnavailable(bootstrap, last)
 
 
-def broker_reachable(bootstrap: str, timeout_s: float = 2.0) -> bool:
+def broker_reachable(endpoint: Endpoint, timeout_s: float = 2.0) -> bool:
     try:
-        wait_for_broker(bootstrap, timeout_s)
+        wait_for_broker(endpoint, timeout_s)
     except BrokerUnavailable:
         return False
     return True
 
 
 def ensure_topics(
-    bootstrap: str,
+    endpoint: Endpoint,
     topics: Topics,
     *,
     only: Iterable[str] | None = None,
@@ -157,7 +192,7 @@ def ensure_topics(
     Returns ``{topic: "created" | "exists"}``.
     """
     wanted = [(name, spec) for name, spec in topics.all() if only is None or spec.base in only]
-    admin = admin_client(bootstrap)
+    admin = admin_client(endpoint)
     new = [
         NewTopic(
             name,
@@ -206,7 +241,7 @@ def warm_up_topic(topic: str) -> str:
 
 
 def warm_up_producer(
-    producer: Producer, bootstrap: str, topic: str, timeout_s: float = 10.0
+    producer: Producer, endpoint: Endpoint, topic: str, timeout_s: float = 10.0
 ) -> None:
     """Before a producer of ``topic`` starts: write one record to ``warm_up_topic(topic)``
     (created if missing, short retention) and wait for its ack.
@@ -221,17 +256,17 @@ def warm_up_producer(
         target, num_partitions=1, replication_factor=1, config={"retention.ms": "60000"}
     )
     try:
-        _create_topics(admin_client(bootstrap), [spec], timeout_s)
+        _create_topics(admin_client(endpoint), [spec], timeout_s)
     except KafkaException as exc:
-        raise BrokerUnavailable(bootstrap, str(exc)) from exc
+        raise BrokerUnavailable(str(endpoint), str(exc)) from exc
     producer.produce(target, b"warm-up")
     if producer.flush(timeout_s):
-        raise BrokerUnavailable(bootstrap, f"warm-up record to {target} not acknowledged")
+        raise BrokerUnavailable(str(endpoint), f"warm-up record to {target} not acknowledged")
 
 
-def delete_topics(bootstrap: str, names: Iterable[str], timeout_s: float = 30.0) -> list[str]:
+def delete_topics(endpoint: Endpoint, names: Iterable[str], timeout_s: float = 30.0) -> list[str]:
     """Delete the named topics that exist; return the ones deleted."""
-    admin = admin_client(bootstrap)
+    admin = admin_client(endpoint)
     existing = set(admin.list_topics(timeout=timeout_s).topics)
     doomed = [name for name in names if name in existing]
     if not doomed:

@@ -20,14 +20,14 @@ from services.scorer.champion import ChampionWatcher
 from services.scorer.ledger import DecisionLedger
 from services.scorer.pipeline import ScoringPipeline
 from services.scorer.wiring import open_feature_store, redis_client
-from streams.kafka import broker_reachable, producer_config
+from streams.kafka import Endpoint, broker_reachable, producer_config
 from streams.producer import AckedProducer
 
 
 class _Readiness:
     """Redis + model + broker checks, the broker's cached for a few seconds."""
 
-    def __init__(self, client: redis.Redis, bootstrap: str, champion: ChampionWatcher) -> None:
+    def __init__(self, client: redis.Redis, bootstrap: Endpoint, champion: ChampionWatcher) -> None:
         self._client = client
         self._bootstrap = bootstrap
         self._champion = champion
@@ -59,9 +59,7 @@ def build_context(settings: ApiSettings) -> tuple[ApiContext, ChampionWatcher]:
     ledger = DecisionLedger(client, settings.redis_prefix, settings.dedupe_ttl_s)
     # linger.ms 0: a request's records leave at once (its response waits for them); the
     # shared default of 1 ms batches across requests, which cost ~1 ms on every answer
-    producer = AckedProducer(
-        producer_config(settings.kafka_bootstrap, client_id="api", **{"linger.ms": 0})
-    )
+    producer = AckedProducer(producer_config(settings.kafka(), client_id="api", **{"linger.ms": 0}))
     topics = settings.topics()
     ctx = ApiContext(
         pipeline=ScoringPipeline(open_feature_store(client, settings), champion.current),
@@ -78,7 +76,7 @@ def build_context(settings: ApiSettings) -> tuple[ApiContext, ChampionWatcher]:
         registry=registry,
         keys=keys,
         current_version=lambda: champion.current().version,
-        readiness=_Readiness(client, settings.kafka_bootstrap, champion),
+        readiness=_Readiness(client, settings.kafka(), champion),
         max_request_bytes=settings.max_request_bytes,
         max_batch=settings.max_batch,
     )

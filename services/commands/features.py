@@ -11,6 +11,7 @@ from rich.console import Console
 
 from features.bench import REPEATS, WARM_DAYS
 from features.profiles import cli as profile_cli
+from services.connections import redis_client
 from services.settings import CommonSettings
 
 app = typer.Typer(
@@ -65,14 +66,13 @@ def bench(
     repeats: int = typer.Option(REPEATS, "--repeats", min=5, help="timed batches per size"),
 ) -> None:
     """p50/p99 of update_and_read_batch (1, 100, 500 tx) on the real Redis; memory per card."""
-    import redis
 
     from features.bench import delete_prefix, run_feature_bench, summary_lines, write_report
     from services.allocator import tune_hot_path
 
     settings = CommonSettings()
     allocator = tune_hot_path(settings)  # as in the scorer, whose hot path this measures
-    client = redis.Redis.from_url(settings.redis_url.get_secret_value())
+    client = redis_client(settings)
     prefix = f"{settings.redis_prefix}:bench:{uuid.uuid4().hex[:8]}"
     try:
         report = run_feature_bench(

@@ -55,7 +55,7 @@ class KafkaEventPublisher:
     def __call__(self, event: ModelEvent) -> None:
         from streams.producer import AckedProducer
 
-        bootstrap = self.settings.kafka_bootstrap
+        bootstrap = self.settings.kafka()
         if not self._checked:
             self._checked = True
             if broker_reachable(bootstrap, self.timeout_s):

@@ -14,12 +14,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import redis
 import typer
 from pydantic import Field
 from rich.console import Console
 from rich.table import Table
 
+from services.connections import redis_client
 from services.settings import CommonSettings
 from streams.errors import FraudError
 from streams.kafka import ensure_topics, wait_for_broker
@@ -160,17 +160,17 @@ def _stream(
 ) -> dict[str, Any]:
     settings = SimulatorSettings()
     topics = settings.topics()
-    wait_for_broker(settings.kafka_bootstrap, timeout_s=10.0)
-    ensure_topics(settings.kafka_bootstrap, topics, only=["transactions"])
+    wait_for_broker(settings.kafka(), timeout_s=10.0)
+    ensure_topics(settings.kafka(), topics, only=["transactions"])
     store = None
     if write_truth:
-        client = redis.Redis.from_url(settings.redis_url.get_secret_value())
+        client = redis_client(settings)
         store = GroundTruthStore(client, settings.redis_prefix, settings.truth_ttl_s)
     simulator = Simulator(config, run_id=run_id)
     console.print(f"streaming to {topics.transactions} at {rate:,.0f}/s (run {run_id})")
     result = stream_transactions(
         simulator,
-        bootstrap=settings.kafka_bootstrap,
+        bootstrap=settings.kafka(),
         topic=topics.transactions,
         rate=rate,
         count=count,

@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 
 import faust
-import redis
 
 from features.training_store import TrainingStore
+from services.connections import redis_client
 from services.feedback.settings import FeedbackSettings
 from services.feedback.sink import FeedbackSink, RiskUpdater
 from streams.feedback.app import build_app
@@ -26,7 +26,7 @@ def build_risk_updater(settings: FeedbackSettings) -> RiskUpdater:
     from features.profiles.layout import FeastLayout
     from features.profiles.writer import TerminalRiskWriter
 
-    client = redis.Redis.from_url(settings.redis_url.get_secret_value())
+    client = redis_client(settings)
     return TerminalRiskWriter(
         client,
         FeastLayout(project=settings.feast_project),
@@ -36,15 +36,15 @@ def build_risk_updater(settings: FeedbackSettings) -> RiskUpdater:
 
 
 def build_worker(settings: FeedbackSettings) -> tuple[faust.Worker, FeedbackSink]:
-    wait_for_broker(settings.kafka_bootstrap)
+    wait_for_broker(settings.kafka())
     ensure_topics(
-        settings.kafka_bootstrap,
+        settings.kafka(),
         settings.topics(),
         only=("transactions.scored", "fraud.labels", "transactions.dlq"),
     )
     config = settings.app_config()
     rewind_committed(
-        settings.kafka_bootstrap,
+        settings.kafka(),
         config.app_id,
         [config.topics.scored, config.topics.labels, config.served_topic, config.labels_topic],
         settings.restart_replay,

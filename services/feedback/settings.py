@@ -64,7 +64,7 @@ class FeedbackSettings(CommonSettings):
     def app_config(self) -> FeedbackConfig:
         return FeedbackConfig(
             app_id=f"{self.topic_prefix}{self.feedback_app_id}",
-            bootstrap=self.kafka_bootstrap,
+            bootstrap=self.kafka(),
             topics=self.topics(),
             partitions=self.feedback_partitions,
             store=self.feedback_store,

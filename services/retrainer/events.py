@@ -16,10 +16,8 @@ log = logging.getLogger("fraud.retrainer")
 class EventPublisher:
     def __init__(self, settings: CommonSettings, client_id: str = "retrainer") -> None:
         self.topic = settings.topics().model_events
-        ensure_topics(settings.kafka_bootstrap, settings.topics(), only=["model.events"])
-        self._producer = AckedProducer(
-            producer_config(settings.kafka_bootstrap, client_id=client_id)
-        )
+        ensure_topics(settings.kafka(), settings.topics(), only=["model.events"])
+        self._producer = AckedProducer(producer_config(settings.kafka(), client_id=client_id))
 
     def __call__(self, event: ModelEvent) -> None:
         self._producer.produce(self.topic, encode(event), key=event.model_version)

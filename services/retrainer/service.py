@@ -251,7 +251,7 @@ class Retrainer:
     def consumer(self, group_id: str | None = None, start: str = "earliest") -> Consumer:
         s = self.settings
         config = consumer_config(
-            s.kafka_bootstrap,
+            s.kafka(),
             group_id=group_id or s.group_id,
             client_id=s.group_id,
             assignment_strategy=s.kafka_assignment_strategy,

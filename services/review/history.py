@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, TopicPartition
 
 from streams.events import Decision
-from streams.kafka import consumer_config
+from streams.kafka import Endpoint, consumer_config
 from streams.serde import decision_decoder
 
 
@@ -59,7 +59,9 @@ class CardHistory:
 class HistoryFeed:
     """Polls ``transactions.scored`` into a :class:`CardHistory` (call :meth:`poll` often)."""
 
-    def __init__(self, bootstrap: str, topic: str, history: CardHistory, lookback_s: float) -> None:
+    def __init__(
+        self, bootstrap: Endpoint, topic: str, history: CardHistory, lookback_s: float
+    ) -> None:
         self.history = history
         self.consumer = Consumer(
             consumer_config(

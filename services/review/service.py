@@ -9,10 +9,10 @@ from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
 
-import redis
 from confluent_kafka import Consumer, Message, TopicPartition
 from rich.console import Console
 
+from services.connections import redis_client
 from services.review.history import CardHistory, HistoryFeed
 from services.review.importer import read_label_file
 from services.review.metrics import LABELS
@@ -33,13 +33,13 @@ log = logging.getLogger("fraud.review")
 def open_session(settings: ReviewSettings, *, analyst: str, source: LabelSource) -> ReviewSession:
     consumer = Consumer(
         consumer_config(
-            settings.kafka_bootstrap,
+            settings.kafka(),
             group_id=settings.review_group(),
             client_id=f"review-{analyst}",
             assignment_strategy=settings.kafka_assignment_strategy,
         )
     )
-    producer = AckedProducer(producer_config(settings.kafka_bootstrap, client_id="review"))
+    producer = AckedProducer(producer_config(settings.kafka(), client_id="review"))
     return ReviewSession(
         consumer,
         producer,
@@ -51,14 +51,14 @@ def open_session(settings: ReviewSettings, *, analyst: str, source: LabelSource)
 
 
 def truth_store(settings: ReviewSettings) -> GroundTruthStore:
-    client = redis.Redis.from_url(settings.redis_url.get_secret_value())
+    client = redis_client(settings)
     return GroundTruthStore(client, settings.redis_prefix)
 
 
 def run_interactive(settings: ReviewSettings, console: Console) -> int:
     history = CardHistory(settings.history_cards, settings.history_per_card)
     feed = HistoryFeed(
-        settings.kafka_bootstrap, settings.topics().scored, history, settings.history_lookback_s
+        settings.kafka(), settings.topics().scored, history, settings.history_lookback_s
     )
     session = open_session(settings, analyst=settings.analyst, source="analyst")
     try:
@@ -99,7 +99,7 @@ def run_oracle(
 
 def run_file(settings: ReviewSettings, path: Path, source: LabelSource) -> tuple[int, int]:
     parsed = read_label_file(path, source=source, default_analyst=settings.analyst)
-    producer = AckedProducer(producer_config(settings.kafka_bootstrap, client_id="review-file"))
+    producer = AckedProducer(producer_config(settings.kafka(), client_id="review-file"))
     topic = settings.topics().labels
     for label in parsed.labels:
         producer.produce(topic, encode(label), label.transaction_id)
@@ -126,14 +126,14 @@ def run_chargebacks(settings: ReviewSettings, *, delay_s: float, idle_exit_s: fl
     with service_run(settings) as stop:
         consumer = Consumer(
             consumer_config(
-                settings.kafka_bootstrap,
+                settings.kafka(),
                 group_id=settings.chargeback_group(),
                 client_id="chargebacks",
                 assignment_strategy=settings.kafka_assignment_strategy,
             )
         )
         consumer.subscribe([topics.scored])
-        producer = AckedProducer(producer_config(settings.kafka_bootstrap, client_id="chargebacks"))
+        producer = AckedProducer(producer_config(settings.kafka(), client_id="chargebacks"))
         log.info(
             "stage=start mode=chargebacks group=%s delay_s=%s",
             settings.chargeback_group(),

@@ -16,7 +16,7 @@ import time
 import msgspec
 from confluent_kafka import Consumer, TopicPartition
 
-from streams.kafka import consumer_config
+from streams.kafka import Endpoint, consumer_config
 
 
 class _DecidedId(msgspec.Struct):
@@ -27,7 +27,7 @@ _decoder = msgspec.json.Decoder(_DecidedId)
 
 
 def recently_decided(
-    bootstrap: str, scored_topic: str, tail: int, timeout_s: float = 30.0
+    bootstrap: Endpoint, scored_topic: str, tail: int, timeout_s: float = 30.0
 ) -> set[str]:
     """transaction_ids of the last ``tail`` decisions of each partition of ``scored_topic``."""
     reader = Consumer(

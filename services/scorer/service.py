@@ -103,7 +103,7 @@ class Scorer:
         member = settings.member_id()
         self.consumer = Consumer(
             consumer_config(
-                settings.kafka_bootstrap,
+                settings.kafka(),
                 group_id=settings.group_id,
                 client_id=member,
                 instance_id=member,
@@ -114,7 +114,7 @@ class Scorer:
                 },
             )
         )
-        self.producer = AckedProducer(producer_config(settings.kafka_bootstrap, client_id=member))
+        self.producer = AckedProducer(producer_config(settings.kafka(), client_id=member))
         self.running = True
         self.decided = 0
         self.recovered: set[str] = set()
@@ -171,7 +171,7 @@ class Scorer:
         log.info("stage=assign partitions=%s", _partition_list(partitions))
         if self.settings.recovery_tail:
             self.recovered = recently_decided(
-                self.settings.kafka_bootstrap, self.topics.scored, self.settings.recovery_tail
+                self.settings.kafka(), self.topics.scored, self.settings.recovery_tail
             )
             log.info("stage=dedupe recovered %d recent decisions", len(self.recovered))
 

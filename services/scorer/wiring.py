@@ -8,16 +8,10 @@ import redis
 from features.profiles.layout import FeastLayout
 from features.profiles.reader import FeastRedisProfileReader
 from features.realtime.redis_store import RedisFeatureStore
+from services.connections import redis_client
 from services.settings import CommonSettings
 
-
-def redis_client(settings: CommonSettings) -> redis.Redis:
-    return redis.Redis.from_url(
-        settings.redis_url.get_secret_value(),
-        socket_timeout=5.0,
-        socket_connect_timeout=2.0,
-        health_check_interval=30,
-    )
+__all__ = ["open_feature_store", "redis_client"]
 
 
 def open_feature_store(client: redis.Redis, settings: CommonSettings) -> RedisFeatureStore:

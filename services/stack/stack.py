@@ -13,7 +13,7 @@ from services.stack.components import (
     start_redis,
 )
 from services.stack.process import ManagedProcess, PidFile, stop
-from streams.kafka import ensure_topics
+from streams.kafka import Endpoint, ensure_topics
 
 
 @dataclass(frozen=True)
@@ -49,12 +49,14 @@ def up(settings: CommonSettings) -> StackState:
     pid_file = _pid_file(settings)
     started = {name: proc for name, proc in pid_file.read().items() if proc.alive()}
 
-    bootstrap = settings.kafka_bootstrap
+    bootstrap: Endpoint = settings.kafka()
     if "kafka" in started:
         bootstrap = started["kafka"].address
     elif not broker_reachable(bootstrap, timeout_s=3.0):
         started["kafka"] = start_broker(
-            bootstrap, settings.state_dir / "kafka", settings.state_dir / "logs" / "kafka.log"
+            settings.kafka_bootstrap,
+            settings.state_dir / "kafka",
+            settings.state_dir / "logs" / "kafka.log",
         )
         bootstrap = started["kafka"].address
     pid_file.write(started)
@@ -71,7 +73,7 @@ def up(settings: CommonSettings) -> StackState:
 
     topics = ensure_topics(bootstrap, settings.topics())
     return StackState(
-        kafka=_component("kafka", bootstrap, True, started),
+        kafka=_component("kafka", str(bootstrap), True, started),
         redis=_component("redis", redis_url, True, started),
         topics=topics,
     )
@@ -79,12 +81,12 @@ def up(settings: CommonSettings) -> StackState:
 
 def status(settings: CommonSettings) -> StackState:
     started = {name: proc for name, proc in _pid_file(settings).read().items() if proc.alive()}
-    bootstrap = started["kafka"].address if "kafka" in started else settings.kafka_bootstrap
+    bootstrap = started["kafka"].address if "kafka" in started else settings.kafka()
     redis_url = (
         started["redis"].address if "redis" in started else settings.redis_url.get_secret_value()
     )
     return StackState(
-        kafka=_component("kafka", bootstrap, broker_reachable(bootstrap, 2.0), started),
+        kafka=_component("kafka", str(bootstrap), broker_reachable(bootstrap, 2.0), started),
         redis=_component("redis", redis_url, redis_answers(redis_url), started),
         topics={},
     )

@@ -35,6 +35,7 @@ from typing import Any, Protocol, cast
 import faust
 
 from streams.events import DeadLetter
+from streams.feedback.credentials import broker_urls, faust_credentials
 from streams.feedback.join import FeedbackJoin
 from streams.feedback.records import (
     Labelled,
@@ -44,6 +45,7 @@ from streams.feedback.records import (
     routed_decoder,
     served_decoder,
 )
+from streams.kafka import Endpoint
 from streams.serde import Rejection, decision_decoder, encode, label_decoder
 from streams.topics import Topics
 
@@ -63,7 +65,7 @@ class LabelledSink(Protocol):
 class FeedbackConfig:
     app_id: str
     """faust app id = consumer group and name root of the internal topics (prefixed)."""
-    bootstrap: str
+    bootstrap: Endpoint
     topics: Topics
     partitions: int = 3
     store: str = "memory://"
@@ -113,7 +115,8 @@ def build_app(config: FeedbackConfig, sink: LabelledSink) -> tuple[faust.App, Fe
     """The faust app (not started) and its join, wired to ``sink``."""
     app = faust.App(
         config.app_id,
-        broker=f"kafka://{config.bootstrap}",
+        broker=broker_urls(config.bootstrap),
+        broker_credentials=faust_credentials(config.bootstrap),
         store=config.store,
         processing_guarantee="at_least_once",
         topic_partitions=config.partitions,

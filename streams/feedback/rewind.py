@@ -24,13 +24,13 @@ from collections.abc import Iterable
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from streams.kafka import consumer_config
+from streams.kafka import Endpoint, consumer_config
 
 log = logging.getLogger("fraud.feedback")
 
 
 def rewind_committed(
-    bootstrap: str,
+    bootstrap: Endpoint,
     group_id: str,
     topics: Iterable[str],
     records: int,
@@ -79,7 +79,7 @@ def rewind_committed(
 
 
 def _commit_as_member(
-    bootstrap: str,
+    bootstrap: Endpoint,
     group_id: str,
     instance_id: str,
     topics: list[str],

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from confluent_kafka import KafkaError, Message, Producer
 
 from streams.errors import ConfigError, DeliveryFailed
-from streams.kafka import producer_config, warm_up_producer
+from streams.kafka import Endpoint, producer_config, warm_up_producer
 from streams.serde import encode
 from streams.simulator.simulator import Simulator
 from streams.simulator.source import LiveSource
@@ -96,7 +96,7 @@ def planned_count(rate: float, count: int | None, duration_s: float | None) -> i
 def stream_transactions(
     simulator: Simulator,
     *,
-    bootstrap: str,
+    bootstrap: Endpoint,
     topic: str,
     rate: float,
     count: int | None = None,
