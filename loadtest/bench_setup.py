@@ -304,6 +304,9 @@ class BenchEnv:
             "FRAUD_INSTANCE_ID": f"bench{self.run_id}-{instance}",
             "FRAUD_GROUP_ID": f"{topics.prefix}{instance}",
             "FRAUD_METRICS_PORT": "0",
+            # The world's transactions carry the simulated history's dates (the backlog
+            # replays them); the paced phases re-time theirs to now.
+            "FRAUD_EVENT_TIME_MAX_AGE_S": "0",
         }
 
 

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.errors import ConfigError
 from streams.kafka import DEFAULT_ASSIGNMENT_STRATEGY, AssignmentStrategy, KafkaConnection
+from streams.serde import EventTimeBounds
 from streams.topics import Topics
 
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -69,6 +70,19 @@ class CommonSettings(BaseSettings):
         DEFAULT_ASSIGNMENT_STRATEGY,
         description="consumer-group assignment: cooperative-sticky on Apache Kafka; the "
         "embedded broker needs an eager one (see streams.kafka)",
+    )
+    event_time_max_skew_s: float = Field(
+        300.0,
+        ge=0,
+        description="a transaction dated more than this after the clock is refused "
+        "(DLQ event_time_out_of_range): one future-dated record would otherwise make its "
+        "card's and terminal's later transactions 'too late' for the velocity windows",
+    )
+    event_time_max_age_s: float = Field(
+        30 * 86_400.0,
+        ge=0,
+        description="a transaction older than this is refused (the longest feature window: "
+        "it cannot be scored as of its time); 0 = no lower bound (replays of history)",
     )
     topic_prefix: str = Field("", description="prefix added to every topic name")
     redis_prefix: str = Field("fraud", description="prefix of every Redis key of this project")
@@ -152,6 +166,12 @@ class CommonSettings(BaseSettings):
             options["ssl_certfile"] = str(self.redis_ssl_cert_file)
             options["ssl_keyfile"] = str(self.redis_ssl_key_file)
         return options
+
+    def event_time_bounds(self) -> EventTimeBounds:
+        return EventTimeBounds(
+            max_skew_s=self.event_time_max_skew_s,
+            max_age_s=self.event_time_max_age_s or None,
+        )
 
     def topics(self) -> Topics:
         return Topics(prefix=self.topic_prefix)

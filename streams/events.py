@@ -16,11 +16,20 @@ from msgspec import Meta, Struct
 
 SCHEMA_VERSION = 1
 
-Id = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$")]
+Id = Annotated[
+    str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$(?!\n)")
+]
+"""Letters, digits and ``_.:-``. Python's ``$`` also matches before a final newline, so
+``(?!\n)`` refuses ``"t1\n"``; written this way (not ``\\Z``) the exported JSON Schema
+pattern means the same to ECMA-262 validators."""
+Version = Annotated[int, Meta(ge=1, le=SCHEMA_VERSION)]
+"""Every event's ``schema_version``: this code refuses versions it does not understand."""
 Amount = Annotated[float, Meta(gt=0.0, le=1_000_000.0)]
-Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$")]
-MerchantCategory = Annotated[str, Meta(pattern=r"^[0-9]{4}$")]
-Country = Annotated[str, Meta(pattern=r"^[A-Z]{2}$")]
+Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$(?!\n)")]
+MerchantCategory = Annotated[str, Meta(pattern=r"^[0-9]{4}$(?!\n)")]
+Country = Annotated[str, Meta(pattern=r"^[A-Z]{2}$(?!\n)")]
+Name = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$(?!\n)")]
+"""A person's or a system's name: printable, no control characters (logs stay one line)."""
 AwareDatetime = Annotated[datetime, Meta(tz=True)]
 Probability = Annotated[float, Meta(ge=0.0, le=1.0)]
 
@@ -40,6 +49,9 @@ DeadLetterReason = Literal[
     "out_of_range",
     "invalid_value",
     "pan_not_allowed",
+    "too_deep",
+    "duplicate_field",
+    "event_time_out_of_range",
     "unsupported_version",
     "unknown_transaction",
     "processing_error",
@@ -63,7 +75,7 @@ class Transaction(Struct, frozen=True, kw_only=True):
     channel: Channel = "pos"
     country: Country | None = None
     device_id: Id | None = None
-    schema_version: Annotated[int, Meta(ge=1, le=SCHEMA_VERSION)] = SCHEMA_VERSION
+    schema_version: Version = SCHEMA_VERSION
 
 
 class Reason(Struct, frozen=True, kw_only=True):
@@ -97,7 +109,7 @@ class Decision(Struct, frozen=True, kw_only=True):
     timings_ms: dict[str, float] = {}
     latency_ms: float | None = None
     decided_at: AwareDatetime | None = None
-    schema_version: int = SCHEMA_VERSION
+    schema_version: Version = SCHEMA_VERSION
 
 
 class ReviewCase(Struct, frozen=True, kw_only=True):
@@ -110,7 +122,7 @@ class ReviewCase(Struct, frozen=True, kw_only=True):
     model_version: str
     reasons: list[Reason] = []
     created_at: AwareDatetime | None = None
-    schema_version: int = SCHEMA_VERSION
+    schema_version: Version = SCHEMA_VERSION
 
 
 class Label(Struct, frozen=True, kw_only=True):
@@ -118,11 +130,11 @@ class Label(Struct, frozen=True, kw_only=True):
 
     transaction_id: Id
     label: LabelValue
-    analyst: Annotated[str, Meta(min_length=1, max_length=128)]
+    analyst: Name
     labelled_at: AwareDatetime
     source: LabelSource = "analyst"
     note: Annotated[str, Meta(max_length=2000)] | None = None
-    schema_version: int = SCHEMA_VERSION
+    schema_version: Version = SCHEMA_VERSION
 
 
 class ModelEvent(Struct, frozen=True, kw_only=True):
@@ -134,11 +146,16 @@ class ModelEvent(Struct, frozen=True, kw_only=True):
     previous_version: str | None = None
     reasons: list[str] = []
     details: dict[str, Any] = {}
-    schema_version: int = SCHEMA_VERSION
+    schema_version: Version = SCHEMA_VERSION
 
 
 class DeadLetter(Struct, frozen=True, kw_only=True):
-    """A record that could not be processed, with everything needed to replay or fix it."""
+    """A record that could not be processed, with what is needed to replay or fix it.
+
+    ``original`` is the refused bytes only when they were proven to hold no card number
+    (``redacted`` false); otherwise a redacted copy. ``original_sha256`` / ``original_bytes``
+    describe the exact bytes received; ``truncated`` marks an original cut to its head.
+    """
 
     source_topic: str
     partition: int
@@ -148,7 +165,11 @@ class DeadLetter(Struct, frozen=True, kw_only=True):
     original: bytes
     key: bytes | None = None
     failed_at: AwareDatetime | None = None
-    schema_version: int = SCHEMA_VERSION
+    original_sha256: str | None = None
+    original_bytes: int | None = None
+    redacted: bool = False
+    truncated: bool = False
+    schema_version: Version = SCHEMA_VERSION
 
 
 EVENT_TYPES: dict[str, type[Struct]] = {

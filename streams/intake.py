@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message
 
-from streams.dlq import dead_letter_for
+from streams.dlq import dead_letter, dead_letter_for
 from streams.events import DeadLetter, Transaction
 from streams.serde import Decoder, Rejection, transaction_decoder
 
@@ -26,16 +26,34 @@ def decode_batch(
     messages: Sequence[Message], decoder: Decoder[Transaction] = transaction_decoder
 ) -> DecodedBatch:
     batch = DecodedBatch()
+    window = decoder.window()  # one clock reading for the batch's time checks
     for message in messages:
         error = message.error()
         if error is not None:  # partition EOF or a transport hiccup: not a record
             batch.transport_errors.append(str(error))
             continue
-        result = decoder.decode(message.value())
+        result = decoder.decode(message.value(), window)
         if isinstance(result, Rejection):
-            batch.dead_letters.append(dead_letter_for(message, result))
+            batch.dead_letters.append(_letter(message, result))
             continue
         ts_type, ts = message.timestamp()
         batch.transactions.append(result)
         batch.produced_at_ms.append(ts if ts_type != TIMESTAMP_NOT_AVAILABLE else -1)
     return batch
+
+
+def _letter(message: Message, rejection: Rejection) -> DeadLetter:
+    """The record's dead letter; if even building it fails, one without the original, so a
+    record that defeats the redaction costs its bytes, not the batch."""
+    try:
+        return dead_letter_for(message, rejection)
+    except Exception as exc:
+        return dead_letter(
+            source_topic=str(message.topic()),
+            partition=int(message.partition() or 0),
+            offset=int(message.offset() or 0),
+            reason=rejection.reason,
+            message=f"{rejection.message} (original dropped: {type(exc).__name__})",
+            original=b"",
+            key=None,
+        )

@@ -1,13 +1,16 @@
 """Encoding and strict decoding of events.
 
-Decoding never raises on bad input: it returns either the event or a :class:`Rejection`
-with a machine-readable reason (the DLQ reason) and a precise human message naming the
-field. The scorer turns rejections into ``DeadLetter`` records.
+Decoding never raises, whatever the bytes: it returns either the event or a
+:class:`Rejection` with a machine-readable reason (the DLQ reason) and a precise human
+message naming the field. The scorer turns rejections into ``DeadLetter`` records.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Generic, TypeVar
 
 import msgspec
@@ -20,6 +23,7 @@ from streams.events import (
     ReviewCase,
     Transaction,
 )
+from streams.jsonscan import MAX_DEPTH, nesting_depth
 from streams.pan import find_pan
 
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -55,17 +59,70 @@ def classify_validation_error(message: str) -> DeadLetterReason:
     return "invalid_value"
 
 
+@dataclass(frozen=True)
+class EventTimeBounds:
+    """How far an event's time may be from the clock: a transaction dated in the future
+    would make every later one of its card and terminal "too late" for the windows, and
+    one older than the longest window cannot be scored as of its time."""
+
+    max_skew_s: float = 300.0
+    max_age_s: float | None = 30 * 86_400.0
+
+    def window(self, now: datetime) -> tuple[datetime | None, datetime]:
+        oldest = None if self.max_age_s is None else now - timedelta(seconds=self.max_age_s)
+        return oldest, now + timedelta(seconds=self.max_skew_s)
+
+
+Window = tuple[datetime | None, datetime]
+
+
 class Decoder(Generic[E]):
-    """A reusable strict decoder for one event type, with the input guards in front."""
+    """A reusable strict decoder for one event type, with the input guards in front.
+
+    Order: size, UTF-8, nesting depth (before any parser recurses), card numbers,
+    duplicate fields, the typed decode, the time window. Anything any step raises on one
+    payload becomes a :class:`Rejection`; :meth:`decode` never raises.
+    """
 
     def __init__(
-        self, event_type: type[E], *, max_bytes: int = MAX_MESSAGE_BYTES, check_pan: bool = True
+        self,
+        event_type: type[E],
+        *,
+        max_bytes: int = MAX_MESSAGE_BYTES,
+        check_pan: bool = True,
+        time_field: str | None = None,
+        bounds: EventTimeBounds | None = None,
     ) -> None:
+        self.event_type = event_type
         self._decoder = msgspec.json.Decoder(event_type)
         self._max_bytes = max_bytes
         self._check_pan = check_pan
+        self._time_field = time_field
+        self.bounds = bounds
+        fields = "|".join(re.escape(f) for f in event_type.__struct_fields__)
+        self._field_token = re.compile(rb'"(' + fields.encode() + rb')"\s*:')
 
-    def decode(self, payload: bytes | None) -> E | Rejection:
+    def with_bounds(self, bounds: EventTimeBounds | None) -> Decoder[E]:
+        """The same decoder checking ``time_field`` against ``bounds`` (None: unchecked)."""
+        return Decoder(
+            self.event_type,
+            max_bytes=self._max_bytes,
+            check_pan=self._check_pan,
+            time_field=self._time_field,
+            bounds=bounds,
+        )
+
+    def window(self) -> Window | None:
+        """The accepted time window as of now (compute once per batch, pass to decode)."""
+        return None if self.bounds is None else self.bounds.window(datetime.now(UTC))
+
+    def decode(self, payload: bytes | None, window: Window | None = None) -> E | Rejection:
+        try:
+            return self._decode(payload, window)
+        except Exception as exc:  # a decoder bug must cost one dead letter, not the service
+            return Rejection("processing_error", f"{type(exc).__name__} while decoding")
+
+    def _decode(self, payload: bytes | None, window: Window | None) -> E | Rejection:
         if payload is None or len(payload) == 0:
             return Rejection("invalid_json", "empty payload")
         if len(payload) > self._max_bytes:
@@ -76,23 +133,76 @@ class Decoder(Generic[E]):
             payload.decode("utf-8")
         except UnicodeDecodeError as exc:
             return Rejection("invalid_utf8", f"not UTF-8 at byte {exc.start}")
+        depth = nesting_depth(payload)
+        if depth > MAX_DEPTH:
+            return Rejection("too_deep", f"nested {depth} deep, limit {MAX_DEPTH}")
         if self._check_pan:
             pan = find_pan(payload)
             if pan is not None:
                 return Rejection("pan_not_allowed", pan)
+        duplicate = self._duplicate_field(payload)
+        if duplicate is not None:
+            return Rejection("duplicate_field", f"field `{duplicate}` appears more than once")
         try:
-            return self._decoder.decode(payload)
+            event = self._decoder.decode(payload)
         except msgspec.ValidationError as exc:
             text = str(exc)
             return Rejection(classify_validation_error(text), text)
-        except msgspec.DecodeError as exc:
-            return Rejection("invalid_json", str(exc))
+        except (msgspec.DecodeError, RecursionError) as exc:
+            return Rejection("invalid_json", str(exc)[:200])
+        if self._time_field is not None and self.bounds is not None:
+            return self._in_window(event, window or self.window())
+        return event
+
+    def _duplicate_field(self, payload: bytes) -> str | None:
+        """A known field given twice in one object (JSON keeps the last silently, so a
+        validator and this decoder could read two different events from the same bytes).
+        Token counting finds candidates; the exact check parses only those payloads."""
+        tokens = self._field_token.findall(payload)
+        if len(tokens) == len(set(tokens)):
+            return None
+        return duplicate_key(payload)
+
+    def _in_window(self, event: E, window: Window | None) -> E | Rejection:
+        assert self._time_field is not None and window is not None
+        at = getattr(event, self._time_field)
+        oldest, latest = window
+        if at > latest or (oldest is not None and at < oldest):
+            return Rejection(
+                "event_time_out_of_range",
+                f"`{self._time_field}` {at.isoformat()} is outside "
+                f"[{oldest.isoformat() if oldest else '-'}, {latest.isoformat()}]",
+            )
+        return event
 
 
-transaction_decoder: Decoder[Transaction] = Decoder(Transaction)
+def duplicate_key(payload: bytes) -> str | None:
+    """The first key that appears twice in one object of a JSON document, else None."""
+    found: list[str] = []
+
+    def pairs(items: list[tuple[str, object]]) -> dict[str, object]:
+        seen: set[str] = set()
+        for key, _ in items:
+            if key in seen and not found:
+                found.append(key)
+            seen.add(key)
+        return dict(items)
+
+    try:
+        json.loads(payload, object_pairs_hook=pairs)
+    except (ValueError, RecursionError):
+        return None  # not JSON: the typed decode says why
+    return found[0] if found else None
+
+
+transaction_decoder: Decoder[Transaction] = Decoder(Transaction, time_field="event_time")
+"""The contract alone; the scorer and the API check ``event_time`` against the bounds of
+their settings (:meth:`Decoder.with_bounds`)."""
 decision_decoder: Decoder[Decision] = Decoder(Decision, max_bytes=1024 * 1024, check_pan=False)
 review_case_decoder: Decoder[ReviewCase] = Decoder(ReviewCase, max_bytes=1024 * 1024)
-label_decoder: Decoder[Label] = Decoder(Label)
+label_decoder: Decoder[Label] = Decoder(
+    Label, time_field="labelled_at", bounds=EventTimeBounds(max_age_s=None)
+)
 model_event_decoder: Decoder[ModelEvent] = Decoder(
     ModelEvent, max_bytes=1024 * 1024, check_pan=False
 )

@@ -1,9 +1,15 @@
-"""A corpus of malformed transaction payloads, each with the DLQ reason it must get."""
+"""A corpus of malformed transaction payloads, each with the DLQ reason it must get.
+
+The reasons hold for a decoder that bounds ``event_time`` from above (any ``now`` before
+year 9999); the other kinds fail before the time check.
+"""
 
 from __future__ import annotations
 
 import json
 import random
+
+from streams.serde import EventTimeBounds, transaction_decoder
 
 GOOD: dict[str, object] = {
     "transaction_id": "tx-0001",
@@ -29,6 +35,11 @@ def _with(**changes: object) -> dict[str, object]:
 
 
 _DROP = object()
+
+corpus_decoder = transaction_decoder.with_bounds(EventTimeBounds(max_age_s=None))
+"""Bounds ``event_time`` from above only, so the corpus's fixed dates never age out."""
+KINDS = 18
+"""How many kinds of bad input the corpus cycles through."""
 
 
 def malformed_corpus(count: int, seed: int = 7) -> list[tuple[bytes, str]]:
@@ -71,7 +82,34 @@ def malformed_corpus(count: int, seed: int = 7) -> list[tuple[bytes, str]]:
             "unsupported_version",
         ),
         lambda i: (b"", "invalid_json"),
+        lambda i: (
+            json.dumps(_with(transaction_id=f"tx-{i}")).encode()[:-1]
+            + b', "x": '
+            + b"[" * 1000
+            + b"]" * 1000
+            + b"}",
+            "too_deep",
+        ),
+        lambda i: (
+            json.dumps(_with(transaction_id=f"tx-{i}")).encode()[:-1] + b', "amount": 1e6}',
+            "duplicate_field",
+        ),
+        lambda i: (
+            json.dumps(_with(transaction_id=f"tx-{i}")).encode()[:-1]
+            + b', "memo": "\\u0034111111111111111"}',
+            "pan_not_allowed",
+        ),
+        lambda i: (
+            json.dumps(_with(transaction_id=f"tx-{i}", memo="ref x4111111111111111")).encode(),
+            "pan_not_allowed",
+        ),
+        lambda i: (
+            json.dumps(_with(transaction_id=f"tx-{i}", event_time="9999-12-31T23:59:59Z")).encode(),
+            "event_time_out_of_range",
+        ),
+        lambda i: (json.dumps(_with(transaction_id=f"tx-{i}\n")).encode(), "invalid_value"),
     ]
+    assert len(makers) == KINDS
     corpus = [makers[i % len(makers)](i) for i in range(count)]
     for i in range(0, count, 200):  # a few 5 MB blobs; more would only slow the broker down
         corpus[i] = (

@@ -68,6 +68,7 @@ from streams.errors import DeliveryFailed
 from streams.intake import DecodedBatch, decode_batch
 from streams.kafka import consumer_config, producer_config
 from streams.producer import AckedProducer, Deliveries, produce_decisions
+from streams.serde import transaction_decoder
 from streams.topics import Topics
 
 log = logging.getLogger("fraud.scorer")
@@ -100,6 +101,7 @@ class Scorer:
         self.ledger = ledger
         self.champion = champion
         self.pipeline = ScoringPipeline(features, champion.current)
+        self.decoder = transaction_decoder.with_bounds(settings.event_time_bounds())
         member = settings.member_id()
         self.consumer = Consumer(
             consumer_config(
@@ -185,7 +187,7 @@ class Scorer:
     def process(self, messages: Sequence[Message], clock: StageClock) -> None:
         """Score a batch and send its writes, then settle the batch before it; this one is
         settled after the next batch is sent (or when no record comes)."""
-        batch = decode_batch(messages)  # 1. decode + validate
+        batch = decode_batch(messages, self.decoder)  # 1. decode + validate
         clock.lap("decode")
         scored = self._with_backoff(lambda: self._score(batch, clock))  # 2-6
         for letter in batch.dead_letters:

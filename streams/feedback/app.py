@@ -29,11 +29,11 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
 import faust
 
+from streams.dlq import dead_letter as build_dead_letter
 from streams.events import DeadLetter
 from streams.feedback.credentials import broker_urls, faust_credentials
 from streams.feedback.join import FeedbackJoin
@@ -236,7 +236,7 @@ def build_app(config: FeedbackConfig, sink: LabelledSink) -> tuple[faust.App, Fe
         expired = join.expire()
         counters.expired_served += expired.served_rows
         for routed in expired.labels:
-            letter = DeadLetter(
+            letter = build_dead_letter(
                 source_topic=routed.source_topic,
                 partition=routed.partition,
                 offset=routed.offset,
@@ -247,7 +247,6 @@ def build_app(config: FeedbackConfig, sink: LabelledSink) -> tuple[faust.App, Fe
                 ),
                 original=routed.original,
                 key=routed.key,
-                failed_at=datetime.now(UTC),
             )
             await dead_letter(letter)
         sink.tick()
@@ -285,13 +284,12 @@ def _changelog(app: faust.App, name: str, config: FeedbackConfig) -> faust.Topic
 
 def _letter(message: Any, reason: Any, text: str) -> DeadLetter:
     key = message.key
-    return DeadLetter(
+    return build_dead_letter(
         source_topic=str(message.topic),
         partition=int(message.partition),
         offset=int(message.offset),
         reason=reason,
-        message=text[:2000],
+        message=text,
         original=bytes(message.value or b""),
         key=bytes(key) if isinstance(key, bytes | bytearray) else None,
-        failed_at=datetime.now(UTC),
     )

@@ -4,8 +4,10 @@ Every day draws from its own random streams (``[seed, stream, day]``), so any da
 generated alone, in any order, with the same result: the history writer goes day by day
 and the live stream generates the next day only when it needs it (bounded memory).
 
-Transaction ids are ``"tx"`` + 16 hex digits of a bijective mix of ``(day, kind, seq)``
-with a salt: unique within a salt, stable for a seed, and saying nothing about the label.
+Transaction ids are ``"tx"`` + 16 hex digits (two groups of 8) of a bijective mix of
+``(day, kind, seq)`` with a salt: unique within a salt, stable for a seed, and saying
+nothing about the label. The dash keeps every run of decimal digits under 13, so no id can
+look like a card number to the intake's PAN scanner (:mod:`streams.pan`).
 """
 
 from __future__ import annotations
@@ -244,7 +246,7 @@ def generate_day(
     )
     mixed = _mix(keys, salt)
     order = np.lexsort((mixed, time_us)).astype(np.int64)
-    ids = [f"tx{v:016x}" for v in mixed[order].tolist()]
+    ids = [f"tx{v >> 32:08x}-{v & 0xFFFFFFFF:08x}" for v in mixed[order].tolist()]
     return DayBatch(
         day=day,
         time_us=time_us[order],

@@ -34,6 +34,8 @@ def scorer_env(
         "FRAUD_STATE_DIR": str(state),
         "FRAUD_INSTANCE_ID": instance,
         "FRAUD_GROUP_ID": f"{topics.prefix}scorer",
+        # The small world's history (dated from 2026-01-01) is replayed as a backlog.
+        "FRAUD_EVENT_TIME_MAX_AGE_S": "0",
     }
 
 
@@ -47,6 +49,7 @@ def scorer_settings(env: dict[str, str]) -> ScorerSettings:
         state_dir=Path(env["FRAUD_STATE_DIR"]),
         instance_id=env["FRAUD_INSTANCE_ID"],
         group_id=env["FRAUD_GROUP_ID"],
+        event_time_max_age_s=float(env["FRAUD_EVENT_TIME_MAX_AGE_S"]),
         metrics_port=0,
     )
 

@@ -1,8 +1,10 @@
 """Acceptance (foundation): 1,000 malformed payloads through the real broker each yield
-exactly one DeadLetter with the right reason, and nothing crashes."""
+exactly one DeadLetter with the right reason, nothing crashes, and no dead letter keeps a
+card number: a payload that held one is kept redacted, identified by its sha256."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import pytest
@@ -12,10 +14,11 @@ from streams.dlq import encode_dead_letter
 from streams.events import DeadLetter
 from streams.intake import decode_batch
 from streams.kafka import consumer_config, producer_config
+from streams.pan import count_pans
 from streams.producer import AckedProducer
 from streams.serde import Decoder
 from streams.topics import Topics
-from tests.malformed import malformed_corpus
+from tests.malformed import corpus_decoder, malformed_corpus
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +47,7 @@ def test_every_malformed_payload_becomes_one_dead_letter(
     messages = _drain(intake, len(corpus))
     assert len(messages) == len(corpus)
 
-    batch = decode_batch(messages)
+    batch = decode_batch(messages, corpus_decoder)
     assert batch.transactions == []
     dlq = AckedProducer(producer_config(kafka_bootstrap, client_id="test-dlq"))
     for letter in batch.dead_letters:
@@ -71,6 +74,13 @@ def test_every_malformed_payload_becomes_one_dead_letter(
         index = int(letter.key.decode()[1:])  # type: ignore[union-attr]
         payload, reason = corpus[index]
         assert letter.reason == reason, (index, letter.message)  # type: ignore[union-attr]
-        assert letter.original == payload  # type: ignore[union-attr]
+        assert letter.original_sha256 == hashlib.sha256(payload).hexdigest()  # type: ignore[union-attr]
+        assert letter.original_bytes == len(payload)  # type: ignore[union-attr]
+        if letter.redacted:  # type: ignore[union-attr]  # held a card number: never kept
+            assert count_pans(letter.original) == 0  # type: ignore[union-attr]
+        elif letter.truncated:  # type: ignore[union-attr]
+            assert letter.original == payload[: len(letter.original)]  # type: ignore[union-attr]
+        else:  # proven clean: kept byte for byte, so it can be fixed and replayed
+            assert letter.original == payload  # type: ignore[union-attr]
         assert letter.source_topic == topics.transactions  # type: ignore[union-attr]
     assert len(sent) == len(corpus)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
 from streams.errors import FraudError
+from streams.pan import contains_pan
 from streams.simulator import InvalidSimulatorConfig, Simulator, SimulatorConfig
 from streams.simulator.day import active_compromised, per_day_count
 
@@ -23,7 +26,8 @@ def test_ids_follow_the_documented_formats(simulator: Simulator) -> None:
     assert world.customer_ids[-1] == "U000499"
     assert world.terminal_ids[-1] == "T000999"
     batch = simulator.day(0)
-    assert all(t.startswith("tx") and len(t) == 18 for t in batch.transaction_id)
+    assert all(re.fullmatch(r"tx[0-9a-f]{8}-[0-9a-f]{8}", t) for t in batch.transaction_id)
+    assert not any(contains_pan(t) for t in batch.transaction_id)
 
 
 def test_a_day_is_the_same_alone_or_in_sequence(simulator: Simulator) -> None:
