@@ -11,10 +11,12 @@ Layout under ``root``::
 
 Semantics:
 
-* **Later label wins.** A transaction may be labelled several times (analyst, then a
-  chargeback). :meth:`TrainingStore.read` returns one row per transaction_id: the label with
-  the latest ``labelled_at`` (ties: the one applied last). All labels of a transaction share
-  its event day, so they live in one partition.
+* **The strongest, then the latest label wins.** A transaction may be labelled several
+  times (analyst, then a chargeback). :meth:`TrainingStore.read` returns one row per
+  transaction_id: a chargeback (the card network's verdict) outranks an analyst's or the
+  demo oracle's label whatever the times, so no later analyst label can overturn it;
+  among labels of one rank the latest ``labelled_at`` wins (ties: the one applied last).
+  All labels of a transaction share its event day, so they live in one partition.
 * **Idempotent appends.** A label is identified by ``(transaction_id, label, labelled_at,
   source, analyst)``. Appending a label the store already holds writes nothing, so a
   replay after a crash never doubles rows or audit lines (the parquet part and the audit
@@ -309,12 +311,20 @@ class TrainingStore:
         return trail.sort_values(["applied_at"], kind="stable").reset_index(drop=True)
 
 
+LABEL_RANK = {"chargeback": 1}
+"""A label's authority: higher wins over any time; every other source ranks 0."""
+
+
 def _latest(raw: pd.DataFrame) -> pd.DataFrame:
-    """Keep, per transaction_id, the latest label (labelled_at, then applied_at, then order)."""
+    """Keep, per transaction_id, the winning label: highest rank, then latest labelled_at,
+    then applied_at, then order."""
     if raw.empty:
         return raw
-    order = raw.sort_values(["labelled_at", "applied_at"], kind="stable")
-    latest = order.drop_duplicates("transaction_id", keep="last")
+    rank = raw["label_source"].map(LABEL_RANK).fillna(0).astype(np.int8)
+    order = raw.assign(_rank=rank).sort_values(
+        ["_rank", "labelled_at", "applied_at"], kind="stable"
+    )
+    latest = order.drop_duplicates("transaction_id", keep="last").drop(columns="_rank")
     sort_by = ["event_time", "transaction_id"] if "event_time" in latest else ["transaction_id"]
     return latest.sort_values(sort_by, kind="stable")
 

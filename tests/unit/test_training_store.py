@@ -83,6 +83,18 @@ def test_replay_writes_nothing_twice(tmp_path: Path) -> None:
     assert len(list((tmp_path / "rows").rglob("*.parquet"))) == 1
 
 
+def test_a_later_analyst_label_does_not_overturn_a_chargeback(tmp_path: Path) -> None:
+    store = TrainingStore(tmp_path)
+    store.append([row("tx1", is_fraud=True, labelled_at=T0, source="chargeback", analyst="cb")])
+    store.append([row("tx1", is_fraud=False, labelled_at=T0 + timedelta(days=30))])
+    store.append([row("tx2", is_fraud=False, labelled_at=T0)])
+    store.append([row("tx2", is_fraud=True, labelled_at=T0 + timedelta(days=1))])
+    frame = store.read().set_index("transaction_id")
+    assert frame.loc["tx1", "is_fraud"] == 1 and frame.loc["tx1", "label_source"] == "chargeback"
+    assert frame.loc["tx2", "is_fraud"] == 1  # same rank: the later one
+    assert store.count_since(T0 + timedelta(days=10)) == 0  # the analyst label lost
+
+
 def test_later_label_wins_and_audit_keeps_the_superseded_one(tmp_path: Path) -> None:
     store = TrainingStore(tmp_path)
     late = T0 + timedelta(days=3)
