@@ -21,11 +21,10 @@ import numpy as np
 
 from loadtest.bench_setup import BenchError, spawn_module, stop_process
 from loadtest.latency import percentiles
+from services.api.keys import KeyFile
 from services.stack.process import free_port, wait_until
 from streams.events import Transaction
 from streams.serde import encode
-
-API_KEY = "bench-score-key"
 
 
 def _get(port: int, path: str) -> int:
@@ -40,13 +39,14 @@ def _get(port: int, path: str) -> int:
 
 
 def _worker(
+    api_key: str,
     port: int,
     jobs: queue.Queue[tuple[float, bytes] | None],
     results: list[tuple[float, float, int]],
     lock: threading.Lock,
 ) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    headers = {"Content-Type": "application/json", "X-API-Key": API_KEY}
+    headers = {"Content-Type": "application/json", "X-API-Key": api_key}
     while True:
         job = jobs.get()
         if job is None:
@@ -68,13 +68,15 @@ def _worker(
     conn.close()
 
 
-def drive(port: int, bodies: Sequence[bytes], rps: float, connections: int = 8) -> dict[str, Any]:
+def drive(
+    port: int, bodies: Sequence[bytes], rps: float, api_key: str, connections: int = 8
+) -> dict[str, Any]:
     """Send ``bodies`` at ``rps`` on an open-loop schedule; latency percentiles."""
     jobs: queue.Queue[tuple[float, bytes] | None] = queue.Queue()
     results: list[tuple[float, float, int]] = []
     lock = threading.Lock()
     workers = [
-        threading.Thread(target=_worker, args=(port, jobs, results, lock), daemon=True)
+        threading.Thread(target=_worker, args=(api_key, port, jobs, results, lock), daemon=True)
         for _ in range(connections)
     ]
     for w in workers:
@@ -114,10 +116,12 @@ def run_rest_bench(
 ) -> dict[str, Any]:
     """Start the API with ``env`` (``FRAUD_*``), warm it up, then drive it at ``rps``."""
     port = free_port()
+    keys = log_path.with_suffix(".keys.json")
+    api_key, _ = KeyFile(keys).create("rest-bench", "score")
     proc = spawn_module(
         "services.cli",
         ["serve", "api", "--port", str(port)],
-        {**env, "FRAUD_API_KEYS": f"{API_KEY}:score"},
+        {**env, "FRAUD_API_KEYS_FILE": str(keys), "FRAUD_RATE_LIMIT_PER_S": "0"},
         log_path,
     )
     try:
@@ -125,7 +129,8 @@ def run_rest_bench(
             tail = log_path.read_text(errors="replace")[-1500:]
             raise BenchError(f"the API did not become ready on port {port}: {tail}")
         bodies = [encode(t) for t in transactions]
-        drive(port, bodies[:warmup], rps=min(rps, 100.0))
-        return {"endpoint": "POST /v1/score", **drive(port, bodies[warmup:], rps=rps)}
+        drive(port, bodies[:warmup], rps=min(rps, 100.0), api_key=api_key)
+        measured = drive(port, bodies[warmup:], rps=rps, api_key=api_key)
+        return {"endpoint": "POST /v1/score", **measured}
     finally:
         stop_process(proc)

@@ -12,6 +12,7 @@ from services.commands import (
     bench,
     demo,
     features,
+    keys,
     loadtest,
     model,
     retrainer,
@@ -34,6 +35,7 @@ app.add_typer(features.app, name="features")
 app.add_typer(model.app, name="model")
 app.add_typer(schemas.app, name="schemas")
 app.add_typer(serve.app, name="serve")
+app.add_typer(keys.app, name="keys")
 app.command("simulate")(simulate.simulate)
 app.command("train")(train.train)
 app.command("retrain")(retrainer.retrain_once)

@@ -109,6 +109,8 @@ class Decision(Struct, frozen=True, kw_only=True):
     timings_ms: dict[str, float] = {}
     latency_ms: float | None = None
     decided_at: AwareDatetime | None = None
+    submitted_by: str | None = None
+    """The identity of the API key that submitted the transaction (None: the stream)."""
     schema_version: Version = SCHEMA_VERSION
 
 

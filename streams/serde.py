@@ -24,7 +24,7 @@ from streams.events import (
     Transaction,
 )
 from streams.jsonscan import MAX_DEPTH, nesting_depth
-from streams.pan import find_pan
+from streams.pan import contains_pan, find_pan
 
 MAX_MESSAGE_BYTES = 64 * 1024
 
@@ -92,13 +92,18 @@ class Decoder(Generic[E]):
         check_pan: bool = True,
         time_field: str | None = None,
         bounds: EventTimeBounds | None = None,
+        free_text: tuple[str, ...] = (),
     ) -> None:
+        """``free_text``: fields where a card number is redacted by the caller, not refused;
+        the PAN check then runs on the decoded event's other string fields (for structs that
+        forbid unknown fields, so nothing else can hide one)."""
         self.event_type = event_type
         self._decoder = msgspec.json.Decoder(event_type)
         self._max_bytes = max_bytes
         self._check_pan = check_pan
         self._time_field = time_field
         self.bounds = bounds
+        self._free_text = free_text
         fields = "|".join(re.escape(f) for f in event_type.__struct_fields__)
         self._field_token = re.compile(rb'"(' + fields.encode() + rb')"\s*:')
 
@@ -110,6 +115,7 @@ class Decoder(Generic[E]):
             check_pan=self._check_pan,
             time_field=self._time_field,
             bounds=bounds,
+            free_text=self._free_text,
         )
 
     def window(self) -> Window | None:
@@ -136,7 +142,7 @@ class Decoder(Generic[E]):
         depth = nesting_depth(payload)
         if depth > MAX_DEPTH:
             return Rejection("too_deep", f"nested {depth} deep, limit {MAX_DEPTH}")
-        if self._check_pan:
+        if self._check_pan and not self._free_text:
             pan = find_pan(payload)
             if pan is not None:
                 return Rejection("pan_not_allowed", pan)
@@ -150,6 +156,11 @@ class Decoder(Generic[E]):
             return Rejection(classify_validation_error(text), text)
         except (msgspec.DecodeError, RecursionError) as exc:
             return Rejection("invalid_json", str(exc)[:200])
+        if self._free_text:
+            for name in event.__struct_fields__:
+                value = getattr(event, name)
+                if name not in self._free_text and isinstance(value, str) and contains_pan(value):
+                    return Rejection("pan_not_allowed", f"a card number in `$.{name}`")
         if self._time_field is not None and self.bounds is not None:
             return self._in_window(event, window or self.window())
         return event

@@ -1,9 +1,13 @@
 """The FastAPI application: ``/v1/score``, ``/v1/labels``, models, health, metrics.
 
-Bodies are decoded with the same strict msgspec decoders as the stream (so the same
+Bodies are decoded item by item with the same strict decoder as the stream (so the same
 input is refused for the same reason), and scored by the same :class:`ScoringPipeline`.
 Decisions are also written to ``transactions.scored`` so the audit log is complete
 (:mod:`services.api.audit`: after the broker's acknowledgement or in the background).
+
+Who may do what is the caller's key (:mod:`services.api.auth`): its identity, not the
+body, names the analyst of a label and the submitter of a decision, and the server's clock
+dates a label.
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 from fastapi import FastAPI, HTTPException, Request, Response, status
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
@@ -25,13 +31,16 @@ from features.definitions import FEATURE_SET_ID
 from models.registry import ModelRegistry
 from services.api.audit import AuditLog
 from services.api.auth import ApiKeys
+from services.api.contracts import LabelSubmission
+from services.api.keys import Principal
 from services.scorer.ledger import DecisionLedger
 from services.scorer.pipeline import ScoringPipeline
 from streams.errors import FraudError
 from streams.events import Decision, Label, ReviewCase, Transaction
-from streams.pan import find_pan
+from streams.jsonscan import MAX_DEPTH, nesting_depth
+from streams.pan import redact_text
 from streams.producer import AckedProducer
-from streams.serde import classify_validation_error, encode
+from streams.serde import Decoder, Rejection, encode
 from streams.topics import Topics
 
 
@@ -48,13 +57,16 @@ class ApiContext:
     readiness: Callable[[], dict[str, bool]]
     max_request_bytes: int
     max_batch: int
+    transaction_decoder: Decoder[Transaction]
+    label_decoder: Decoder[LabelSubmission]
+    metrics_public: bool = False
+    docs_public: bool = False
     scoring: threading.Lock = field(default_factory=threading.Lock)
     """The feature store (its card cache) and the dedupe check serve one request at a time
     (scoring runs on the event loop's thread; the lock keeps any other caller out)."""
 
 
-_score_decoder = msgspec.json.Decoder(Transaction | list[Transaction])
-_label_decoder = msgspec.json.Decoder(Label | list[Label])
+_items_decoder = msgspec.json.Decoder(list[msgspec.Raw])
 
 
 _REF = "#/components/schemas/{name}"
@@ -79,7 +91,9 @@ def _with_event_components(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             spec = generate()
-            _, components = msgspec.json.schema_components([Transaction, Label], ref_template=_REF)
+            _, components = msgspec.json.schema_components(
+                [Transaction, LabelSubmission], ref_template=_REF
+            )
             spec.setdefault("components", {}).setdefault("schemas", {}).update(components)
             app.openapi_schema = spec
         return app.openapi_schema
@@ -99,30 +113,80 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return body
 
 
-def _decode(decoder: msgspec.json.Decoder, body: bytes, max_batch: int) -> list[Any]:
-    pan = find_pan(body)
-    if pan is not None:
-        raise _invalid("pan_not_allowed", pan)
+def _decode(decoder: Decoder[Any], body: bytes, max_batch: int) -> list[Any]:
+    """One item or a list of them, each through the stream's decoder; 422 names every
+    refused item (``$[i]`` in a list) with its reason."""
+    if body.lstrip()[:1] != b"[":
+        one = decoder.decode(body)
+        if isinstance(one, Rejection):
+            raise _invalid(one.reason, one.message)
+        return [one]
+    depth = nesting_depth(body)
+    if depth > MAX_DEPTH + 1:  # the list itself is one level
+        raise _invalid("too_deep", f"nested {depth} deep, limit {MAX_DEPTH + 1}")
     try:
-        parsed = decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        raise _invalid(classify_validation_error(str(exc)), str(exc)) from exc
-    except msgspec.DecodeError as exc:
-        raise _invalid("invalid_json", str(exc)) from exc
-    items = parsed if isinstance(parsed, list) else [parsed]
-    if not items:
+        raws = _items_decoder.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+        raise _invalid("invalid_json", str(exc)[:200]) from exc
+    if not raws:
         raise _invalid("invalid_value", "empty list")
-    if len(items) > max_batch:
-        raise _invalid("too_large", f"{len(items)} items, limit {max_batch}")
+    if len(raws) > max_batch:
+        raise _invalid("too_large", f"{len(raws)} items, limit {max_batch}")
+    window = decoder.window()
+    items, errors = [], []
+    for i, raw in enumerate(raws):
+        item = decoder.decode(bytes(raw), window)
+        if isinstance(item, Rejection):
+            errors.append(_error(item.reason, item.message.replace("`$", f"`$[{i}]"), i))
+        else:
+            items.append(item)
+    if errors:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, errors[:100])
     return items
 
 
-def _invalid(reason: str, message: str) -> HTTPException:
+def _error(reason: str, message: str, item: int | None = None) -> dict[str, Any]:
     field = message.rsplit("at `", 1)[-1].rstrip("`") if "at `" in message else None
-    return HTTPException(
-        status.HTTP_422_UNPROCESSABLE_CONTENT,
-        [{"reason": reason, "field": field, "message": message}],
-    )
+    out: dict[str, Any] = {"reason": reason, "field": field, "message": message}
+    if item is not None:
+        out["item"] = item
+    return out
+
+
+def _invalid(reason: str, message: str) -> HTTPException:
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [_error(reason, message)])
+
+
+def _problem(description: str, detail: dict[str, Any]) -> dict[str, Any]:
+    schema = {"type": "object", "properties": {"detail": detail}, "required": ["detail"]}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_TEXT = {"type": "string"}
+_REFUSED = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "properties": {
+            "reason": {"type": "string"},
+            "field": {"type": ["string", "null"]},
+            "message": {"type": "string"},
+            "item": {"type": "integer"},
+        },
+        "required": ["reason", "message"],
+    },
+}
+_AUTH: dict[int | str, dict[str, Any]] = {
+    401: _problem("no valid API key", _TEXT),
+    403: _problem("the key lacks the scope this needs", _TEXT),
+    429: _problem("over the key's rate limit; see Retry-After", _TEXT),
+}
+_BODY: dict[int | str, dict[str, Any]] = {
+    **_AUTH,
+    413: _problem("body over the size limit", _TEXT),
+    422: _problem("refused input: one entry per refused item, with its DLQ reason", _REFUSED),
+    503: _problem("Redis, the broker or the model is unavailable", _TEXT),
+}
 
 
 def create_app(ctx: ApiContext) -> FastAPI:
@@ -138,43 +202,48 @@ def create_app(ctx: ApiContext) -> FastAPI:
         lifespan=lifespan,
         title="fraud-stream scoring API",
         version="1",
-        description="Synchronous scoring and labelling. Auth: `X-API-Key` header.",
+        description="Synchronous scoring and labelling. Auth: an API key in the `X-API-Key` "
+        "header (or `Authorization: Bearer`), created with `fraudctl keys create`.",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
 
     @app.exception_handler(FraudError)
     async def _fraud_error(_: Request, exc: FraudError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
 
-    @app.post(
-        "/v1/score",
-        openapi_extra=_body_schema(Transaction),
-        responses={401: {}, 403: {}, 413: {}, 422: {}, 503: {}},
-    )
+    @app.post("/v1/score", openapi_extra=_body_schema(Transaction), responses=_BODY)
     async def score(request: Request) -> Response:
-        ctx.keys.require(request, "score")
+        principal = ctx.keys.require(request, "score")
         body = await _read_body(request, ctx.max_request_bytes)
-        transactions: list[Transaction] = _decode(_score_decoder, body, ctx.max_batch)
+        transactions: list[Transaction] = _decode(ctx.transaction_decoder, body, ctx.max_batch)
         # On the event loop's thread, not in the thread pool: scoring is a few Redis round
         # trips and ~1-2 ms of numpy, and the hop to a worker thread and back (GIL
         # hand-offs) made the tail: p99 at 200 rps 14-23 ms through the pool, 6-9 ms here.
-        decisions, logged, cases = _score(ctx, transactions)
+        decisions, logged, cases = _score(ctx, transactions, principal)
         await ctx.audit.write(logged, cases)
         return Response(encode_list("decisions", decisions), media_type="application/json")
 
     @app.post(
         "/v1/labels",
-        openapi_extra=_body_schema(Label),
-        responses={401: {}, 403: {}, 413: {}, 422: {}, 503: {}},
+        openapi_extra=_body_schema(LabelSubmission),
+        responses=_BODY,
         status_code=202,
     )
     async def labels(request: Request) -> Response:
-        ctx.keys.require(request, "labels")
+        principal = ctx.keys.require(request, "labels")
         body = await _read_body(request, ctx.max_request_bytes)
-        items: list[Label] = _decode(_label_decoder, body, ctx.max_batch)
-        await run_in_threadpool(_publish_labels, ctx, items)
+        items: list[LabelSubmission] = _decode(ctx.label_decoder, body, ctx.max_batch)
+        if any(i.source == "chargeback" for i in items) and "chargeback" not in principal.scopes:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, "chargebacks need the 'chargeback' scope"
+            )
+        stamped = attributed_labels(items, principal, datetime.now(UTC))
+        await run_in_threadpool(_publish_labels, ctx, stamped)
         return JSONResponse({"accepted": len(items)}, status_code=status.HTTP_202_ACCEPTED)
 
-    @app.get("/v1/models/current", responses={401: {}, 403: {}})
+    @app.get("/v1/models/current", responses=_AUTH)
     def current_model(request: Request) -> dict[str, Any]:
         ctx.keys.require(request, "read")
         champion = ctx.registry.champion()
@@ -208,12 +277,45 @@ def create_app(ctx: ApiContext) -> FastAPI:
             status_code=200 if ready else status.HTTP_503_SERVICE_UNAVAILABLE,
         )
 
-    @app.get("/metrics")
-    def prometheus_metrics() -> Response:
+    @app.get("/metrics", responses=_AUTH)
+    def prometheus_metrics(request: Request) -> Response:
+        if not ctx.metrics_public:
+            ctx.keys.require(request, "metrics")
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi_spec(request: Request) -> JSONResponse:
+        if not ctx.docs_public:
+            ctx.keys.require(request, "docs")
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    def docs(request: Request) -> HTMLResponse:
+        if not ctx.docs_public:
+            ctx.keys.require(request, "docs")
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=app.title)
 
     _with_event_components(app)
     return app
+
+
+def attributed_labels(
+    items: list[LabelSubmission], principal: Principal, now: datetime
+) -> list[Label]:
+    """The labels as the caller may give them: the key's identity is the analyst, the
+    server's clock the time, and the note is redacted of card numbers before it is
+    written anywhere."""
+    return [
+        Label(
+            transaction_id=item.transaction_id,
+            label=item.label,
+            analyst=principal.name,
+            labelled_at=now,
+            source=item.source,
+            note=redact_text(item.note) if item.note else None,
+        )
+        for item in items
+    ]
 
 
 def encode_list(name: str, items: list[Any]) -> bytes:
@@ -221,7 +323,7 @@ def encode_list(name: str, items: list[Any]) -> bytes:
 
 
 def _score(
-    ctx: ApiContext, transactions: list[Transaction]
+    ctx: ApiContext, transactions: list[Transaction], principal: Principal
 ) -> tuple[list[Decision], list[Decision], list[ReviewCase]]:
     """Every transaction's decision, and those the audit log must take: the ones not
     decided before and not being written by another request (with their review cases)."""
@@ -229,7 +331,7 @@ def _score(
     ids = [t.transaction_id for t in transactions]
     with ctx.scoring:
         fresh = ctx.ledger.undecided(ids)
-        scored = ctx.pipeline.score(transactions, produced_ms)
+        scored = ctx.pipeline.score(transactions, produced_ms, submitted_by=principal.name)
         fresh = ctx.audit.claim(ids, fresh)  # a retry already being written is not logged twice
     logged = [d for d, new in zip(scored.decisions, fresh, strict=True) if new]
     logged_ids = {d.transaction_id for d in logged}

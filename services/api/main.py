@@ -8,6 +8,7 @@ import time
 
 import redis
 import uvicorn
+from prometheus_client import start_http_server
 
 from features.definitions import FEATURE_NAMES, FEATURE_SET_ID
 from models.registry import ModelRegistry
@@ -15,6 +16,9 @@ from services.allocator import tune_hot_path
 from services.api.app import ApiContext, create_app
 from services.api.audit import AuditLog
 from services.api.auth import ApiKeys
+from services.api.contracts import LabelSubmission
+from services.api.keys import KeyFile, KeyRing
+from services.api.ratelimit import RateLimiter
 from services.api.settings import ApiSettings
 from services.scorer.champion import ChampionWatcher
 from services.scorer.ledger import DecisionLedger
@@ -22,6 +26,7 @@ from services.scorer.pipeline import ScoringPipeline
 from services.scorer.wiring import open_feature_store, redis_client
 from streams.kafka import Endpoint, broker_reachable, producer_config
 from streams.producer import AckedProducer
+from streams.serde import Decoder, transaction_decoder
 
 
 class _Readiness:
@@ -50,7 +55,10 @@ class _Readiness:
 
 
 def build_context(settings: ApiSettings) -> tuple[ApiContext, ChampionWatcher]:
-    keys = ApiKeys(settings.key_scopes())
+    keys = ApiKeys(
+        KeyRing(KeyFile(settings.keys_path)),
+        RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst_s),
+    )
     client = redis_client(settings)
     registry = ModelRegistry(settings.registry_dir)
     champion = ChampionWatcher(
@@ -79,6 +87,10 @@ def build_context(settings: ApiSettings) -> tuple[ApiContext, ChampionWatcher]:
         readiness=_Readiness(client, settings.kafka(), champion),
         max_request_bytes=settings.max_request_bytes,
         max_batch=settings.max_batch,
+        transaction_decoder=transaction_decoder.with_bounds(settings.event_time_bounds()),
+        label_decoder=Decoder(LabelSubmission, free_text=("note",)),
+        metrics_public=settings.metrics_public,
+        docs_public=settings.docs_public,
     )
     return ctx, champion
 
@@ -90,7 +102,16 @@ def main(settings: ApiSettings | None = None) -> None:
     ctx, champion = build_context(settings)
     gc.freeze()  # the start-up objects (model, modules) leave the collector's scans: shorter pauses
     champion.start()
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr=settings.host)
     try:
-        uvicorn.run(create_app(ctx), host=settings.host, port=settings.port, log_level="warning")
+        uvicorn.run(
+            create_app(ctx),
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            ssl_certfile=str(settings.tls_cert_file) if settings.tls_cert_file else None,
+            ssl_keyfile=str(settings.tls_key_file) if settings.tls_key_file else None,
+        )
     finally:
         champion.stop()

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, model_validator
 
 from services.api.audit import AuditDelivery
 from services.settings import CommonSettings
 from streams.errors import ConfigError
 
-Scope = Literal["score", "labels", "read"]
-SCOPES: tuple[Scope, ...] = ("score", "labels", "read")
-
 
 class ApiSettings(CommonSettings):
-    api_keys: SecretStr = Field(
-        SecretStr(""),
-        description="comma-separated KEY:scope+scope entries, e.g. 'k1:score+read,k2:labels'",
+    api_keys_file: Path | None = Field(
+        None,
+        description="the API key file (salted hashes, never secrets; `fraudctl keys create` "
+        "writes it) [state_dir/api-keys.json]",
     )
     host: str = Field("127.0.0.1", description="bind address")
     port: int = Field(8000, ge=1, le=65535)
@@ -31,19 +29,41 @@ class ApiSettings(CommonSettings):
     )
     audit_ack_timeout_s: float = Field(10.0, gt=0, description="'acked' mode's wait")
     reload_interval_s: float = Field(1.0, gt=0)
+    rate_limit_per_s: float = Field(
+        1000.0,
+        ge=0,
+        description="requests per second one key may make to one API process (a key's own "
+        "limit, `fraudctl keys create --rate`, overrides it); 0 = unlimited",
+    )
+    rate_limit_burst_s: float = Field(
+        2.0, gt=0, description="seconds of a key's rate it may spend at once"
+    )
+    metrics_public: bool = Field(
+        False, description="serve /metrics without a key (else it needs the 'metrics' scope)"
+    )
+    metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="also serve Prometheus metrics, without a key, on this port of `host` (a "
+        "port kept inside the deployment's network, as the scorer's); 0 = off",
+    )
+    docs_public: bool = Field(
+        False,
+        description="serve /docs and /openapi.json without a key (else the 'docs' scope)",
+    )
+    tls_cert_file: Path | None = Field(None, description="serve HTTPS with this certificate")
+    tls_key_file: Path | None = Field(None, description="private key of tls_cert_file")
 
-    def key_scopes(self) -> dict[str, frozenset[str]]:
-        """Parse ``api_keys``; a malformed entry is a configuration error, not a guess."""
-        out: dict[str, frozenset[str]] = {}
-        for entry in filter(None, (e.strip() for e in self.api_keys.get_secret_value().split(","))):
-            key, sep, scopes = entry.partition(":")
-            wanted = frozenset(s for s in scopes.split("+") if s)
-            if not sep or not key or not wanted or not wanted <= set(SCOPES):
-                raise ConfigError(
-                    f"FRAUD_API_KEYS entry {key[:4]}...: expected KEY:scope[+scope] with "
-                    f"scopes from {SCOPES}"
-                )
-            out[key] = wanted
-        if not out:
-            raise ConfigError("FRAUD_API_KEYS is empty: the API refuses to start without keys")
-        return out
+    @model_validator(mode="after")
+    def _check_tls(self) -> ApiSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ConfigError("FRAUD_TLS_CERT_FILE and FRAUD_TLS_KEY_FILE go together")
+        for path in (self.tls_cert_file, self.tls_key_file):
+            if path is not None and not path.is_file():
+                raise ConfigError(f"{path}: no such file (a TLS setting points at it)")
+        return self
+
+    @property
+    def keys_path(self) -> Path:
+        return self.api_keys_file or self.state_dir / "api-keys.json"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import secrets
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from features.definitions import FEATURES
 from models.drift import CALENDAR_FEATURES
 
 HISTORY_DAYS = 21
+DEMO_KEY_SCOPES = "score+labels+read+metrics+docs"
 DAY_TX = 1000.0  # ~transactions per simulated day in the small world
 CARD_TESTING_PER_DAY = 8.0  # as in the e2e test: a clear new pattern in a small world
 SIMULATOR_SEED = 11
@@ -74,11 +74,12 @@ class DemoPlan:
     run_id: str
     scorers: int
     switch_after_s: float
-    api_key: str
     api_port: int
     scorer_ports: tuple[int, ...]
     retrainer_port: int
     history_days: int = HISTORY_DAYS
+    api_key: str = ""
+    """The demo API key's secret, once created in :attr:`api_keys_file` (runner)."""
 
     # -- names: unique per run so re-runs never collide -------------------------------
     @property
@@ -96,6 +97,10 @@ class DemoPlan:
     @property
     def run_dir(self) -> Path:
         return self.state_dir / "runs" / self.run_id
+
+    @property
+    def api_keys_file(self) -> Path:
+        return self.run_dir / "api-keys.json"
 
     @property
     def history_dir(self) -> Path:
@@ -198,7 +203,7 @@ class DemoPlan:
                 "api",
                 ("serve", "api", "--port", str(self.api_port)),
                 logs / "api.log",
-                extra_env={"FRAUD_API_KEYS": f"{self.api_key}:score+labels+read"},
+                extra_env={"FRAUD_API_KEYS_FILE": str(self.api_keys_file)},
             ),
             ProcessSpec("feedback", ("serve", "feedback"), logs / "feedback.log"),
             ProcessSpec(
@@ -230,7 +235,6 @@ def make_plan(
     ports: list[int],
     switch_after_s: float | None = None,
     run_id: str | None = None,
-    api_key: str | None = None,
 ) -> DemoPlan:
     """The plan for one run. ``ports`` are free TCP ports (scorers, retrainer, API).
 
@@ -250,7 +254,6 @@ def make_plan(
         run_id=run_id or uuid.uuid4().hex[:8],
         scorers=scorers,
         switch_after_s=switch_after_s,
-        api_key=api_key or f"demo-{secrets.token_hex(8)}",
         scorer_ports=tuple(ports[:scorers]),
         retrainer_port=ports[scorers],
         api_port=ports[scorers + 1],

@@ -12,7 +12,7 @@ import json
 import signal
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -21,10 +21,11 @@ import redis
 from rich.console import Console
 from rich.live import Live
 
+from services.api.keys import KeyFile
 from services.demo import setup
 from services.demo.children import Child, stop_all
 from services.demo.dashboard import QUANTILES, SLA_S, Frame, render, story_state
-from services.demo.plan import AFTER_PROMOTION_SEGMENTS, DemoPlan
+from services.demo.plan import AFTER_PROMOTION_SEGMENTS, DEMO_KEY_SCOPES, DemoPlan
 from services.demo.scrape import MetricsSnapshot, bucket_delta, quantile, scrape, share_below
 from services.demo.summary import Summary, summarize, summary_table
 from services.demo.watch import TopicView, TopicWatcher
@@ -59,6 +60,12 @@ class Started:
     live_since: float = 0.0  # monotonic start of the live traffic: the time limit counts from it
 
 
+def with_demo_key(plan: DemoPlan) -> DemoPlan:
+    """The plan with a fresh API key for the demo, stored (hashed) in the run's key file."""
+    secret, _ = KeyFile(plan.api_keys_file).create("demo", DEMO_KEY_SCOPES)
+    return replace(plan, api_key=secret)
+
+
 def _raise_stop(signum: int, frame: FrameType | None) -> None:
     raise DemoStopped(f"signal {signum}")
 
@@ -77,6 +84,7 @@ def run_demo(plan: DemoPlan, console: Console, dashboard_out: Path | None = None
         )
         env, bootstrap, redis_url = _stack_up(plan, settings, console, started)
         champion = _prepare(plan, settings, redis_url, console)
+        plan = with_demo_key(plan)
         _start_children(plan, env, console, started)
         truth = GroundTruthStore(redis.Redis.from_url(redis_url), plan.redis_prefix)
         live_wall = datetime.now(UTC)  # timeline times count from the live traffic's start

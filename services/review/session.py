@@ -25,6 +25,7 @@ from confluent_kafka import Consumer, Message, TopicPartition
 from services.review.metrics import CASES_CLOSED, LABELS
 from streams.dlq import dead_letter_for, encode_dead_letter
 from streams.events import Label, ReviewCase
+from streams.pan import redact_text
 from streams.producer import AckedProducer
 from streams.serde import Rejection, encode, review_case_decoder
 from streams.topics import Topics
@@ -118,7 +119,7 @@ class ReviewSession:
                 analyst=self.analyst,
                 labelled_at=self.clock(),
                 source=self.source,
-                note=note or None,
+                note=redact_text(note) if note else None,  # free text: no card number kept
             )
             self.producer.produce(self.topics.labels, encode(label), label.transaction_id)
             self.producer.wait_acked()  # raises DeliveryFailed: the case stays pending

@@ -53,7 +53,9 @@ class ScoringPipeline:
         transactions: Sequence[Transaction],
         produced_at_ms: Sequence[int] | None = None,
         clock: StageClock | None = None,
+        submitted_by: str | None = None,
     ) -> ScoredBatch:
+        """``submitted_by``: the API caller's identity, recorded on each decision."""
         clock = clock or StageClock()
         if not transactions:
             return ScoredBatch(timings_ms=clock.timings_ms)
@@ -76,7 +78,15 @@ class ScoringPipeline:
         clock.lap("explain")
 
         return self._events(
-            transactions, produced_at_ms, values, scores, outcomes, reasons, served.version, clock
+            transactions,
+            produced_at_ms,
+            values,
+            scores,
+            outcomes,
+            reasons,
+            served.version,
+            clock,
+            submitted_by,
         )
 
     @staticmethod
@@ -89,6 +99,7 @@ class ScoringPipeline:
         reasons: dict[int, list[Reason]],
         version: str,
         clock: StageClock,
+        submitted_by: str | None,
     ) -> ScoredBatch:
         now = datetime.now(UTC)
         rows = values.astype(np.float64).tolist()
@@ -112,6 +123,7 @@ class ScoringPipeline:
                 timings_ms=clock.timings_ms,
                 latency_ms=latencies[i],
                 decided_at=now,
+                submitted_by=submitted_by,
             )
             batch.decisions.append(decision)
             if decision.decision != "approve":

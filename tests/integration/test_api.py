@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.api.app import ApiContext, create_app
+from services.api.keys import KeyFile
 from services.api.main import build_context
 from services.api.settings import ApiSettings
 from streams.events import Label
@@ -22,8 +24,34 @@ from tests.malformed import GOOD
 
 pytestmark = pytest.mark.integration
 
-SCORE = {"X-API-Key": "scorer-key"}
-LABELS = {"X-API-Key": "analyst-key"}
+
+@dataclass(frozen=True)
+class Keys:
+    """Headers of the test's API keys, one per role."""
+
+    score: dict[str, str]
+    labels: dict[str, str]
+    chargeback: dict[str, str]
+    ops: dict[str, str]
+    throttled: dict[str, str]
+    path: Path
+
+
+@pytest.fixture()
+def keys(tmp_path: Path) -> Keys:
+    key_file = KeyFile(tmp_path / "api-keys.json")
+
+    def header(name: str, scopes: str, rate: float | None = None) -> dict[str, str]:
+        return {"X-API-Key": key_file.create(name, scopes, rate)[0]}
+
+    return Keys(
+        score=header("checkout-service", "score+read"),
+        labels=header("ana", "labels"),
+        chargeback=header("chargeback-feed", "labels+chargeback"),
+        ops=header("ops", "metrics+docs"),
+        throttled=header("batch-job", "read", rate=1.0),
+        path=key_file.path,
+    )
 
 
 @pytest.fixture()
@@ -34,6 +62,7 @@ def context(
     topics: Topics,
     redis_prefix: str,
     champion_state: Path,
+    keys: Keys,
 ) -> Iterator[ApiContext]:
     settings = ApiSettings(
         audit_delivery=getattr(request, "param", "acked"),
@@ -43,9 +72,10 @@ def context(
         redis_prefix=redis_prefix,
         feast_project=f"fraud_{redis_prefix}",
         state_dir=champion_state,
-        api_keys="scorer-key:score+read,analyst-key:labels",
+        api_keys_file=keys.path,
         max_request_bytes=64 * 1024,
         max_batch=50,
+        event_time_max_age_s=0,  # the small world's history is dated 2026-01
     )
     ctx, champion = build_context(settings)
     yield ctx
@@ -65,17 +95,18 @@ def _tx(world: SmallWorld, n: int) -> list[dict[str, object]]:
 
 @pytest.mark.parametrize("context", ["acked", "async"], indirect=True)
 def test_score_one_and_many(
-    client: TestClient, small_world: SmallWorld, kafka_bootstrap: str, topics: Topics
+    client: TestClient, small_world: SmallWorld, kafka_bootstrap: str, topics: Topics, keys: Keys
 ) -> None:
+    score_key = keys.score
     txs = _tx(small_world, 21)
-    one = client.post("/v1/score", json=txs[0], headers=SCORE)
+    one = client.post("/v1/score", json=txs[0], headers=score_key)
     assert one.status_code == 200, one.text
     (decision,) = one.json()["decisions"]
     assert decision["transaction_id"] == txs[0]["transaction_id"]
     assert decision["decision"] in {"approve", "review", "decline"}
     assert 0.0 <= decision["score"] <= 1.0
 
-    many = client.post("/v1/score", json=txs[1:], headers=SCORE)
+    many = client.post("/v1/score", json=txs[1:], headers=score_key)
     assert many.status_code == 200
     assert [d["transaction_id"] for d in many.json()["decisions"]] == [
         t["transaction_id"] for t in txs[1:]
@@ -83,20 +114,52 @@ def test_score_one_and_many(
     logged = decode_decisions(read_all(kafka_bootstrap, topics.scored, idle_s=1.5))
     assert sorted(d.transaction_id for d in logged) == sorted(t["transaction_id"] for t in txs)
 
-    again = client.post("/v1/score", json=txs[0], headers=SCORE)  # a retry: answered, not re-logged
+    again = client.post(
+        "/v1/score", json=txs[0], headers=score_key
+    )  # a retry: answered, not re-logged
     assert again.status_code == 200
     relogged = decode_decisions(read_all(kafka_bootstrap, topics.scored, idle_s=1.5))
     assert len(relogged) == len(txs)
+    assert {d.submitted_by for d in relogged} == {"checkout-service"}
 
 
 @pytest.mark.parametrize(
-    ("headers", "status"),
-    [({}, 401), ({"X-API-Key": "nope"}, 401), (LABELS, 403)],
+    ("role", "status"),
+    [(None, 401), ("nope", 401), ("malformed", 401), ("labels", 403), ("ops", 403)],
 )
 def test_score_requires_a_key_with_the_score_scope(
-    client: TestClient, headers: dict[str, str], status: int
+    client: TestClient, keys: Keys, role: str | None, status: int
 ) -> None:
+    headers = {
+        None: {},
+        "nope": {"X-API-Key": "fk_0123456789abcdef_not-the-secret"},
+        "malformed": {"X-API-Key": "not a key at all"},
+        "labels": keys.labels,
+        "ops": keys.ops,
+    }[role]
     assert client.post("/v1/score", json=GOOD, headers=headers).status_code == status
+
+
+def test_bearer_token_works_like_the_header(client: TestClient, keys: Keys) -> None:
+    bearer = {"Authorization": f"Bearer {keys.ops['X-API-Key']}"}
+    assert client.get("/metrics", headers=bearer).status_code == 200
+
+
+def test_a_key_over_its_rate_gets_429_with_retry_after(client: TestClient, keys: Keys) -> None:
+    answers = [client.get("/v1/models/current", headers=keys.throttled) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]  # 1/s, a burst of 2 s
+    assert answers[2].headers["Retry-After"] == "1"
+    assert client.get("/v1/models/current", headers=keys.score).status_code == 200  # per key
+
+
+def test_a_revoked_key_is_refused_within_a_second(client: TestClient, keys: Keys) -> None:
+    import time
+
+    assert client.get("/v1/models/current", headers=keys.score).status_code == 200
+    key_id = keys.score["X-API-Key"].split("_")[1]
+    assert KeyFile(keys.path).revoke(key_id)
+    time.sleep(1.1)
+    assert client.get("/v1/models/current", headers=keys.score).status_code == 401
 
 
 @pytest.mark.parametrize(
@@ -107,46 +170,95 @@ def test_score_requires_a_key_with_the_score_scope(
         ({k: v for k, v in GOOD.items() if k != "card_id"}, "missing_field", None),
         ({**GOOD, "pan": "4111111111111111"}, "pan_not_allowed", None),
         ({**GOOD, "channel": "carrier-pigeon"}, "invalid_value", "$.channel"),
+        ({**GOOD, "memo": "x4111111111111111"}, "pan_not_allowed", None),
+        ({**GOOD, "transaction_id": "t1\n"}, "invalid_value", "$.transaction_id"),
+        ({**GOOD, "event_time": "9999-12-31T00:00:00Z"}, "event_time_out_of_range", None),
+        (
+            {**GOOD, "x": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]},
+            "too_deep",
+            None,
+        ),
     ],
 )
 def test_invalid_bodies_are_422_with_field_and_reason(
-    client: TestClient, body: dict[str, object], reason: str, field: str | None
+    client: TestClient, keys: Keys, body: dict[str, object], reason: str, field: str | None
 ) -> None:
-    response = client.post("/v1/score", json=body, headers=SCORE)
+    response = client.post("/v1/score", json=body, headers=keys.score)
     assert response.status_code == 422
     (detail,) = response.json()["detail"]
     assert detail["reason"] == reason
     assert detail["field"] == field
 
 
-def test_truncated_json_oversized_body_and_too_many_items(client: TestClient) -> None:
-    truncated = client.post("/v1/score", content=b'{"transaction_id": "x', headers=SCORE)
+def test_truncated_json_oversized_body_and_too_many_items(client: TestClient, keys: Keys) -> None:
+    score_key = keys.score
+    truncated = client.post("/v1/score", content=b'{"transaction_id": "x', headers=score_key)
     assert truncated.status_code == 422
     assert truncated.json()["detail"][0]["reason"] == "invalid_json"
-    big = client.post("/v1/score", content=b"[" + b" " * 70_000 + b"]", headers=SCORE)
+    big = client.post("/v1/score", content=b"[" + b" " * 70_000 + b"]", headers=score_key)
     assert big.status_code == 413
-    many = client.post("/v1/score", json=[GOOD] * 51, headers=SCORE)
+    many = client.post("/v1/score", json=[GOOD] * 51, headers=score_key)
     assert many.status_code == 422
     assert many.json()["detail"][0]["reason"] == "too_large"
-
-
-def test_labels_are_published(client: TestClient, kafka_bootstrap: str, topics: Topics) -> None:
-    label = Label(
-        transaction_id="tx-1",
-        label="fraud",
-        analyst="ana",
-        labelled_at=datetime(2026, 11, 23, tzinfo=UTC),
+    deep = b"[" * 100_000 + b"]" * 100_000
+    nested = client.post("/v1/score", content=deep[:60_000], headers=score_key)
+    assert nested.status_code == 422
+    assert nested.json()["detail"][0]["reason"] == "too_deep"
+    mixed = client.post("/v1/score", json=[GOOD, {**GOOD, "amount": -1}], headers=score_key)
+    assert mixed.status_code == 422
+    (refused,) = mixed.json()["detail"]
+    assert (refused["item"], refused["reason"], refused["field"]) == (
+        1,
+        "out_of_range",
+        "$[1].amount",
     )
-    response = client.post("/v1/labels", content=encode(label), headers=LABELS)
+    duplicate = client.post("/v1/score", content=b'{"amount": 1, "amount": 2}', headers=score_key)
+    assert duplicate.json()["detail"][0]["reason"] == "duplicate_field"
+
+
+def test_labels_carry_the_callers_identity_and_the_servers_time(
+    client: TestClient, keys: Keys, kafka_bootstrap: str, topics: Topics
+) -> None:
+    before = datetime.now(UTC)
+    body = {"transaction_id": "tx-1", "label": "fraud", "note": "card 4111 1111 1111 1111"}
+    response = client.post("/v1/labels", json=body, headers=keys.labels)
     assert response.status_code == 202
     assert response.json() == {"accepted": 1}
-    assert client.post("/v1/labels", content=encode(label), headers=SCORE).status_code == 403
-    (message,) = read_all(kafka_bootstrap, topics.labels, idle_s=1.5)
-    assert label_decoder.decode(message.value()) == label
+    chargeback = {"transaction_id": "tx-2", "label": "fraud", "source": "chargeback"}
+    assert client.post("/v1/labels", json=chargeback, headers=keys.chargeback).status_code == 202
+    (first, second) = sorted(
+        (
+            label_decoder.decode(m.value())
+            for m in read_all(kafka_bootstrap, topics.labels, idle_s=1.5)
+        ),
+        key=lambda label: label.transaction_id,  # type: ignore[union-attr]
+    )
+    assert isinstance(first, Label) and isinstance(second, Label)
+    assert (first.analyst, first.source, first.label) == ("ana", "analyst", "fraud")
+    assert before <= first.labelled_at <= datetime.now(UTC)
+    assert first.note == "card [card number removed]"
+    assert (second.analyst, second.source) == ("chargeback-feed", "chargeback")
 
 
-def test_model_health_readiness_and_metrics(client: TestClient, champion_state: Path) -> None:
-    model = client.get("/v1/models/current", headers=SCORE)
+@pytest.mark.parametrize(
+    ("role", "body", "status"),
+    [
+        ("labels", {"transaction_id": "t", "label": "fraud", "analyst": "boss"}, 422),
+        ("labels", {"transaction_id": "t", "label": "fraud", "labelled_at": "9999-01-01"}, 422),
+        ("labels", {"transaction_id": "t", "label": "legit", "source": "chargeback"}, 403),
+        ("labels", {"transaction_id": "t", "label": "legit", "source": "oracle"}, 422),
+        ("score", {"transaction_id": "t", "label": "legit"}, 403),
+    ],
+)
+def test_label_authority_is_not_the_bodys_to_claim(
+    client: TestClient, keys: Keys, role: str, body: dict[str, str], status: int
+) -> None:
+    headers = {"labels": keys.labels, "score": keys.score}[role]
+    assert client.post("/v1/labels", json=body, headers=headers).status_code == status
+
+
+def test_model_health_readiness_and_metrics(client: TestClient, keys: Keys) -> None:
+    model = client.get("/v1/models/current", headers=keys.score)
     assert model.status_code == 200
     body = model.json()
     assert body["serving_version"] == body["champion_version"] == "v0001"
@@ -156,22 +268,28 @@ def test_model_health_readiness_and_metrics(client: TestClient, champion_state: 
     ready = client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json() == {"ready": True, "checks": {"redis": True, "model": True, "broker": True}}
-    metrics = client.get("/metrics")
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers=keys.score).status_code == 403
+    metrics = client.get("/metrics", headers=keys.ops)
     assert metrics.status_code == 200
     assert "fraud_decisions_total" in metrics.text
     assert "fraud_api_audit_records_total" in metrics.text
 
 
-def test_openapi_describes_the_request_bodies(client: TestClient) -> None:
-    spec = client.get("/openapi.json").json()
+def test_openapi_describes_the_request_bodies(client: TestClient, keys: Keys) -> None:
+    assert client.get("/openapi.json").status_code == 401
+    assert client.get("/docs").status_code == 401
+    assert client.get("/docs", headers=keys.ops).status_code == 200
+    spec = client.get("/openapi.json", headers=keys.ops).json()
     body = spec["paths"]["/v1/score"]["post"]["requestBody"]["content"]["application/json"]
     assert body["schema"]["oneOf"][0] == {"$ref": "#/components/schemas/Transaction"}
     assert "Transaction" in spec["components"]["schemas"]
-    assert "Label" in spec["components"]["schemas"]
+    assert "LabelSubmission" in spec["components"]["schemas"]
+    assert set(spec["paths"]["/v1/score"]["post"]["responses"]) >= {"401", "403", "422", "429"}
 
 
 def test_concurrent_requests_on_one_card_count_every_transaction(
-    context: ApiContext, small_world: SmallWorld, kafka_bootstrap: str, topics: Topics
+    context: ApiContext, small_world: SmallWorld, kafka_bootstrap: str, topics: Topics, keys: Keys
 ) -> None:
     """Requests interleave on the event loop (one waits for its acknowledgement while the
     next is scored); the card's count must still see each one, and each is logged once."""
@@ -202,7 +320,7 @@ def test_concurrent_requests_on_one_card_count_every_transaction(
         async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
 
             async def post(tx: object) -> httpx.Response:
-                return await http.post("/v1/score", content=encode(tx), headers=SCORE)
+                return await http.post("/v1/score", content=encode(tx), headers=keys.score)
 
             answers = await asyncio.gather(*(post(tx) for tx in txs))
             last = await post(probe)

@@ -22,7 +22,6 @@ def _plan(cores: int = 2, **kw: object) -> DemoPlan:
         "cores": cores,
         "ports": [9001, 9002, 9003, 9004],
         "run_id": "abc123",
-        "api_key": "demo-key",
     }
     args.update(kw)
     return make_plan(**args)  # type: ignore[arg-type]
@@ -52,7 +51,7 @@ def test_two_cores_run_two_scorers_and_every_service_once() -> None:
     assert specs["scorer-1"].metrics_port == 9002
     assert specs["retrainer"].args == ("serve", "retrainer", "--metrics-port", "9003")
     assert specs["api"].args == ("serve", "api", "--port", "9004")
-    assert specs["api"].extra_env["FRAUD_API_KEYS"] == "demo-key:score+labels+read"
+    assert specs["api"].extra_env["FRAUD_API_KEYS_FILE"] == str(plan.api_keys_file)
     assert specs["oracle"].args == ("review", "--auto")
     assert specs["chargebacks"].args == ("review", "--chargebacks", "--delay-s", "4.0")
     logs = Path("/tmp/demo-state/logs/abc123")

@@ -1,0 +1,24 @@
+"""What API callers send that is not a topic event."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from msgspec import Meta, Struct
+
+from streams.events import Id, LabelValue
+
+
+class LabelSubmission(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A label as a client posts it to ``/v1/labels``.
+
+    Who labelled and when are not the client's to say: the analyst is the identity of the
+    caller's API key and the time is the server's (a body that sends ``analyst``,
+    ``labelled_at`` or any other field is refused). ``chargeback`` needs the key's
+    ``chargeback`` scope. The note is redacted of card numbers before it is stored.
+    """
+
+    transaction_id: Id
+    label: LabelValue
+    source: Literal["analyst", "chargeback"] = "analyst"
+    note: Annotated[str, Meta(max_length=2000)] | None = None
