@@ -16,7 +16,7 @@ from typing import Any
 from confluent_kafka import Message
 
 from streams.events import DeadLetter, DeadLetterReason
-from streams.pan import redact_payload, redact_text
+from streams.pan import redact_payload
 from streams.serde import Rejection, encode
 
 MAX_ORIGINAL_BYTES = 64 * 1024
@@ -46,7 +46,7 @@ def dead_letter(
         partition=partition,
         offset=offset,
         reason=reason,
-        message=redact_text(message[:2000]),
+        message=_safe_text(message[:2000]),
         original=kept,
         key=safe_key,
         failed_at=datetime.now(UTC),
@@ -55,6 +55,12 @@ def dead_letter(
         redacted=redacted,
         truncated=truncated,
     )
+
+
+def _safe_text(text: str) -> str:
+    """``text`` redacted as it reads and as it would read with its escapes decoded."""
+    kept, redacted = redact_payload(text.encode("utf-8", "replace"), as_text=True)
+    return kept.decode("utf-8", "replace") if redacted else text
 
 
 def dead_letter_for(message: Message, rejection: Rejection) -> DeadLetter:

@@ -76,7 +76,8 @@ def pan_spans(text: str) -> Iterator[tuple[int, int]]:
     Within a run of digit groups joined by single separators every window of whole
     consecutive groups that is card-shaped and holds 13-19 digits is a candidate, so two
     card numbers written side by side are two PANs, not one 32-digit number; a group of
-    more than 19 digits is some other number.
+    more than 19 digits is some other number, and so is the fraction of a decimal number
+    (the digits after ``1.``), which logs print floats with.
     """
     for run in _RUN.finditer(text):
         if run.end() - run.start() < 13:
@@ -86,6 +87,9 @@ def pan_spans(text: str) -> Iterator[tuple[int, int]]:
         ]
         i = 0
         while i < len(groups):
+            if i and text[run.start() + groups[i][0] - 1] == ".":
+                i += 1  # the fraction of a decimal number (1.4397199469995031) is no card
+                continue
             found = None
             count = 0
             for j in range(i, len(groups)):
@@ -186,17 +190,18 @@ def count_pans(payload: bytes) -> int:
     return sum(len(list(pan_spans(text))) for text, _ in strings_of(document))
 
 
-_DIGIT_ESCAPE = re.compile(r"\\u003([0-9])", re.IGNORECASE)
+_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
 
 
 def _unescaped_view(payload: bytes) -> str:
-    """Text to scan for bytes that are not JSON: UTF-8 where it decodes (else byte for
-    byte), with ``\\u003N`` escapes turned into the digits they spell."""
+    """Text to scan for bytes that are not JSON (or are to be read as text): UTF-8 where
+    it decodes (else byte for byte), with every ``\\uXXXX`` escape turned into the
+    character it spells, so a JSON string inside reads here as it would decoded."""
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
         text = payload.decode("latin-1")
-    return _DIGIT_ESCAPE.sub(r"\1", text)
+    return _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
 
 
 def _redact_document(item: Any) -> Any:
@@ -209,21 +214,35 @@ def _redact_document(item: Any) -> Any:
     return item
 
 
+def _holds_pan(data: bytes, as_text: bool) -> bool:
+    """Whether ``data`` holds a PAN as the sweep reads it (its JSON strings, or its text
+    when it is not JSON) or, ``as_text``, also anywhere in its text."""
+    document = _decoded(data)
+    if document is not _NOT_JSON and any(contains_pan(t) for t, _ in strings_of(document)):
+        return True
+    return (document is _NOT_JSON or as_text) and contains_pan(_unescaped_view(data))
+
+
 def redact_payload(payload: bytes, *, as_text: bool = False) -> tuple[bytes, bool]:
     """What may be kept of a refused payload: (bytes, redacted).
 
     The original comes back unchanged only when the scan proves it holds no PAN; otherwise
     a redacted copy: JSON re-encoded with every string redacted, or, for bytes that are not
-    JSON, their text view (escaped digits spelled out) with every PAN replaced.
-    ``as_text`` scans the bytes as text even when they parse as JSON (a record key
-    ``4111111111111111`` is a JSON number, and still a card number).
+    JSON, their text view (escapes spelled out) with every PAN replaced. Redacting can
+    reveal a number escapes had split, so the copy is scanned again (a few rounds); what
+    cannot be proven clean is replaced whole. ``as_text`` reads the bytes as text even when
+    they parse as JSON (a record key ``4111111111111111`` is a JSON number, and still a
+    card number).
     """
-    document = _NOT_JSON if as_text else _decoded(payload)
-    if document is _NOT_JSON:
-        view = _unescaped_view(payload)
-        if not contains_pan(view):
-            return payload, False
-        return redact_text(view).encode("utf-8", errors="replace"), True
-    if not any(contains_pan(text) for text, _ in strings_of(document)):
+    if not _holds_pan(payload, as_text):
         return payload, False
-    return msgspec.json.encode(_redact_document(document)), True
+    current = payload
+    for _ in range(4):
+        document = _NOT_JSON if as_text else _decoded(current)
+        if document is _NOT_JSON:
+            current = redact_text(_unescaped_view(current)).encode("utf-8", errors="replace")
+        else:
+            current = msgspec.json.encode(_redact_document(document))
+        if not _holds_pan(current, as_text):
+            return current, True
+    return REDACTED.encode(), True

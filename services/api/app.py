@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from fastapi import FastAPI, HTTPException, Request, Response, status
@@ -31,7 +31,7 @@ from features.definitions import FEATURE_SET_ID
 from models.registry import ModelRegistry
 from services.api.audit import AuditLog
 from services.api.auth import ApiKeys
-from services.api.contracts import LabelSubmission
+from services.api.contracts import ErasureRequest, LabelSubmission
 from services.api.keys import Principal
 from services.scorer.ledger import DecisionLedger
 from services.scorer.pipeline import ScoringPipeline
@@ -61,12 +61,15 @@ class ApiContext:
     label_decoder: Decoder[LabelSubmission]
     metrics_public: bool = False
     docs_public: bool = False
+    erase: Callable[[ErasureRequest, Principal], dict[str, Any]] | None = None
+    """Runs one erasure (``POST /v1/erasures``); None: the endpoint answers 503."""
     scoring: threading.Lock = field(default_factory=threading.Lock)
     """The feature store (its card cache) and the dedupe check serve one request at a time
     (scoring runs on the event loop's thread; the lock keeps any other caller out)."""
 
 
 _items_decoder = msgspec.json.Decoder(list[msgspec.Raw])
+_erasure_decoder = Decoder(ErasureRequest)
 
 
 _REF = "#/components/schemas/{name}"
@@ -84,6 +87,12 @@ def _body_schema(kind: type) -> dict[str, Any]:
     }
 
 
+def _one_body_schema(kind: type) -> dict[str, Any]:
+    """OpenAPI request body: exactly one ``kind``."""
+    (one,), _ = msgspec.json.schema_components([kind], ref_template=_REF)
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": one}}}}
+
+
 def _with_event_components(app: FastAPI) -> None:
     """Add the event schemas the request bodies refer to, to the generated OpenAPI spec."""
     generate = app.openapi
@@ -92,7 +101,7 @@ def _with_event_components(app: FastAPI) -> None:
         if app.openapi_schema is None:
             spec = generate()
             _, components = msgspec.json.schema_components(
-                [Transaction, LabelSubmission], ref_template=_REF
+                [Transaction, LabelSubmission, ErasureRequest], ref_template=_REF
             )
             spec.setdefault("components", {}).setdefault("schemas", {}).update(components)
             app.openapi_schema = spec
@@ -243,6 +252,20 @@ def create_app(ctx: ApiContext) -> FastAPI:
         await run_in_threadpool(_publish_labels, ctx, stamped)
         return JSONResponse({"accepted": len(items)}, status_code=status.HTTP_202_ACCEPTED)
 
+    @app.post("/v1/erasures", openapi_extra=_one_body_schema(ErasureRequest), responses=_BODY)
+    async def erasures(request: Request) -> JSONResponse:
+        principal = ctx.keys.require(request, "admin")
+        body = await _read_body(request, ctx.max_request_bytes)
+        wanted = _erasure_decoder.decode(body)
+        if isinstance(wanted, Rejection):
+            raise _invalid(wanted.reason, wanted.message)
+        if not wanted.card_ids and not wanted.discover:
+            raise _invalid("missing_field", "give card_ids, or discover: true")
+        if ctx.erase is None:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "erasure is not configured")
+        report = await run_in_threadpool(ctx.erase, wanted, principal)
+        return JSONResponse(report)
+
     @app.get("/v1/models/current", responses=_AUTH)
     def current_model(request: Request) -> dict[str, Any]:
         ctx.keys.require(request, "read")
@@ -277,7 +300,13 @@ def create_app(ctx: ApiContext) -> FastAPI:
             status_code=200 if ready else status.HTTP_503_SERVICE_UNAVAILABLE,
         )
 
-    @app.get("/metrics", responses=_AUTH)
+    @app.get(
+        "/metrics",
+        responses={
+            200: {"description": "Prometheus exposition", "content": {CONTENT_TYPE_LATEST: {}}},
+            **_AUTH,
+        },
+    )
     def prometheus_metrics(request: Request) -> Response:
         if not ctx.metrics_public:
             ctx.keys.require(request, "metrics")
@@ -297,6 +326,12 @@ def create_app(ctx: ApiContext) -> FastAPI:
 
     _with_event_components(app)
     return app
+
+
+def openapi_document() -> dict[str, Any]:
+    """The API's OpenAPI spec, without a running deployment (the routes' context is only
+    used when a request arrives)."""
+    return create_app(cast(ApiContext, None)).openapi()
 
 
 def attributed_labels(

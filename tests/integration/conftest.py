@@ -23,6 +23,7 @@ from models.pipeline import TrainConfig, train_from_table
 from models.registry import ModelBundle, ModelRegistry
 from streams.events import Transaction
 from streams.simulator import SimulatorConfig, simulate_history
+from tests.integration.api_fixtures import client, context, keys  # noqa: F401 (fixtures)
 
 HISTORY_DAYS = 42
 

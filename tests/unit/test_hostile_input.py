@@ -61,6 +61,7 @@ def test_scanner_finds_card_numbers_in_any_text(text: str, pans: list[str]) -> N
         "2026-11-23T10:00:00.123456+00:00",
         "tx8fa73647-81811172",
         "4111 11111 111 1111",  # not a card's grouping
+        "drift of +0.439719946999503 s",  # a float's fraction
     ],
 )
 def test_scanner_leaves_other_numbers_alone(text: str) -> None:
