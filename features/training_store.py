@@ -54,6 +54,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.definitions import FEATURE_NAMES
+from features.training_erasure import ErasedRows, ForgetList, erase_cards
 from streams.errors import FraudError
 
 LabelSource = Literal["analyst", "chargeback", "oracle"]
@@ -131,17 +132,20 @@ class TrainingStore:
         self.audit_dir = self.root / "audit"
         self._rows_index: set[tuple[str, int, int, str, str]] | None = None
         self._audit_index: set[tuple[str, int, int, str, str]] | None = None
+        self.forgotten = ForgetList(self.root)
 
     # -- writing ------------------------------------------------------------------------
     def append(self, rows: Iterable[TrainingRow]) -> AppendResult:
-        """Store the rows not yet held; one parquet part per event day, then the audit."""
+        """Store the rows not yet held; one parquet part per event day, then the audit.
+        Rows of erased cards (the forget list) are dropped, counted as duplicates."""
         rows_index, audit_index = self._indexes()
         batch: dict[tuple[str, int, int, str, str], TrainingRow] = {}
         given = 0
         for row in rows:
             self._check(row)
-            batch.setdefault(row.fingerprint(), row)
             given += 1
+            if not self.forgotten.contains(row.card_id):
+                batch.setdefault(row.fingerprint(), row)
         new_rows = [r for f, r in batch.items() if f not in rows_index]
         new_audit = [r for f, r in batch.items() if f not in audit_index]
         applied_at = datetime.now(UTC)
@@ -222,6 +226,15 @@ class TrainingStore:
             handle.write(lines)
             handle.flush()
             os.fsync(handle.fileno())
+
+    def erase(self, card_ids: Iterable[str]) -> ErasedRows:
+        """Remove the cards' rows and audit lines and forget the cards, so a replay of
+        their decisions and labels does not write them again (:mod:`training_erasure`)."""
+        cards = sorted(set(card_ids))
+        self.forgotten.add(cards)
+        erased = erase_cards(self.rows_dir, self.audit_dir, cards)
+        self._rows_index = self._audit_index = None
+        return erased
 
     # -- indexes (built once per process, from what is on disk) --------------------------
     def _indexes(

@@ -11,6 +11,7 @@ import typer
 from services.commands import (
     bench,
     demo,
+    erase,
     features,
     keys,
     loadtest,
@@ -43,6 +44,7 @@ app.command("review")(review.review)
 app.command("loadtest")(loadtest.loadtest)
 app.add_typer(bench.app, name="bench")
 app.command("demo")(demo.demo)
+app.command("erase")(erase.erase)
 
 
 def main() -> None:  # pragma: no cover - console entry point

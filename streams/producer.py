@@ -53,18 +53,22 @@ class AckedProducer:
     def produce(
         self,
         topic: str,
-        value: bytes,
+        value: bytes | None,
         key: bytes | str | None = None,
         timestamp_ms: int | None = None,
         headers: Any = None,
         on_delivery: DeliveryReport | None = None,
         group: Deliveries | None = None,
+        partition: int | None = None,
     ) -> None:
-        """Queue one record. ``on_delivery`` replaces the default report (which keeps
-        failures for :meth:`wait_acked`) for callers that track their records themselves;
-        ``group`` counts the record in that group (:meth:`wait_for`)."""
+        """Queue one record (``value`` None: a tombstone). ``on_delivery`` replaces the
+        default report (which keeps failures for :meth:`wait_acked`) for callers that track
+        their records themselves; ``group`` counts the record in that group
+        (:meth:`wait_for`); ``partition`` overrides the key's partitioner."""
         report = group.report if group is not None else on_delivery or self._on_delivery
         kwargs: dict[str, Any] = {"key": key, "on_delivery": report}
+        if partition is not None:
+            kwargs["partition"] = partition
         if timestamp_ms is not None:
             kwargs["timestamp"] = timestamp_ms
         if headers is not None:

@@ -22,3 +22,12 @@ class LabelSubmission(Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     label: LabelValue
     source: Literal["analyst", "chargeback"] = "analyst"
     note: Annotated[str, Meta(max_length=2000)] | None = None
+
+
+class ErasureRequest(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``POST /v1/erasures`` (scope ``admin``): erase one customer's data."""
+
+    customer_id: Id
+    card_ids: Annotated[list[Id], Meta(max_length=1000)] = []
+    discover: bool = False
+    """Also scan the retained transactions and review topics for the customer."""

@@ -20,6 +20,7 @@ from services.api.contracts import LabelSubmission
 from services.api.keys import KeyFile, KeyRing
 from services.api.ratelimit import RateLimiter
 from services.api.settings import ApiSettings
+from services.erasure.service import erase_customer
 from services.scorer.champion import ChampionWatcher
 from services.scorer.ledger import DecisionLedger
 from services.scorer.pipeline import ScoringPipeline
@@ -91,6 +92,13 @@ def build_context(settings: ApiSettings) -> tuple[ApiContext, ChampionWatcher]:
         label_decoder=Decoder(LabelSubmission, free_text=("note",)),
         metrics_public=settings.metrics_public,
         docs_public=settings.docs_public,
+        erase=lambda wanted, principal: erase_customer(
+            settings,
+            wanted.customer_id,
+            wanted.card_ids,
+            requested_by=f"api:{principal.name}",
+            discover_in_topics=wanted.discover,
+        ).as_dict(),
     )
     return ctx, champion
 

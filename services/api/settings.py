@@ -7,11 +7,11 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 from services.api.audit import AuditDelivery
-from services.settings import CommonSettings
+from services.erasure.settings import ErasureSettings
 from streams.errors import ConfigError
 
 
-class ApiSettings(CommonSettings):
+class ApiSettings(ErasureSettings):
     api_keys_file: Path | None = Field(
         None,
         description="the API key file (salted hashes, never secrets; `fraudctl keys create` "

@@ -25,11 +25,12 @@ def row(
     analyst: str = "ana",
     event_time: datetime = T0,
     seed: float = 0.0,
+    card_id: str = "C1",
 ) -> TrainingRow:
     return TrainingRow(
         transaction_id=transaction_id,
         event_time=event_time,
-        card_id="C1",
+        card_id=card_id,
         terminal_id="T1",
         amount=12.5,
         is_fraud=is_fraud,
@@ -151,3 +152,18 @@ def test_wrong_feature_count_is_refused(tmp_path: Path) -> None:
     bad = replace(row("tx1"), features=[1.0])
     with pytest.raises(TrainingStoreError, match="1 features"):
         TrainingStore(tmp_path).append([bad])
+
+
+def test_erasing_cards_removes_rows_and_audit_and_keeps_them_out(tmp_path: Path) -> None:
+    store = TrainingStore(tmp_path)
+    store.append([row("tx1", card_id="K1"), row("tx2", card_id="K2"), row("tx3", card_id="K1")])
+    erased = store.erase(["K1"])
+    assert (erased.rows, erased.audit_lines) == (2, 2)
+    assert erased.transaction_ids == {"tx1", "tx3"}
+    assert list(store.read()["transaction_id"]) == ["tx2"]
+    assert set(store.audit()["transaction_id"]) == {"tx2"}
+    assert "K1" not in (tmp_path / "erased-cards.json").read_text()  # digests, not ids
+    replay = store.append([row("tx1", card_id="K1"), row("tx4", card_id="K3")])
+    assert replay.written == 1  # the erased card's replayed row is dropped
+    assert TrainingStore(tmp_path).erase(["K1"]).rows == 0  # idempotent, in a new process too
+    assert TrainingStore(tmp_path).append([row("tx5", card_id="K1")]).written == 0

@@ -1,0 +1,1 @@
+"""Erasing one customer's data wherever this service keeps it (GDPR art. 17)."""
