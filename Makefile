@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test test-unit test-integration lint format demo bench stack-up stack-down schemas clean
+.PHONY: setup test test-unit test-integration lint format demo bench fuzz stack-up stack-down schemas clean
 
 $(STAMP): requirements.lock pyproject.toml setup.py features/card_kernel.c
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11) on PATH"; exit 1; }
@@ -43,6 +43,9 @@ stack-down: setup
 
 demo: setup  ## the whole system on the embedded stack
 	bash scripts/demo.sh
+
+fuzz: setup  ## 100,000 fuzzed payloads per run through every decoder + schemathesis on the API
+	bash scripts/fuzz.sh
 
 bench: setup  ## benchmarks: numbers printed and written to bench/results/
 	bash scripts/bench.sh

@@ -17,11 +17,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-import redis
+from pydantic import SecretStr
 from rich.console import Console
 from rich.live import Live
 
 from services.api.keys import KeyFile
+from services.connections import redis_client
 from services.demo import setup
 from services.demo.children import Child, stop_all
 from services.demo.dashboard import QUANTILES, SLA_S, Frame, render, story_state
@@ -86,7 +87,8 @@ def run_demo(plan: DemoPlan, console: Console, dashboard_out: Path | None = None
         champion = _prepare(plan, settings, redis_url, console)
         plan = with_demo_key(plan)
         _start_children(plan, env, console, started)
-        truth = GroundTruthStore(redis.Redis.from_url(redis_url), plan.redis_prefix)
+        reach = settings.model_copy(update={"redis_url": SecretStr(redis_url)})
+        truth = GroundTruthStore(redis_client(reach), plan.redis_prefix)
         live_wall = datetime.now(UTC)  # timeline times count from the live traffic's start
         watcher = TopicWatcher(
             bootstrap, settings.topics(), truth, live_wall, f"{plan.topic_prefix}dashboard"

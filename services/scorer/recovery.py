@@ -50,7 +50,8 @@ def recently_decided(
             for message in reader.consume(1000, 0.2):
                 if message.error() is not None:
                     continue
-                with contextlib.suppress(msgspec.DecodeError):  # not a decision: skip it
+                # not a decision (or a hostile record): skip it, never die on it
+                with contextlib.suppress(msgspec.DecodeError, RecursionError, ValueError):
                     found.add(_decoder.decode(message.value() or b"").transaction_id)
                 partition = int(message.partition() or 0)
                 if partition in ends and int(message.offset() or 0) + 1 >= ends[partition]:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import redis
+
+from services.connections import redis_client
 from services.settings import CommonSettings
 from services.stack.components import (
     broker_reachable,
@@ -64,7 +67,7 @@ def up(settings: CommonSettings) -> StackState:
     redis_url = settings.redis_url.get_secret_value()
     if "redis" in started and redis_answers(started["redis"].address):
         redis_url = started["redis"].address
-    elif not redis_answers(redis_url):
+    elif not configured_redis_answers(settings):
         started["redis"] = start_redis(
             settings.state_dir / "redis", settings.state_dir / "logs" / "redis.log"
         )
@@ -79,6 +82,15 @@ def up(settings: CommonSettings) -> StackState:
     )
 
 
+def configured_redis_answers(settings: CommonSettings) -> bool:
+    """The configured Redis answers a PING, reached as the services reach it (TLS files,
+    ACL user)."""
+    try:
+        return bool(redis_client(settings, socket_timeout=1.0).ping())
+    except (redis.RedisError, OSError, ValueError):
+        return False
+
+
 def status(settings: CommonSettings) -> StackState:
     started = {name: proc for name, proc in _pid_file(settings).read().items() if proc.alive()}
     bootstrap = started["kafka"].address if "kafka" in started else settings.kafka()
@@ -87,7 +99,12 @@ def status(settings: CommonSettings) -> StackState:
     )
     return StackState(
         kafka=_component("kafka", str(bootstrap), broker_reachable(bootstrap, 2.0), started),
-        redis=_component("redis", redis_url, redis_answers(redis_url), started),
+        redis=_component(
+            "redis",
+            redis_url,
+            redis_answers(redis_url) if "redis" in started else configured_redis_answers(settings),
+            started,
+        ),
         topics={},
     )
 
