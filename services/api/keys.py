@@ -7,7 +7,7 @@ per-key random salt; ``fraudctl keys create`` prints the secret once and never s
 
 Why a salted SHA-256 and not a password hash (scrypt, argon2): the secret is 256 random
 bits, so there is nothing to guess; a slow hash would only put ~50 ms of CPU on every
-request, which an unauthenticated caller could then spend for us (docs/adr/0010).
+request, which an unauthenticated caller could then spend for us (docs/adr/0006).
 """
 
 from __future__ import annotations
