@@ -92,7 +92,7 @@ def deployment(
     logs.mkdir()
 
     # 1. the scorer: good traffic and the whole bad-input corpus
-    good = small_world.as_live_events(600, rate=2_000.0)
+    good = small_world.as_live_events(1_000, rate=2_000.0)
     corpus = [p for p, _ in malformed_corpus(KINDS * 3)]
     produce(kafka_bootstrap, topics.transactions, good, extra=corpus)
     build_scorer(scorer_settings(env)).run(max_idle_s=4.0)
