@@ -149,7 +149,7 @@ def deployment(
         assert api.post("/v1/labels", json=bad_id, headers=analyst).status_code == 422
     champion.stop()
 
-    # 3. an analyst's note in the review session (on a case of its own: 600 transactions
+    # 3. an analyst's note in the review session (on a case of its own: 1,000 transactions
     # of the simulator's normal traffic may flag none)
     cases_out = AckedProducer(producer_config(kafka_bootstrap, client_id="cases"))
     case = ReviewCase(
