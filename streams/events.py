@@ -148,6 +148,8 @@ class ModelEvent(Struct, frozen=True, kw_only=True):
     previous_version: str | None = None
     reasons: list[str] = []
     details: dict[str, Any] = {}
+    event_id: str | None = None
+    """Unique per event: delivery is at least once, so a consumer drops an id it has seen."""
     schema_version: Version = SCHEMA_VERSION
 
 
