@@ -8,6 +8,8 @@ Layout under ``root``::
 
     rows/day=YYYY-MM-DD/part-<applied_us>-<uuid>.parquet   one file per append, by event day
     audit/applied=YYYY-MM-DD.jsonl                          every label applied, by applied day
+    quarantine/day=YYYY-MM-DD/part-...parquet               parts that could not be read
+    quarantine/quarantine.jsonl                             when, which, why
 
 Semantics:
 
@@ -23,6 +25,13 @@ Semantics:
   line are each skipped when already present, so a crash between the two heals on replay).
 * **Audit trail.** :meth:`TrainingStore.audit` lists every label ever applied, with
   ``superseded`` set on those that lost to a later label.
+* **Durable, and a torn part is not fatal.** A part is written to a temporary name,
+  fsynced, renamed and its folder fsynced, so a crash or a power loss leaves it whole or
+  absent; audit lines are fsynced. A part that cannot be read anyway (a disk fault, a
+  copy cut short) is moved to ``quarantine/`` with a log line and the ``on_quarantine``
+  hook (a metric), and reading goes on without it. Its labels are still in the audit
+  trail: :meth:`TrainingStore.missing_rows` lists them, so the writer can land them again
+  (the feedback processor does, from the decisions it holds).
 
 API for the retrainer::
 
@@ -46,7 +55,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -55,6 +64,8 @@ import pyarrow.parquet as pq
 
 from features.definitions import FEATURE_NAMES
 from features.training_erasure import ErasedRows, ForgetList, erase_cards
+from features.training_quarantine import OnQuarantine, Quarantine
+from streams.durable import append_durable, fsync_dir
 from streams.errors import FraudError
 
 LabelSource = Literal["analyst", "chargeback", "oracle"]
@@ -125,14 +136,22 @@ class AppendResult:
 class TrainingStore:
     """Append labelled served rows; read them de-duplicated (later label wins)."""
 
-    def __init__(self, root: Path, feature_names: Sequence[str] = FEATURE_NAMES) -> None:
+    def __init__(
+        self,
+        root: Path,
+        feature_names: Sequence[str] = FEATURE_NAMES,
+        *,
+        on_quarantine: OnQuarantine | None = None,
+    ) -> None:
         self.root = Path(root)
         self.feature_names = tuple(feature_names)
         self.rows_dir = self.root / "rows"
         self.audit_dir = self.root / "audit"
+        self.quarantine = Quarantine(self.root / "quarantine", on_quarantine)
         self._rows_index: set[tuple[str, int, int, str, str]] | None = None
         self._audit_index: set[tuple[str, int, int, str, str]] | None = None
         self.forgotten = ForgetList(self.root)
+        self._quarantine_seen: int | None = None
 
     # -- writing ------------------------------------------------------------------------
     def append(self, rows: Iterable[TrainingRow]) -> AppendResult:
@@ -173,11 +192,20 @@ class TrainingStore:
 
     def _write_part(self, day: str, rows: list[TrainingRow], applied_at: datetime) -> None:
         folder = self.rows_dir / f"day={day}"
-        folder.mkdir(parents=True, exist_ok=True)
+        if not folder.is_dir():
+            folder.mkdir(parents=True, exist_ok=True)
+            fsync_dir(folder.parent)
         name = f"part-{_us(applied_at):017d}-{uuid.uuid4().hex[:8]}.parquet"
         tmp = folder / f".{name}.tmp"
-        pq.write_table(self._to_table(rows, applied_at), tmp)
-        os.replace(tmp, folder / name)
+        try:
+            with tmp.open("wb") as handle:
+                pq.write_table(self._to_table(rows, applied_at), handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, folder / name)  # whole or absent, even after a power loss
+        finally:
+            tmp.unlink(missing_ok=True)
+        fsync_dir(folder)
 
     def _to_table(self, rows: list[TrainingRow], applied_at: datetime) -> pa.Table:
         features = np.asarray([r.features for r in rows], dtype=np.float64)
@@ -222,10 +250,7 @@ class TrainingStore:
             + "\n"
             for r in rows
         )
-        with path.open("a", encoding="utf-8") as handle:
-            handle.write(lines)
-            handle.flush()
-            os.fsync(handle.fileno())
+        append_durable(path, lines)
 
     def erase(self, card_ids: Iterable[str]) -> ErasedRows:
         """Remove the cards' rows and audit lines and forget the cards, so a replay of
@@ -241,10 +266,30 @@ class TrainingStore:
         self,
     ) -> tuple[set[tuple[str, int, int, str, str]], set[tuple[str, int, int, str, str]]]:
         if self._rows_index is None or self._audit_index is None:
+            self._quarantine_seen = len(self.quarantine.parts())
             raw = self._read_raw(columns=list(_FINGERPRINT))
             self._rows_index = _fingerprints(raw)
             self._audit_index = _fingerprints(self._read_audit_raw())
         return self._rows_index, self._audit_index
+
+    def refresh(self) -> bool:
+        """Forget the indexes if another reader quarantined a part since they were built
+        (its labels are then missing rows); True if they were dropped."""
+        if self._rows_index is None or len(self.quarantine.parts()) == self._quarantine_seen:
+            return False
+        self._rows_index = self._audit_index = None
+        return True
+
+    def missing_rows(self) -> list[dict[str, Any]]:
+        """Labels in the audit trail whose row is gone (a quarantined part): the audit
+        records (transaction_id, label, label_source, analyst, labelled_at, note, ...)."""
+        rows_index, _ = self._indexes()
+        trail = self._read_audit_raw()
+        if trail.empty:
+            return []
+        lost = [f not in rows_index for f in _fingerprint_tuples(trail)]
+        records: list[dict[str, Any]] = trail[lost].to_dict("records")
+        return records
 
     # -- reading ------------------------------------------------------------------------
     def read(
@@ -297,10 +342,10 @@ class TrainingStore:
             for path in sorted(folder.glob("part-*.parquet")):
                 try:
                     parts.append(pq.read_table(path, columns=names))
-                except FileNotFoundError:  # compacted away while listing
+                except FileNotFoundError:  # compacted or quarantined away while listing
                     continue
                 except (pa.ArrowInvalid, OSError) as exc:
-                    raise TrainingStoreError(f"unreadable part {path}: {exc}") from exc
+                    self.quarantine.move(path, exc)
         if not parts:
             return _empty(names)
         return pa.concat_tables(parts).to_pandas()

@@ -167,3 +167,59 @@ def test_erasing_cards_removes_rows_and_audit_and_keeps_them_out(tmp_path: Path)
     assert replay.written == 1  # the erased card's replayed row is dropped
     assert TrainingStore(tmp_path).erase(["K1"]).rows == 0  # idempotent, in a new process too
     assert TrainingStore(tmp_path).append([row("tx5", card_id="K1")]).written == 0
+
+
+def _tear(path: Path) -> None:
+    """What a power loss does to a part written without fsync: its tail is gone."""
+    data = path.read_bytes()
+    path.chmod(0o644)
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_a_torn_part_is_quarantined_and_its_labels_listed_as_missing_rows(
+    tmp_path: Path,
+) -> None:
+    store = TrainingStore(tmp_path)
+    store.append([row("tx1"), row("tx2", is_fraud=False)])
+    store.append([row("tx3")])
+    first, second = sorted(store.rows_dir.rglob("part-*.parquet"))
+    _tear(first)
+    seen: list[tuple[Path, str]] = []
+
+    reopened = TrainingStore(tmp_path, on_quarantine=lambda path, why: seen.append((path, why)))
+    assert list(reopened.read()["transaction_id"]) == ["tx3"]  # reading goes on without it
+    assert [p.name for p in reopened.quarantine.parts()] == [first.name]
+    assert not first.exists() and second.exists()
+    assert len(seen) == 1 and seen[0][0].name == first.name and "ArrowInvalid" in seen[0][1]
+    lines = (tmp_path / "quarantine" / "quarantine.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and first.name in lines[0]
+
+    missing = reopened.missing_rows()
+    assert sorted((m["transaction_id"], m["label"]) for m in missing) == [
+        ("tx1", "fraud"),
+        ("tx2", "legit"),
+    ]
+    # landing them again writes their rows, not a second audit line
+    again = reopened.append([row("tx1"), row("tx2", is_fraud=False), row("tx3")])
+    assert (again.written, again.duplicates, again.audited) == (2, 1, 0)
+    assert reopened.missing_rows() == []
+    assert list(TrainingStore(tmp_path).read()["transaction_id"]) == ["tx1", "tx2", "tx3"]
+    assert len(TrainingStore(tmp_path).audit()) == 3
+
+
+def test_a_part_quarantined_by_another_reader_is_noticed_by_the_writer(tmp_path: Path) -> None:
+    writer = TrainingStore(tmp_path)
+    writer.append([row("tx1")])
+    assert writer.missing_rows() == [] and not writer.refresh()
+    (part,) = writer.rows_dir.rglob("part-*.parquet")
+    _tear(part)
+    assert TrainingStore(tmp_path).count_since(T0) == 0  # the retrainer reads, moves it
+    assert writer.refresh()
+    assert [m["transaction_id"] for m in writer.missing_rows()] == ["tx1"]
+
+
+def test_parts_are_written_whole_without_temporary_leftovers(tmp_path: Path) -> None:
+    store = TrainingStore(tmp_path)
+    store.append([row("tx1")])
+    files = [p.name for p in store.rows_dir.rglob("*") if p.is_file()]
+    assert len(files) == 1 and files[0].startswith("part-") and files[0].endswith(".parquet")
