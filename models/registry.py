@@ -4,14 +4,24 @@ Layout under ``root``::
 
     versions/v0001/  model.onnx model.txt feature_spec.json metrics.json policy.json
                      model_card.md model_card.json pr_curve.png reference.npy manifest.json
-    champion.json    {"version": ..., "history": [older champions...]}   (write + os.replace)
-    challenger.json  {"version": ...}
-    audit.jsonl      one line per change, append-only
+    champion.json    {"version": ..., "history": [older champions...], "event": {...}}
+    challenger.json  {"version": ..., "event": {...}}
+    audit.jsonl      one line per change, append-only, each with its ``event_id``
+    audit.jsonl.cursor   how much of the audit log was announced on ``model.events``
 
-A version folder is assembled under a temporary name and renamed into place, its files
-are made read-only and their sha256 recorded in ``manifest.json``; nothing ever writes
-into it again. Every change is appended to the audit log and handed to ``publish`` (the
-services layer sends it to ``model.events``); this module never imports Kafka.
+A version folder is assembled under a temporary name, fsynced and renamed into place, its
+files are made read-only and their sha256 recorded in ``manifest.json``; nothing ever
+writes into it again. Pointers are replaced atomically (fsync, rename, fsync the folder).
+
+A change is made, or not, at one atomic step: the version folder's rename (register), or
+the pointer file's rename, which carries the change's event (promote, rollback, challenger,
+reject of the challenger). The audit line follows under the same lock; should a crash fall
+in between, the next writer to take the lock finds the pointer's event (or the version)
+missing from the audit log and appends it. The audit log is also the registry's outbox:
+:meth:`ModelRegistry.announcements` is drained to ``model.events`` by the services layer
+(at least once, by ``event_id``), so no network call ever happens under the lock and a
+broker outage delays an announcement without touching the change. This module never
+imports Kafka.
 """
 
 from __future__ import annotations
@@ -20,9 +30,11 @@ import builtins
 import fcntl
 import hashlib
 import json
+import logging
 import os
+import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,9 +46,11 @@ import numpy as np
 from models.errors import RegistryError, RegistryIntegrityError, VersionNotFound
 from models.policy import ThresholdPolicy
 from models.scoring import FeatureSpec
+from streams.durable import append_durable, fsync_dir, fsync_file, write_atomic
 from streams.events import ModelEvent, ModelEventKind
+from streams.outbox import Outbox
 
-Publish = Callable[[ModelEvent], None]
+log = logging.getLogger("fraud.registry")
 MANIFEST = "manifest.json"
 CARD_TITLE = "# Model card - "  # the registry fills in the version it assigns
 
@@ -101,12 +115,20 @@ class ModelVersion:
 
 
 class ModelRegistry:
-    def __init__(self, root: Path, *, publish: Publish | None = None) -> None:
+    def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.versions_dir = self.root / "versions"
         self.audit_path = self.root / "audit.jsonl"
-        self.publish = publish
         self.versions_dir.mkdir(parents=True, exist_ok=True)
+
+    def announcements(self) -> Outbox:
+        """The audit log as an outbox: changes not yet announced on ``model.events``.
+
+        A registry written before the audit log carried event ids announced its changes
+        itself, so its cursor starts at the end of the log."""
+        outbox = Outbox(self.audit_path, decode=_audit_event, compact_bytes=None, name="registry")
+        outbox.start_at_end()
+        return outbox
 
     # -- versions -------------------------------------------------------------------------
 
@@ -123,7 +145,7 @@ class ModelRegistry:
             staging = self.versions_dir / f".tmp-{uuid.uuid4().hex}"
             staging.mkdir()
             for name, content in files.items():
-                (staging / name).write_bytes(content)
+                _write_synced(staging / name, content)
             manifest = {
                 "version": version,
                 "created_at": _now().isoformat(),
@@ -132,13 +154,17 @@ class ModelRegistry:
                 "feature_set_id": bundle.spec.feature_set_id,
                 "files": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
             }
-            (staging / MANIFEST).write_bytes(_json_bytes(manifest))
+            _write_synced(staging / MANIFEST, _json_bytes(manifest))
             for child in staging.iterdir():
                 child.chmod(0o444)
+            fsync_dir(staging)
             final = self.versions_dir / version
-            os.rename(staging, final)
+            os.rename(staging, final)  # the commit point of a registration
             final.chmod(0o555)
-            self._record("registered", version, None, [], {"fingerprint": bundle.fingerprint})
+            fsync_dir(self.versions_dir)
+            self._append_audit(
+                self._event("registered", version, None, [], {"fingerprint": bundle.fingerprint})
+            )
         return self.get(version)
 
     def get(self, version: str) -> ModelVersion:
@@ -191,18 +217,20 @@ class ModelRegistry:
             history = list(pointer.get("history", []))
             if previous and previous != version:
                 history.append(previous)
-            self._write_pointer("champion", {"version": version, "history": history})
+            event = self._event("promoted", version, previous, [reason], {})
+            self._write_pointer("champion", {"version": version, "history": history}, event)
             if self._pointer("challenger").get("version") == version:
-                self._write_pointer("challenger", {"version": None})
-            self._record("promoted", version, previous, [reason], {})
+                self._write_pointer("challenger", {"version": None}, event)
+            self._append_audit(event)
         return self.get(version)
 
     def set_challenger(self, version: str, reason: str) -> ModelVersion:
         self.verify(version)
         with self._lock():
             previous = self._pointer("challenger").get("version")
-            self._write_pointer("challenger", {"version": version})
-            self._record("registered", version, previous, [reason], {"role": "challenger"})
+            event = self._event("registered", version, previous, [reason], {"role": "challenger"})
+            self._write_pointer("challenger", {"version": version}, event)
+            self._append_audit(event)
         return self.get(version)
 
     def rollback(self, reason: str) -> ModelVersion:
@@ -217,17 +245,19 @@ class ModelRegistry:
                 )
             previous = history.pop()
             self.verify(previous)
-            self._write_pointer("champion", {"version": previous, "history": history})
-            self._record("rolled_back", previous, current, [reason], {})
+            event = self._event("rolled_back", previous, current, [reason], {})
+            self._write_pointer("champion", {"version": previous, "history": history}, event)
+            self._append_audit(event)
         return self.get(previous)
 
     def reject(self, version: str, reasons: builtins.list[str]) -> None:
         """Record that ``version`` failed its gates; it stops being the challenger."""
         self.get(version)
         with self._lock():
+            event = self._event("rejected", version, None, reasons, {})
             if self._pointer("challenger").get("version") == version:
-                self._write_pointer("challenger", {"version": None})
-            self._record("rejected", version, None, reasons, {})
+                self._write_pointer("challenger", {"version": None}, event)
+            self._append_audit(event)
 
     def status(self, version: str) -> str:
         """``champion`` | ``challenger`` | ``rejected`` | ``registered``."""
@@ -240,9 +270,19 @@ class ModelRegistry:
         return "registered"
 
     def audit(self) -> builtins.list[dict[str, Any]]:
+        """Every change, oldest first (a line torn by a crash is skipped)."""
         if not self.audit_path.exists():
             return []
-        return [json.loads(line) for line in self.audit_path.read_text().splitlines() if line]
+        lines = []
+        for text in self.audit_path.read_text().splitlines():
+            try:
+                line = json.loads(text) if text else None
+            except json.JSONDecodeError:
+                log.warning("stage=registry skipped a torn audit line in %s", self.audit_path)
+                continue
+            if isinstance(line, dict):
+                lines.append(line)
+        return lines
 
     # -- internals ------------------------------------------------------------------------
 
@@ -252,56 +292,100 @@ class ModelRegistry:
 
     @contextmanager
     def _lock(self) -> Iterator[None]:
+        """The writers' lock; whoever takes it first finishes a change a crash cut short."""
         with (self.root / ".lock").open("a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
+                self._reconcile()
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _reconcile(self) -> None:
+        """Append the audit lines a crash left out: a pointer's event, a new version."""
+        for staging in self.versions_dir.glob(".tmp-*"):  # a registration that never renamed
+            shutil.rmtree(staging, ignore_errors=True)
+        audit = self.audit()
+        known = {line.get("event_id") for line in audit}
+        for name in ("champion", "challenger"):
+            event = self._pointer(name).get("event")
+            if isinstance(event, dict) and event.get("event_id") not in known:
+                log.warning(
+                    "stage=registry recovered %s %s: its audit line was cut by a crash",
+                    event.get("kind"),
+                    event.get("version"),
+                )
+                self._append_audit(event)
+                known.add(event.get("event_id"))
+        registered = {line["version"] for line in audit if line.get("kind") == "registered"}
+        for path in sorted(self.versions_dir.glob("v*"), key=lambda p: self._number(p.name)):
+            if path.name not in registered and (path / MANIFEST).is_file():
+                log.warning("stage=registry recovered the registration of %s", path.name)
+                self._append_audit(
+                    self._event("registered", path.name, None, [], {"recovered": True})
+                )
 
     def _pointer(self, name: str) -> dict[str, Any]:
         path = self.root / f"{name}.json"
         return dict(json.loads(path.read_text())) if path.exists() else {}
 
-    def _write_pointer(self, name: str, payload: dict[str, Any]) -> None:
-        temp = self.root / f".{name}.{uuid.uuid4().hex}.tmp"
-        temp.write_bytes(_json_bytes({**payload, "updated_at": _now().isoformat()}))
-        with temp.open("rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temp, self.root / f"{name}.json")
+    def _write_pointer(
+        self, name: str, payload: dict[str, Any], event: dict[str, Any] | None = None
+    ) -> None:
+        body = {**payload, "updated_at": _now().isoformat()}
+        if event is not None:
+            body["event"] = event
+        write_atomic(self.root / f"{name}.json", _json_bytes(body))
 
-    def _record(
-        self,
+    @staticmethod
+    def _event(
         kind: ModelEventKind,
         version: str,
         previous: str | None,
         reasons: builtins.list[str],
         details: dict[str, object],
-    ) -> None:
-        event = ModelEvent(
-            kind=kind,
-            model_version=version,
-            at=_now(),
-            previous_version=previous,
-            reasons=reasons,
-            details=details,
-        )
-        line = {
-            "at": event.at.isoformat(),
+    ) -> dict[str, Any]:
+        """One change as its audit line (the ``ModelEvent`` is decoded from it)."""
+        return {
+            "at": _now().isoformat(),
             "kind": kind,
             "version": version,
             "previous": previous,
             "reasons": reasons,
             "details": details,
+            "event_id": uuid.uuid4().hex,
         }
-        with self.audit_path.open("a") as handle:
-            handle.write(json.dumps(line, sort_keys=True) + "\n")
-        if self.publish is not None:
-            self.publish(event)
+
+    def _append_audit(self, line: dict[str, Any]) -> None:
+        self.announcements()  # fixes where announcing starts before the first new line
+        append_durable(self.audit_path, json.dumps(line, sort_keys=True, default=_jsonable) + "\n")
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _audit_event(raw: bytes) -> ModelEvent | None:
+    """An audit line as the ``ModelEvent`` it announces (None: a torn line). Lines written
+    before events carried ids get one derived from their bytes, the same on every read."""
+    try:
+        line = json.loads(raw)
+        return ModelEvent(
+            kind=line["kind"],
+            model_version=line["version"],
+            at=datetime.fromisoformat(line["at"]),
+            previous_version=line.get("previous"),
+            reasons=list(line.get("reasons", [])),
+            details=dict(line.get("details", {})),
+            event_id=line.get("event_id") or hashlib.sha256(raw.strip()).hexdigest()[:32],
+        )
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+    fsync_file(path)
 
 
 def _json_bytes(payload: Any) -> bytes:

@@ -1,7 +1,8 @@
 """``fraudctl model list | show VERSION | promote VERSION | rollback``: the model registry.
 
-Every change is appended to the registry's audit log and, when the broker answers, sent
-as a ``ModelEvent`` to ``model.events`` (otherwise: "no broker, event not published").
+Every change is appended to the registry's audit log, which is also its outbox: when the
+broker answers, the command announces it on ``model.events`` before it exits; otherwise it
+says so and the event waits there for the retrainer (or the next command) to announce.
 Errors are printed as one line and exit with code 2 - never a stack trace.
 """
 
@@ -20,9 +21,7 @@ from rich.table import Table
 from models.registry import ModelRegistry
 from services.settings import CommonSettings
 from streams.errors import FraudError
-from streams.events import ModelEvent
-from streams.kafka import broker_reachable, ensure_topics, producer_config
-from streams.serde import encode
+from streams.kafka import broker_reachable
 
 app = typer.Typer(help="Model registry: list, show, promote, rollback.", no_args_is_help=True)
 console = Console()
@@ -42,41 +41,27 @@ def cli_errors() -> Iterator[None]:
         raise typer.Exit(code=2) from None
 
 
-class KafkaEventPublisher:
-    """Sends ``ModelEvent`` to ``model.events``; checks the broker once, on first use."""
-
-    def __init__(self, settings: CommonSettings, timeout_s: float = 1.5) -> None:
-        self.settings = settings
-        self.timeout_s = timeout_s
-        self._producer: object | None = None
-        self._checked = False
-        self.unpublished = 0
-
-    def __call__(self, event: ModelEvent) -> None:
-        from streams.producer import AckedProducer
-
-        bootstrap = self.settings.kafka()
-        if not self._checked:
-            self._checked = True
-            if broker_reachable(bootstrap, self.timeout_s):
-                topics = self.settings.topics()
-                ensure_topics(bootstrap, topics, only=["model.events"], timeout_s=10)
-                self._producer = AckedProducer(producer_config(bootstrap, client_id="fraudctl"))
-        if not isinstance(self._producer, AckedProducer):
-            if not self.unpublished:  # say it once per command
-                console.print(f"[yellow]no broker at {bootstrap}, event not published[/yellow]")
-            self.unpublished += 1
-            return
-        topic = self.settings.topics().model_events
-        self._producer.produce(topic, encode(event), key=event.model_version)
-        self._producer.wait_acked(timeout_s=10)
-        console.print(f"published {event.kind} {event.model_version} to {topic}")
+def open_registry(root: Path | None) -> ModelRegistry:
+    return ModelRegistry(root or CommonSettings().registry_dir)
 
 
-def open_registry(root: Path | None, *, publish: bool = True) -> ModelRegistry:
+def announce(store: ModelRegistry, timeout_s: float = 1.5) -> None:
+    """Announce what the change queued (and anything older still waiting)."""
+    from services.retrainer.events import announce_registry
+
     settings = CommonSettings()
-    publisher = KafkaEventPublisher(settings) if publish else None
-    return ModelRegistry(root or settings.registry_dir, publish=publisher)
+    bootstrap = settings.kafka()
+    if not broker_reachable(bootstrap, timeout_s):
+        waiting = len(store.announcements().backlog())
+        console.print(
+            f"[yellow]no broker at {bootstrap}: {waiting} event(s) wait in the registry's "
+            "outbox and are announced when it answers[/yellow]"
+        )
+        return
+    sent, waiting = announce_registry(settings, store, client_id="fraudctl")
+    topic = settings.topics().model_events
+    tail = f", {waiting} still wait in the outbox" if waiting else ""
+    console.print(f"published {sent} event(s) to {topic}{tail}")
 
 
 def _metric(metrics: dict[str, object], name: str) -> str:
@@ -88,7 +73,7 @@ def _metric(metrics: dict[str, object], name: str) -> str:
 def list_versions(registry: Path | None = RegistryOption) -> None:
     """All versions, oldest first, with their role and test metrics."""
     with cli_errors():
-        store = open_registry(registry, publish=False)
+        store = open_registry(registry)
         table = Table(title=f"models in {store.root}")
         for column in ("version", "status", "created", "parent", "AUC", "AP", "CP@100"):
             table.add_column(column)
@@ -110,7 +95,7 @@ def list_versions(registry: Path | None = RegistryOption) -> None:
 def show(version: str, registry: Path | None = RegistryOption) -> None:
     """One version: files, feature set, metrics, thresholds and its model card."""
     with cli_errors():
-        store = open_registry(registry, publish=False)
+        store = open_registry(registry)
         entry = store.get(version)
         store.verify(version)
         policy = entry.policy()
@@ -141,6 +126,7 @@ def promote(
         store.promote(version, reason)
         was = previous.version if previous else "none"
         console.print(f"champion: [bold]{version}[/bold] (was {was})")
+        announce(store)
 
 
 @app.command("rollback")
@@ -155,3 +141,4 @@ def rollback(
         restored = store.rollback(reason)
         was = current.version if current else "none"
         console.print(f"champion: [bold]{restored.version}[/bold] (rolled back from {was})")
+        announce(store)

@@ -7,6 +7,7 @@ options here override the ones an operator changes by hand.
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -14,7 +15,25 @@ from rich.table import Table
 
 from streams.errors import FraudError
 
+if TYPE_CHECKING:
+    from services.retrainer.events import EventPublisher
+
 console = Console(stderr=True)
+
+
+def announce(publisher: EventPublisher, timeout_s: float = 15.0) -> None:
+    """Send the events a one-shot command queued; what the broker does not take in time
+    waits in the outbox for the retrainer (or the next command) to announce."""
+    if publisher.drain(timeout_s):
+        console.print(f"announced {publisher.delivered} events on {publisher.topic}")
+    else:
+        waiting = publisher.waiting()
+        console.print(
+            f"[yellow]{len(waiting)} events not acknowledged by the broker in {timeout_s:g}s: "
+            "they wait in the outbox and are announced when it answers[/yellow]"
+        )
+    for outbox in publisher.outboxes:
+        outbox.release()
 
 
 def retrainer(
@@ -41,7 +60,6 @@ def retrain_once(
     idle_s: float = typer.Option(3.0, help="read transactions.scored until idle this long"),
 ) -> None:
     """Train a challenger now on the served rows and labels so far; gates decide."""
-    from services.retrainer.events import EventPublisher
     from services.retrainer.service import build
     from services.retrainer.settings import RetrainerSettings
 
@@ -49,8 +67,7 @@ def retrain_once(
         raise typer.BadParameter("only --once is supported; use `fraudctl serve retrainer`")
     try:
         settings = RetrainerSettings(metrics_port=0)
-        publisher = EventPublisher(settings, client_id="fraudctl-retrain")
-        job = build(settings, publisher)
+        job, publisher = build(settings, client_id="fraudctl-retrain")
         consumer = job.consumer(group_id=f"retrain-once-{uuid.uuid4().hex[:8]}")
         try:
             rows = job.catch_up(consumer, idle_s=idle_s)
@@ -59,7 +76,7 @@ def retrain_once(
         console.print(f"read {rows} served decisions from {settings.topics().scored}")
         trigger = "gate drill" if shuffle_labels else "manual"
         outcome = job.retrain_once(trigger, shuffle_labels=shuffle_labels)
-        publisher.close()
+        announce(publisher)
     except FraudError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc

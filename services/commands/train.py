@@ -22,7 +22,13 @@ from rich.progress import (
 from rich.table import Table
 
 from models.errors import DataError
-from services.commands.model import RegistryOption, cli_errors, console, open_registry
+from services.commands.model import (
+    RegistryOption,
+    announce,
+    cli_errors,
+    console,
+    open_registry,
+)
 
 
 def _parse_day(value: str | None) -> date | None:
@@ -107,6 +113,7 @@ def train(
         version = store.register(outcome.bundle)
         if promote:
             store.promote(version.version, "fraudctl train --promote")
+        announce(store)
         _report(version.version, version.path, outcome.metrics, outcome.training_seconds, promote)
 
 

@@ -145,7 +145,8 @@ def _stack_up(
 
 # -- 2. history, champion, profiles -----------------------------------------------------------
 def _prepare(plan: DemoPlan, settings: CommonSettings, redis_url: str, console: Console) -> str:
-    from services.retrainer.events import EventPublisher
+    from models.registry import ModelRegistry
+    from services.retrainer.events import announce_registry
 
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -156,12 +157,9 @@ def _prepare(plan: DemoPlan, settings: CommonSettings, redis_url: str, console: 
         f"-> {plan.history_dir}  ({time.perf_counter() - t0:.0f}s)"
     )
     t0 = time.perf_counter()
-    publisher = EventPublisher(settings, client_id="demo")
-    try:
-        with console.status("training the champion (LightGBM -> ONNX, parity, registry)..."):
-            version, metrics = setup.train_champion(plan, publisher)
-    finally:
-        publisher.close()
+    with console.status("training the champion (LightGBM -> ONNX, parity, registry)..."):
+        version, metrics = setup.train_champion(plan)
+    announce_registry(settings, ModelRegistry(plan.run_dir / "registry"), client_id="demo")
     ap = metrics.get("average_precision")
     ap_text = f"test AP {ap:.3f}" if isinstance(ap, float) else ""
     console.print(

@@ -18,7 +18,6 @@ from features.definitions import FEATURE_NAMES, FEATURE_SET_ID
 from features.profiles.feast_repo import REPO_DIR
 from services.demo.plan import CARD_TESTING_PER_DAY, SIMULATOR_SEED, DemoPlan
 from streams.errors import DeliveryFailed
-from streams.events import ModelEvent
 from streams.kafka import producer_config, warm_up_producer
 from streams.simulator import GroundTruthStore, Simulator, SimulatorConfig, write_history
 from streams.simulator.source import LiveSource
@@ -40,13 +39,11 @@ def simulate_history(plan: DemoPlan) -> int:
     return int(manifest["stats"]["rows"])
 
 
-def train_champion(
-    plan: DemoPlan, publish: Callable[[ModelEvent], None] | None = None
-) -> tuple[str, dict[str, object]]:
+def train_champion(plan: DemoPlan) -> tuple[str, dict[str, object]]:
     """Train, register and promote the first champion; returns (version, test metrics).
 
-    ``publish`` puts the registry's ``registered`` / ``promoted`` events on ``model.events``.
-    """
+    The registry's ``registered`` / ``promoted`` events wait in its outbox (the audit log)
+    until they are announced on ``model.events``."""
     from features.offline import build_training_table
     from models.data import load_training_data
     from models.pipeline import TrainConfig, train_from_table
@@ -71,7 +68,7 @@ def train_champion(
         fingerprint=loaded.fingerprint,
         warnings=loaded.warnings,
     )
-    registry = ModelRegistry(plan.run_dir / "registry", publish=publish)
+    registry = ModelRegistry(plan.run_dir / "registry")
     version = registry.register(outcome.bundle)
     registry.promote(version.version, "fraudctl demo: first champion")
     return version.version, outcome.metrics

@@ -22,3 +22,15 @@ RETRAINS = Counter(
     "fraud_retrainer_runs_total", "Challenger runs by outcome", ["result"]
 )  # result: promoted | rejected | failed | timeout
 TRAINING_SECONDS = Gauge("fraud_retrainer_training_seconds", "Duration of the last training")
+OUTBOX_EVENTS = Gauge(
+    "fraud_retrainer_outbox_events", "Model events waiting in the outboxes for the broker"
+)
+OUTBOX_OLDEST_SECONDS = Gauge(
+    "fraud_retrainer_outbox_oldest_seconds", "Age of the oldest model event not yet announced"
+)
+PUBLISH_FAILURES = Counter(
+    "fraud_retrainer_publish_failures_total", "Failed attempts to announce model events"
+)
+EVENTS_ANNOUNCED = Counter(
+    "fraud_retrainer_events_announced_total", "Model events acknowledged on model.events"
+)

@@ -2,8 +2,11 @@
 
 The champion is re-scored with its own ONNX model on the challenger's held-out rows (the
 most recent labelled served window), so both are judged on exactly the same rows. The
-registry publishes ``registered`` / ``promoted`` / ``rejected`` to ``model.events``; the
-scorers' champion watchers pick a promotion up on their next poll.
+registry records ``registered`` / ``promoted`` / ``rejected`` in its audit log, which is
+its outbox: the publisher announces them on ``model.events`` when the broker answers,
+never under the registry's lock. A promotion is made at one step (the champion pointer's
+atomic rename) or not at all, and the log says which; the scorers' champion watchers pick
+it up on their next poll whether or not the broker is there.
 """
 
 from __future__ import annotations
@@ -96,10 +99,35 @@ def decide(
     before = champion.version if champion else None
     if report.passed and not run.drill:
         summary = "; ".join(report.lines())
-        registry.promote(version.version, f"retrainer ({trigger}): all gates passed: {summary}")
-        log.info("stage=promote %s -> %s (%s)", before, version.version, trigger)
+        try:
+            registry.promote(version.version, f"retrainer ({trigger}): all gates passed: {summary}")
+        except Exception as exc:
+            log.error(
+                "stage=promote NOT made: %s stays registered, champion %s keeps serving (%s: %s)",
+                version.version,
+                before,
+                type(exc).__name__,
+                exc,
+            )
+            raise
+        log.info(
+            "stage=promote made: %s -> %s (%s); %s serves now, the promoted event %s waits "
+            "in the registry outbox until model.events acknowledges it",
+            before,
+            version.version,
+            trigger,
+            version.version,
+            _last_event_id(registry, "promoted", version.version),
+        )
         return Verdict(version.version, True, before, report, numbers)
     reasons = report.failures() or ["gate drill: a deliberately broken challenger"]
     registry.reject(version.version, [f"retrainer ({trigger})", *reasons])
     log.warning("stage=reject %s: %s", version.version, "; ".join(reasons))
     return Verdict(version.version, False, before, report, numbers)
+
+
+def _last_event_id(registry: ModelRegistry, kind: str, version: str) -> str:
+    for line in reversed(registry.audit()):
+        if line.get("kind") == kind and line.get("version") == version:
+            return str(line.get("event_id"))
+    return "?"

@@ -6,10 +6,14 @@
         policy  (drift | quality drop | enough new labels, with a cool-down) --> training job
     training job (spawned process, timeout) --> gates --> register + promote | register + reject
     any training failure: the champion keeps serving; a ``rejected`` event says why
+    every event --> an outbox (a local, fsynced file) --> model.events, on its own thread
 
 It never blocks its consumer on training: the job runs in its own process and is polled
-between batches. Offsets are auto-committed - a monitor may skip or re-read a few rows
-after a crash, which only shifts its window.
+between batches. It never waits for the broker either: events wait in the outboxes while
+the broker is away (see :mod:`services.retrainer.events`), and a check that fails (a
+corrupt store, a full disk) is logged and tried again at the next one. Offsets are
+auto-committed - a monitor may skip or re-read a few rows after a crash, which only
+shifts its window.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from models.quality import QualityReport
 from models.registry import ModelRegistry
 from services.retrainer import metrics
 from services.retrainer.challenger import ChallengerRun, TrainingJob, labelled_served_rows
+from services.retrainer.events import EventPublisher, event_publisher
 from services.retrainer.monitor import (
     ChampionContext,
     assess,
@@ -44,6 +49,7 @@ from services.retrainer.policy import RetrainPolicy
 from services.retrainer.promotion import Verdict, decide
 from services.retrainer.served import ServedLog
 from services.retrainer.settings import RetrainerSettings
+from services.storage_metrics import quarantined_part
 from streams.events import Decision, ModelEvent
 from streams.kafka import consumer_config
 from streams.serde import decision_decoder
@@ -119,6 +125,15 @@ class Retrainer:
             maturity_s=self.settings.label_maturity_s,
         )
 
+    def check_guarded(self) -> None:
+        """:meth:`check`, whose failure is logged and counted, never fatal: the service
+        keeps consuming and tries again at the next check."""
+        try:
+            self.check()
+        except Exception as exc:
+            metrics.CHECKS.labels("all", "failed").inc()
+            log.exception("stage=check failed (%s); the next check runs as usual", exc)
+
     def check(self) -> tuple[DriftReport | None, QualityReport | None, list[str]]:
         """Both monitors, their reports published; returns them and the trigger reasons."""
         self.last_check = self.clock()
@@ -136,7 +151,7 @@ class Retrainer:
             min_frauds=self.settings.quality_min_frauds,
         )
         record_quality(quality)
-        self.publish(quality_event(quality))
+        self._announce(quality_event(quality))
         new_labels = self._new_labels()
         reasons = self.policy.should_start(
             self.clock(),
@@ -165,7 +180,7 @@ class Retrainer:
             metrics.CHECKS.labels("drift", "skipped").inc()
             return None
         record_drift(report)
-        self.publish(drift_event(context.version, report))
+        self._announce(drift_event(context.version, report))
         return report
 
     def _new_labels(self) -> int:
@@ -235,7 +250,7 @@ class Retrainer:
         text = f"retraining {kind} ({self.job_trigger}): {type(error).__name__}: {error}"
         metrics.RETRAINS.labels(kind).inc()
         log.error("stage=train %s; champion %s keeps serving", text, serving)
-        self.publish(
+        self._announce(
             ModelEvent(
                 kind="rejected",
                 model_version="untrained",
@@ -246,6 +261,13 @@ class Retrainer:
             )
         )
         return text
+
+    def _announce(self, event: ModelEvent) -> None:
+        """Queue an event for ``model.events``; a full or broken disk is logged, not fatal."""
+        try:
+            self.publish(event)
+        except OSError as exc:
+            log.error("stage=event could not queue %s %s: %s", event.kind, event.model_version, exc)
 
     # -- the loop -----------------------------------------------------------------------
     def consumer(self, group_id: str | None = None, start: str = "earliest") -> Consumer:
@@ -293,7 +315,7 @@ class Retrainer:
                 self.consume(consumer)
                 self.poll_training()
                 if self.check_due():
-                    self.check()
+                    self.check_guarded()
                 if max_seconds is not None and self.clock() - started > max_seconds:
                     break
         finally:
@@ -325,19 +347,22 @@ class Retrainer:
             time.sleep(0.2)
 
 
-def build(settings: RetrainerSettings, publish: Publish) -> Retrainer:
-    registry = ModelRegistry(settings.registry_dir, publish=publish)
-    return Retrainer(settings, registry, TrainingStore(settings.training_root), publish)
+def build(
+    settings: RetrainerSettings, *, client_id: str = "retrainer"
+) -> tuple[Retrainer, EventPublisher]:
+    """The retrainer and its event publisher (not started: ``start()`` it, or ``drain``)."""
+    registry = ModelRegistry(settings.registry_dir)
+    publisher = event_publisher(settings, registry, client_id=client_id)
+    store = TrainingStore(settings.training_root, on_quarantine=quarantined_part)
+    return Retrainer(settings, registry, store, publisher), publisher
 
 
 def main(settings: RetrainerSettings) -> None:
     from prometheus_client import start_http_server
 
-    from services.retrainer.events import EventPublisher
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    publisher = EventPublisher(settings)
-    retrainer = build(settings, publisher)
+    retrainer, publisher = build(settings)
+    publisher.start()
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
 

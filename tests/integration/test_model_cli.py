@@ -195,7 +195,7 @@ def test_bad_input_is_one_clear_line_and_exit_code_2(tmp_path: Path) -> None:
         app, ["model", "promote", "v0001", "--registry", str(tmp_path / "r")], env=env
     )
     assert result.exit_code == 0, result.output
-    assert f"no broker at 127.0.0.1:{port}, event not published" in result.output
+    assert f"no broker at 127.0.0.1:{port}: 2 event(s) wait in the registry's" in result.output
     assert store.champion() == store.get("v0001")
 
 

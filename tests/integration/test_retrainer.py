@@ -28,7 +28,7 @@ from models.pipeline import TrainConfig, train_from_table
 from models.registry import ModelRegistry
 from services.retrainer.events import EventPublisher
 from services.retrainer.promotion import Verdict, champion_scores
-from services.retrainer.service import Retrainer
+from services.retrainer.service import Retrainer, build
 from services.retrainer.settings import RetrainerSettings
 from streams.events import Decision, ModelEvent
 from streams.kafka import consumer_config, producer_config
@@ -179,11 +179,8 @@ def _events(bootstrap: str, topics: Topics) -> list[ModelEvent]:
 
 
 def _build(settings: RetrainerSettings) -> tuple[Retrainer, EventPublisher]:
-    publisher = EventPublisher(settings, client_id="test-retrainer")
-    registry = ModelRegistry(settings.registry_dir, publish=publisher)
-    return Retrainer(
-        settings, registry, TrainingStore(settings.training_root), publisher
-    ), publisher
+    retrainer, publisher = build(settings, client_id="test-retrainer")
+    return retrainer, publisher.start()
 
 
 def test_drift_triggers_a_challenger_that_passes_the_gates_and_is_promoted(

@@ -64,8 +64,7 @@ def test_versions_are_numbered_read_only_and_never_overwritten(tmp_path: Path) -
 
 @pytest.mark.unit
 def test_promote_and_rollback_never_change_a_versions_files(tmp_path: Path) -> None:
-    events: list[ModelEvent] = []
-    registry = ModelRegistry(tmp_path, publish=events.append)
+    registry = ModelRegistry(tmp_path)
     v1 = registry.register(bundle("one"))
     registry.promote("v0001", "first")
     v2 = registry.register(bundle("two"))
@@ -86,6 +85,7 @@ def test_promote_and_rollback_never_change_a_versions_files(tmp_path: Path) -> N
     assert after == before
     for version in ("v0001", "v0002"):
         registry.verify(version)
+    events: list[ModelEvent] = registry.announcements().backlog()  # none announced yet
     assert [(e.kind, e.model_version, e.previous_version) for e in events] == [
         ("registered", "v0001", None),
         ("promoted", "v0001", None),
@@ -96,6 +96,8 @@ def test_promote_and_rollback_never_change_a_versions_files(tmp_path: Path) -> N
     assert events[-1].reasons == ["AP dropped in production"]
     audit = registry.audit()
     assert [line["kind"] for line in audit] == [e.kind for e in events]
+    assert [line["event_id"] for line in audit] == [e.event_id for e in events]
+    assert len({e.event_id for e in events}) == 5
 
 
 @pytest.mark.unit
@@ -161,3 +163,88 @@ def test_serving_model_scores_decides_and_explains_only_flagged_rows(tmp_path: P
     assert (scored.outcomes[~flagged] == "approve").all()
     assert [bool(r) for r in scored.reasons] == flagged.tolist()
     assert all(len(r) <= 3 for r in scored.reasons)
+
+
+@pytest.mark.unit
+def test_a_promotion_cut_short_after_its_pointer_is_finished_by_the_next_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed right after the champion pointer's rename: the promotion was made (the
+    scorers serve it), so its audit line and announcement must follow, not vanish."""
+    registry = ModelRegistry(tmp_path)
+    registry.register(bundle("one"))
+    append = ModelRegistry._append_audit
+
+    def killed(self: ModelRegistry, line: dict[str, object]) -> None:
+        raise SystemExit("SIGKILL")
+
+    monkeypatch.setattr(ModelRegistry, "_append_audit", killed)
+    with pytest.raises(SystemExit):
+        registry.promote("v0001", "go")
+    monkeypatch.setattr(ModelRegistry, "_append_audit", append)
+    assert registry.champion().version == "v0001"  # type: ignore[union-attr]
+    assert [line["kind"] for line in registry.audit()] == ["registered"]
+
+    ModelRegistry(tmp_path).register(bundle("two"))  # the next writer, another process
+    assert [(line["kind"], line["version"]) for line in registry.audit()] == [
+        ("registered", "v0001"),
+        ("promoted", "v0001"),
+        ("registered", "v0002"),
+    ]
+    pointer = json.loads((tmp_path / "champion.json").read_text())
+    assert registry.audit()[1]["event_id"] == pointer["event"]["event_id"]
+    announced = registry.announcements().backlog()
+    assert [e.kind for e in announced] == ["registered", "promoted", "registered"]
+
+
+@pytest.mark.unit
+def test_a_registration_cut_short_after_its_rename_is_recorded_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = ModelRegistry(tmp_path)
+    monkeypatch.setattr(
+        ModelRegistry, "_append_audit", lambda self, line: (_ for _ in ()).throw(SystemExit())
+    )
+    with pytest.raises(SystemExit):
+        registry.register(bundle("one"))
+    monkeypatch.undo()
+    (tmp_path / "versions" / ".tmp-deadbeef").mkdir()  # a registration killed before rename
+    registry.promote("v0001", "go")
+    assert [(line["kind"], line["version"]) for line in registry.audit()] == [
+        ("registered", "v0001"),
+        ("promoted", "v0001"),
+    ]
+    assert registry.audit()[0]["details"] == {"recovered": True}
+    assert not list((tmp_path / "versions").glob(".tmp-*"))
+
+
+@pytest.mark.unit
+def test_a_torn_audit_line_is_skipped_and_does_not_swallow_the_next(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path)
+    registry.register(bundle("one"))
+    with registry.audit_path.open("a") as handle:
+        handle.write('{"kind": "prom')  # a power loss mid-append
+    registry.promote("v0001", "go")
+    assert [line["kind"] for line in registry.audit()] == ["registered", "promoted"]
+    assert registry.status("v0001") == "champion"
+    outbox = registry.announcements()
+    assert [e.kind for e in outbox.backlog()] == ["registered", "promoted"]
+
+
+@pytest.mark.unit
+def test_a_registry_from_before_event_ids_announces_only_new_changes(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path)
+    registry.register(bundle("one"))
+    lines = registry.audit()
+    old = [{k: v for k, v in line.items() if k != "event_id"} for line in lines]
+    registry.audit_path.write_text("".join(json.dumps(line) + "\n" for line in old))
+    (tmp_path / "audit.jsonl.cursor").unlink()  # the old code published directly, no cursor
+    registry.promote("v0001", "go")
+    waiting = registry.announcements().backlog()
+    assert [(e.kind, e.model_version) for e in waiting] == [("promoted", "v0001")]
+    old_event = (
+        ModelRegistry(tmp_path)
+        .announcements()
+        .decode(registry.audit_path.read_bytes().splitlines()[0])
+    )
+    assert old_event is not None and old_event.event_id  # derived from the line, stable
