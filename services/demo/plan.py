@@ -10,13 +10,13 @@ retrainer stretches served time by ``86_400 * rate / day_tx``.
 from __future__ import annotations
 
 import json
-import math
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from features.definitions import FEATURES
 from models.drift import CALENDAR_FEATURES
+from services.retrainer.settings import gates_window_days
 
 HISTORY_DAYS = 21
 DEMO_KEY_SCOPES = "score+labels+read+metrics+docs"
@@ -44,15 +44,6 @@ ACCUMULATING = frozenset(
 # In compressed time a window of minutes to days spans the whole run, so accumulating
 # features grow with the run's length whatever the traffic: reported, not tested.
 DRIFT_IGNORE = (*CALENDAR_FEATURES, *(f.name for f in FEATURES if f.aggregation in ACCUMULATING))
-
-
-def gates_window_days(label_maturity_s: float, day_s: float) -> int:
-    """Days of the gates' window (the most recent ones) in compressed time, ``day_s`` wall
-    seconds per simulated day: enough that, after the last partial day and the days whose
-    labels are not yet mature (only explicit labels there), at least half a day of mature
-    rows remains. Two days at 100 tx/s could leave ~0.2 mature days: 174 labelled rows,
-    and the challenger was rejected."""
-    return math.ceil(1.5 + label_maturity_s / day_s)
 
 
 @dataclass(frozen=True)

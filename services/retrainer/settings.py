@@ -1,17 +1,36 @@
-"""Retrainer settings (``FRAUD_`` environment variables), built once in ``main()``."""
+"""Retrainer settings (``FRAUD_`` environment variables), built once in ``main()``.
+
+Settings that contradict each other are refused at load with a :class:`ConfigError` naming
+both: a gates' window (``test_days``) too short for the label maturity would judge
+challengers on rows whose labels have not arrived yet, and reject every one of them.
+"""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from models.drift import CALENDAR_FEATURES
 from models.export import PARITY_TOLERANCE
 from models.gates import GateConfig
 from models.pipeline import TrainConfig
 from services.settings import CommonSettings
+from streams.errors import ConfigError
+
+DAY_S = 86_400.0
+
+
+def gates_window_days(label_maturity_s: float, day_s: float = DAY_S) -> int:
+    """The shortest gates' window (most recent days, ``day_s`` wall seconds per day of
+    served time) that, after the last partial day and the days whose labels are not yet
+    mature (only explicit labels there), still holds half a day of mature rows. Two days
+    at 100 tx/s in compressed time left ~0.2 mature days: 174 labelled rows, and the
+    challenger was rejected. (The 1e-9 keeps a ratio that is whole on paper from rounding
+    up a day on float noise.)"""
+    return math.ceil(1.5 + label_maturity_s / day_s - 1e-9)
 
 
 class RetrainerSettings(CommonSettings):
@@ -60,7 +79,12 @@ class RetrainerSettings(CommonSettings):
         "in minutes; 1 = real time)",
     )
     train_days: int = Field(56, ge=1)
-    test_days: int = Field(7, ge=1, description="most recent labelled days: the gates' window")
+    test_days: int = Field(
+        9,
+        ge=1,
+        description="most recent labelled days: the gates' window; at least "
+        "gates_window_days(label_maturity_s) (9 at the 7-day default)",
+    )
     val_days: int = Field(7, ge=1)
     review_rate: float = Field(0.005, gt=0, le=1)
     seed: int = Field(42)
@@ -71,6 +95,21 @@ class RetrainerSettings(CommonSettings):
     gate_ap_margin: float = Field(0.0, description="challenger AP must reach champion AP + this")
     gate_precision_tolerance: float = Field(0.0, ge=0)
     gate_parity_tolerance: float = Field(PARITY_TOLERANCE, gt=0)
+
+    @model_validator(mode="after")
+    def _gates_window_fits_the_label_maturity(self) -> Self:
+        day_s = DAY_S / self.time_compression
+        needed = gates_window_days(self.label_maturity_s, day_s)
+        if self.test_days < needed:
+            raise ConfigError(
+                f"FRAUD_TEST_DAYS={self.test_days} is too short for "
+                f"FRAUD_LABEL_MATURITY_S={self.label_maturity_s:g} "
+                f"({self.label_maturity_s / day_s:.2f} days of served time at "
+                f"FRAUD_TIME_COMPRESSION={self.time_compression:g}): the gates' window needs "
+                f"at least {needed} days, or the challenger is judged on rows whose labels "
+                "have not arrived yet"
+            )
+        return self
 
     @property
     def training_root(self) -> Path:

@@ -43,10 +43,10 @@ from features.offline import build_training_table
 from models.data import load_training_data
 from models.pipeline import TrainConfig, train_from_table
 from models.registry import ModelRegistry
-from services.demo.plan import DRIFT_IGNORE, gates_window_days
+from services.demo.plan import DRIFT_IGNORE
 from services.retrainer.promotion import Verdict
 from services.retrainer.service import build
-from services.retrainer.settings import RetrainerSettings
+from services.retrainer.settings import RetrainerSettings, gates_window_days
 from services.stack.process import free_port
 from streams.events import Decision, Label, ModelEvent
 from streams.kafka import consumer_config
