@@ -19,6 +19,9 @@ def feedback(
     risk_updates: bool | None = typer.Option(
         None, "--risk-updates/--no-risk-updates", help="terminal-risk updates in Redis"
     ),
+    metrics_port: int | None = typer.Option(
+        None, help="Prometheus /metrics port (default: FRAUD_METRICS_PORT or 0 = off)"
+    ),
 ) -> None:
     """Join labels with served decisions: training rows (parquet) + terminal-risk updates."""
     from services.feedback.service import main
@@ -29,6 +32,8 @@ def feedback(
         overrides["training_dir"] = training_dir
     if risk_updates is not None:
         overrides["risk_updates"] = risk_updates
+    if metrics_port is not None:
+        overrides["metrics_port"] = metrics_port
     try:
         main(FeedbackSettings(**overrides))  # type: ignore[arg-type]
     except FraudError as exc:

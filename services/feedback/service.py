@@ -15,6 +15,7 @@ from features.training_store import TrainingStore
 from services.connections import redis_client
 from services.feedback.settings import FeedbackSettings
 from services.feedback.sink import FeedbackSink, RiskUpdater
+from services.storage_metrics import quarantined_part
 from streams.feedback.app import build_app
 from streams.feedback.rewind import rewind_committed
 from streams.kafka import ensure_topics, wait_for_broker
@@ -51,7 +52,8 @@ def build_worker(settings: FeedbackSettings) -> tuple[faust.Worker, FeedbackSink
         instance_id=config.instance_id,
     )
     risk = build_risk_updater(settings) if settings.risk_updates else None
-    sink = FeedbackSink(TrainingStore(settings.training_root), risk)
+    store = TrainingStore(settings.training_root, on_quarantine=quarantined_part)
+    sink = FeedbackSink(store, risk)
     app, _join = build_app(config, sink)
     worker = faust.Worker(app, loglevel="INFO", quiet=True, override_logging=False)
     return worker, sink
@@ -61,6 +63,10 @@ def main(settings: FeedbackSettings | None = None) -> None:
     settings = settings or FeedbackSettings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     worker, sink = build_worker(settings)
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port)
     log.info(
         "stage=start app=%s training=%s risk=%s",
         settings.app_config().app_id,
@@ -70,5 +76,7 @@ def main(settings: FeedbackSettings | None = None) -> None:
     try:
         worker.execute_from_commandline()
     finally:
+        sink.stop()
+        worker.app.feedback_offload.close()  # type: ignore[attr-defined]
         counters = getattr(worker.app, "feedback_counters", None)
         log.info("stage=stop stream=%s sink=%s", counters, sink.counters)

@@ -18,6 +18,7 @@ class FeedbackSettings(CommonSettings):
         description="faust app id (consumer group, internal topic names); the topic prefix "
         "is put in front of it",
     )
+    metrics_port: int = Field(0, ge=0, description="Prometheus /metrics port (0 = off)")
     feedback_partitions: int = Field(
         3, ge=1, le=64, description="partitions of the internal re-keyed topics and tables"
     )

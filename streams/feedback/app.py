@@ -4,8 +4,11 @@
     fraud.labels (key transaction_id) --route_labels-----> <app>.labels (key transaction_id)
     <app>.served --join_decisions--+
                                    +--> FeedbackJoin (tables ``served``, ``pending``) --> sink
-    <app>.labels --join_labels-----+
-    timer: expire served rows past retention; labels that waited too long -> DLQ
+    <app>.labels --join_labels-----+                       (on its own thread, awaited)
+                                                               |
+                              table ``deferred`` <-- pairs whose risk update must wait
+    timer: expire served rows past retention; labels that waited too long -> DLQ;
+           deferred pairs -> sink.retry; labels whose training rows were lost -> sink again
 
 Why the two routing agents: ``transactions.scored`` is keyed by card_id and producers of
 ``fraud.labels`` may use any partitioner (librdkafka hashes with CRC32, faust with murmur2),
@@ -19,31 +22,39 @@ Delivery: ``processing_guarantee="at_least_once"`` (exactly-once does not work o
 embedded broker). faust acks an event only after the agent finished with the batch holding
 it and commits offsets only after its producer flushed (internal topics, changelogs, DLQ),
 so a crash replays, never loses; the join and the sink are idempotent, so a replay writes
-nothing twice. Tables live in memory (``store="memory://"``; rocksdb is not installed) and
-are rebuilt from their changelog topics at start.
+nothing twice. The sink's blocking writes run on one thread of their own
+(:mod:`streams.feedback.offload`) and an agent awaits them before its batch is acknowledged.
+Pairs whose terminal-risk update must wait live in the ``deferred`` table, so a restart
+loses none of them. Tables live in memory (``store="memory://"``; rocksdb is not installed)
+and are rebuilt from their changelog topics at start.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 import faust
 
 from streams.dlq import dead_letter as build_dead_letter
-from streams.events import DeadLetter
+from streams.errors import FraudError
+from streams.events import DeadLetter, Label
 from streams.feedback.credentials import broker_urls, faust_credentials
 from streams.feedback.join import FeedbackJoin
+from streams.feedback.offload import Offload
 from streams.feedback.records import (
     Labelled,
     RoutedLabel,
     ServedRow,
+    WaitingPair,
+    label_key,
     pack,
     routed_decoder,
     served_decoder,
+    waiting_decoder,
 )
 from streams.kafka import Endpoint
 from streams.serde import Rejection, decision_decoder, encode, label_decoder
@@ -52,13 +63,25 @@ from streams.topics import Topics
 log = logging.getLogger("fraud.feedback")
 
 
+class SinkStopped(FraudError):
+    """The sink gave up a call at shutdown: its batch is not written."""
+
+
 class LabelledSink(Protocol):
-    """Where joined pairs go (the service: training store + terminal-risk writer)."""
+    """Where joined pairs go (the service: training store + terminal-risk writer). Every
+    call blocks until done (retrying inside); the app runs them on one thread."""
 
-    def write(self, pairs: Sequence[Labelled]) -> None: ...
+    def write(self, pairs: Sequence[Labelled]) -> list[Labelled]:
+        """Store ``pairs``; return those whose risk update must wait (kept in ``deferred``)."""
 
-    def tick(self) -> None:
-        """Called on every timer tick (retry deferred work)."""
+    def retry(self, pairs: Sequence[Labelled]) -> list[Labelled]:
+        """The waiting risk updates again; return the pairs that still wait."""
+
+    def missing_rows(self) -> Mapping[str, Sequence[Label]]:
+        """Labels whose training rows were lost, by transaction_id (written again)."""
+
+    def stop(self) -> None:
+        """Give up retrying: the pending call raises :class:`SinkStopped`."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +122,10 @@ class FeedbackConfig:
     def pending_changelog(self) -> str:
         return f"{self.app_id}.pending-changelog"
 
+    @property
+    def deferred_changelog(self) -> str:
+        return f"{self.app_id}.deferred-changelog"
+
 
 @dataclass
 class FeedbackCounters:
@@ -109,6 +136,8 @@ class FeedbackCounters:
     joined: int = 0
     dead_letters: int = 0
     expired_served: int = 0
+    deferred: int = 0
+    relanded: int = 0
 
 
 def build_app(config: FeedbackConfig, sink: LabelledSink) -> tuple[faust.App, FeedbackJoin]:
@@ -155,6 +184,13 @@ def build_app(config: FeedbackConfig, sink: LabelledSink) -> tuple[faust.App, Fe
         changelog_topic=_changelog(app, config.pending_changelog, config),
         **raw,
     )
+    deferred_table = app.Table(
+        "deferred",
+        partitions=config.partitions,
+        use_partitioner=True,
+        changelog_topic=_changelog(app, config.deferred_changelog, config),
+        **raw,
+    )
     join = FeedbackJoin(
         served_table,
         pending_table,
@@ -163,6 +199,55 @@ def build_app(config: FeedbackConfig, sink: LabelledSink) -> tuple[faust.App, Fe
     )
     counters = FeedbackCounters()
     app.feedback_counters = counters  # type: ignore[attr-defined]
+    offload = Offload(sink.stop)
+    app.feedback_offload = offload  # type: ignore[attr-defined]
+
+    async def deliver(pairs: list[Labelled]) -> None:
+        """Write ``pairs`` (awaited: the batch is acked after), keep the ones that wait."""
+        if not pairs:
+            return
+        waiting = await offload.run("write", sink.write, pairs)
+        for pair in waiting:
+            key = pair.served.transaction_id.encode()
+            parked = waiting_decoder.decode(deferred_table[key]) if key in deferred_table else []
+            if all(label_key(p) != label_key(pair) for p in parked):
+                deferred_table[key] = pack([*parked, WaitingPair.of(pair)])
+        counters.joined += len(pairs)
+        counters.deferred += len(waiting)
+        log.info(
+            "stage=join pairs=%d total=%d waiting=%d", len(pairs), counters.joined, len(waiting)
+        )
+
+    async def retry_waiting() -> None:
+        snapshot = {k: waiting_decoder.decode(v) for k, v in list(deferred_table.items())}
+        if not snapshot:
+            return
+        pairs = [w.pair() for parked in snapshot.values() for w in parked]
+        still = {label_key(p) for p in await offload.run("retry", sink.retry, pairs)}
+        for key, parked in snapshot.items():  # the table may have grown while we waited
+            tried = {label_key(w) for w in parked}
+            current = waiting_decoder.decode(deferred_table[key]) if key in deferred_table else []
+            keep = [w for w in current if label_key(w) in still or label_key(w) not in tried]
+            if keep:
+                deferred_table[key] = pack(keep)
+            elif key in deferred_table:
+                del deferred_table[key]
+        applied = len(pairs) - len(still)
+        if applied:
+            log.info("stage=risk applied %d waiting labels, %d still wait", applied, len(still))
+
+    async def reland_missing() -> None:
+        missing = await offload.run("missing_rows", sink.missing_rows)
+        pairs = [
+            Labelled(served_decoder.decode(row), label)
+            for transaction_id, labels in missing.items()
+            if (row := served_table.get(transaction_id.encode())) is not None
+            for label in labels
+        ]
+        if pairs:
+            await deliver(pairs)
+            counters.relanded += len(pairs)
+            log.warning("stage=sink wrote %d lost training rows again", len(pairs))
 
     async def dead_letter(letter: DeadLetter) -> None:
         counters.dead_letters += 1
@@ -207,7 +292,7 @@ def build_app(config: FeedbackConfig, sink: LabelledSink) -> tuple[faust.App, Fe
             for value in values:
                 pairs += join.on_decision(served_decoder.decode(value))
             counters.decisions += len(values)
-            _deliver(app, sink, pairs, counters)
+            await deliver(pairs)
 
     @app.agent(labels_topic, name="join_labels")
     async def join_labels(stream: faust.StreamT[bytes]) -> None:
@@ -216,7 +301,7 @@ def build_app(config: FeedbackConfig, sink: LabelledSink) -> tuple[faust.App, Fe
             for value in values:
                 pairs += join.on_label(routed_decoder.decode(value))
             counters.labels += len(values)
-            _deliver(app, sink, pairs, counters)
+            await deliver(pairs)
 
     last_progress = [time.monotonic()]
 
@@ -249,23 +334,14 @@ def build_app(config: FeedbackConfig, sink: LabelledSink) -> tuple[faust.App, Fe
                 key=routed.key,
             )
             await dead_letter(letter)
-        sink.tick()
+        await retry_waiting()
+        await reland_missing()
 
     async def _on_recovered() -> None:
         join.reindex()
 
     served_table.on_recover(_on_recovered)
     return app, join
-
-
-def _deliver(
-    app: faust.App, sink: LabelledSink, pairs: list[Labelled], counters: FeedbackCounters
-) -> None:
-    if not pairs:
-        return
-    sink.write(pairs)  # raises -> the agent crashes before its batch is acked (replayed)
-    counters.joined += len(pairs)
-    log.info("stage=join pairs=%d total=%d", len(pairs), counters.joined)
 
 
 def _changelog(app: faust.App, name: str, config: FeedbackConfig) -> faust.TopicT:

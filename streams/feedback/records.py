@@ -5,6 +5,8 @@
 * :class:`RoutedLabel` - a decoded ``Label`` with the position and bytes of the original
   record (so a label that never finds its decision can be dead-lettered faithfully).
 * :class:`Labelled` - the join's output: one label applied to one served decision.
+* :class:`WaitingPair` - a pair whose terminal-risk update waits until its label is usable;
+  the value (a list per transaction_id) of the ``deferred`` table.
 """
 
 from __future__ import annotations
@@ -65,11 +67,30 @@ class Labelled:
     label: Label
 
 
+class WaitingPair(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+    served: ServedRow
+    label: Label
+
+    @classmethod
+    def of(cls, pair: Labelled) -> WaitingPair:
+        return cls(served=pair.served, label=pair.label)
+
+    def pair(self) -> Labelled:
+        return Labelled(self.served, self.label)
+
+
+def label_key(pair: Labelled | WaitingPair) -> tuple[str, str, str, str, datetime]:
+    """What identifies one label of one transaction (a replay gives the same key)."""
+    label = pair.label
+    return (label.transaction_id, label.label, label.source, label.analyst, label.labelled_at)
+
+
 served_encoder = msgspec.msgpack.Encoder()
 served_decoder = msgspec.msgpack.Decoder(ServedRow)
 routed_decoder = msgspec.msgpack.Decoder(RoutedLabel)
 pending_decoder = msgspec.msgpack.Decoder(list[RoutedLabel])
+waiting_decoder = msgspec.msgpack.Decoder(list[WaitingPair])
 
 
-def pack(record: msgspec.Struct | list[RoutedLabel]) -> bytes:
+def pack(record: msgspec.Struct | list[RoutedLabel] | list[WaitingPair]) -> bytes:
     return served_encoder.encode(record)
