@@ -39,7 +39,9 @@ SUFFIXES = {
 
 def exported_metrics() -> set[str]:
     """Every series name the project's collectors can expose (labelled or not yet used)."""
-    from services.api import audit as _api  # noqa: F401  (registers them)
+    from services import storage_metrics as _storage  # noqa: F401  (registers them)
+    from services.api import audit as _api  # noqa: F401
+    from services.feedback import metrics as _feedback  # noqa: F401
     from services.retrainer import metrics as _retrainer  # noqa: F401
     from services.review import metrics as _review  # noqa: F401
     from services.scorer import metrics as _scorer  # noqa: F401
@@ -206,3 +208,26 @@ def test_every_metric_the_alerts_query_is_exported() -> None:
     for rule in alert_rules():
         for name in METRIC.findall(rule["expr"]):
             assert name in exported, f"alert {rule['alert']} queries {name}, which no code exports"
+
+
+def test_alerts_cover_the_retrainer_and_feedback_faults() -> None:
+    """Each fault of the learning loop shows while it lasts: an outage of model.events, a
+    failing check, a failing sink, a quarantined part, rows that could not be re-landed."""
+    rules = {r["alert"]: r for r in alert_rules()}
+    for name, metric in (
+        ("ModelEventsNotAnnounced", "fraud_retrainer_outbox_oldest_seconds"),
+        ("RetrainerChecksFailing", "fraud_retrainer_checks_total"),
+        ("FeedbackSinkFailing", "fraud_feedback_sink_failing"),
+        ("TrainingPartQuarantined", "fraud_training_parts_quarantined_total"),
+        ("TrainingRowsMissing", "fraud_feedback_missing_rows"),
+    ):
+        assert metric in rules[name]["expr"], name
+    assert rules["FeedbackSinkFailing"]["labels"]["severity"] == "page"
+    assert 'up{job="feedback"}' in rules["FeedbackProcessorDown"]["expr"]
+    scrape = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    targets = {
+        job["job_name"]: job["static_configs"][0]["targets"]
+        for job in scrape["scrape_configs"]
+        if "static_configs" in job
+    }
+    assert targets["feedback"] == ["feedback:9106"]
