@@ -32,8 +32,7 @@ def announce(publisher: EventPublisher, timeout_s: float = 15.0) -> None:
             f"[yellow]{len(waiting)} events not acknowledged by the broker in {timeout_s:g}s: "
             "they wait in the outbox and are announced when it answers[/yellow]"
         )
-    for outbox in publisher.outboxes:
-        outbox.release()
+    publisher.close(timeout_s=0.0)
 
 
 def retrainer(

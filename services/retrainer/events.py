@@ -32,7 +32,7 @@ from services.retrainer import metrics
 from services.settings import CommonSettings
 from streams.errors import FraudError
 from streams.events import ModelEvent
-from streams.kafka import Endpoint, ensure_topics, producer_config
+from streams.kafka import Endpoint, ensure_topics, producer_config, wait_for_broker
 from streams.outbox import Outbox, Pending
 from streams.producer import AckedProducer, Deliveries
 from streams.serde import encode
@@ -153,6 +153,8 @@ class EventPublisher:
         self.drain(timeout_s)
         for outbox in self.outboxes:
             outbox.release()
+        self._sender = None  # its librdkafka handle goes with it (no reconnects after close)
+        self._inflight = None
         left = self.waiting()
         if left:
             log.warning(
@@ -275,12 +277,16 @@ class EventPublisher:
 
     def _failed(self, reason: str) -> None:
         self._inflight = None
+        # a fresh producer next time: an idempotent one can be left fatal by a broker that
+        # lost its producer state (a restart), and would refuse everything after
+        self._sender = None
         self._failures += 1
         metrics.PUBLISH_FAILURES.inc()
         if self._failing_since is None:
             self._failing_since = self.clock()
         delay = BACKOFF_S[min(self._failures - 1, len(BACKOFF_S) - 1)]
         self._retry_at = self.clock() + delay
+        log.info("stage=event attempt %d failed (%s); retry in %gs", self._failures, reason, delay)
         self._warn(f"attempt {self._failures} failed ({reason}); retry in {delay:g}s")
 
     def _warn(self, text: str) -> None:
@@ -307,10 +313,11 @@ def kafka_sender(bootstrap: Endpoint, topics: Topics, client_id: str) -> Callabl
     """The real sender: creates ``model.events`` if missing, then an acknowledged producer."""
 
     def connect() -> EventSender:
+        wait_for_broker(bootstrap, timeout_s=2.0)  # BrokerUnavailable says why, quickly
         try:
             ensure_topics(bootstrap, topics, only=["model.events"], timeout_s=10)
-        except KafkaException as exc:
-            raise FraudError(f"cannot create model.events: {exc}") from exc
+        except (KafkaException, TimeoutError) as exc:
+            raise FraudError(f"cannot create model.events: {exc!r}") from exc
         return _KafkaSender(AckedProducer(producer_config(bootstrap, client_id=client_id)))
 
     return connect
@@ -351,5 +358,4 @@ def announce_registry(
         publisher.drain(timeout_s)
         return publisher.delivered, len(publisher.waiting())
     finally:
-        for outbox in publisher.outboxes:
-            outbox.release()
+        publisher.close(timeout_s=0.0)

@@ -1,10 +1,7 @@
 """The retrainer on the real broker: drift -> challenger -> gates -> promoted; drill; failure.
 
-Served traffic is a simulated continuation of the champion's history, featurised by the
-offline builder (the scorer serves the same values - the parity contract) and scored by
-the champion; it is produced as ``Decision``s to ``transactions.scored``. Labels go to the
-training store as the feedback processor writes them: analysts' verdicts on flagged rows
-and chargebacks for missed fraud.
+The world (a champion, then served traffic with a pattern it never saw, labelled) comes
+from :mod:`tests.retrainer_world`.
 """
 
 from __future__ import annotations
@@ -12,78 +9,27 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 from confluent_kafka import Consumer
 
-from features.definitions import FEATURE_NAMES, FEATURE_SET_ID
-from features.offline import build_training_table
-from features.training_store import TrainingRow, TrainingStore
-from models.pipeline import TrainConfig, train_from_table
-from models.registry import ModelRegistry
 from services.retrainer.events import EventPublisher
-from services.retrainer.promotion import Verdict, champion_scores
+from services.retrainer.promotion import Verdict
 from services.retrainer.service import Retrainer, build
 from services.retrainer.settings import RetrainerSettings
-from streams.events import Decision, ModelEvent
-from streams.kafka import consumer_config, producer_config
-from streams.producer import AckedProducer
-from streams.serde import encode, model_event_decoder
-from streams.simulator import SimulatorConfig, simulate_history, write_history
+from streams.events import ModelEvent
+from streams.kafka import consumer_config
+from streams.serde import model_event_decoder
 from streams.topics import Topics
+from tests.retrainer_world import World, build_world, serve
 
 pytestmark = pytest.mark.integration
-
-HISTORY_DAYS = 21
-SERVED_DAYS = 14
-START = date(2026, 1, 1)
-
-
-@dataclass(frozen=True)
-class World:
-    history_dir: Path
-    registry_dir: Path  # a registry holding the champion v0001, copied per test
-    served: pd.DataFrame  # served rows: keys, is_fraud, scenario, score, features
-    review_threshold: float
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    root = tmp_path_factory.mktemp("retrainer")
-    config = SimulatorConfig.small(
-        seed=3, card_testing_per_day=8.0, new_pattern_from_day=HISTORY_DAYS
-    )
-    transactions, labels = simulate_history(config, HISTORY_DAYS + SERVED_DAYS, START)
-    table = build_training_table(transactions, labels)
-    day = (pd.to_datetime(table["event_time"], utc=True) - pd.Timestamp(START, tz="UTC")).dt.days
-    history = table[(day < HISTORY_DAYS).to_numpy()]
-    outcome = train_from_table(
-        history,
-        list(FEATURE_NAMES),
-        FEATURE_SET_ID,
-        config=TrainConfig(
-            train_days=14, delay_days=0, test_days=3, val_days=3, reference_rows=1000
-        ),
-        source="test history",
-        fingerprint="test",
-    )
-    registry = ModelRegistry(root / "registry")
-    champion = registry.register(outcome.bundle)
-    registry.promote(champion.version, "test champion")
-    write_history(root / "history", config, HISTORY_DAYS, START)
-    served = table[(day >= HISTORY_DAYS).to_numpy()].reset_index(drop=True)
-    served["scenario"] = served["transaction_id"].map(
-        labels.set_index("transaction_id")["scenario"]
-    )
-    served["score"] = champion_scores(champion, served[list(FEATURE_NAMES)].to_numpy(np.float32))
-    return World(
-        root / "history", root / "registry", served, outcome.bundle.policy.review_threshold
-    )
+    return build_world(tmp_path_factory.mktemp("retrainer"))
 
 
 def _settings(
@@ -113,51 +59,6 @@ def _settings(
     }
     values.update(kw)
     return RetrainerSettings(**values)  # type: ignore[arg-type]
-
-
-def _serve(world: World, topics: Topics, bootstrap: str, store: TrainingStore) -> None:
-    """Produce the served decisions, and label them as analysts + chargebacks would."""
-    producer = AckedProducer(producer_config(bootstrap, client_id="test-scorer"))
-    served = world.served
-    now = datetime.now(UTC)
-    rows: list[TrainingRow] = []
-    features = served[list(FEATURE_NAMES)].to_numpy(np.float64)
-    for i, r in enumerate(served.itertuples(index=False)):
-        flagged = r.score >= world.review_threshold
-        decision = Decision(
-            transaction_id=r.transaction_id,
-            card_id=r.card_id,
-            terminal_id=r.terminal_id,
-            event_time=r.event_time.to_pydatetime(),
-            amount=float(r.amount),
-            score=float(r.score),
-            decision="review" if flagged else "approve",
-            model_version="v0001",
-            feature_set=FEATURE_SET_ID,
-            features=features[i].tolist(),
-        )
-        producer.produce(topics.scored, encode(decision), key=r.card_id)
-        if flagged or r.is_fraud:
-            rows.append(
-                TrainingRow(
-                    transaction_id=r.transaction_id,
-                    event_time=decision.event_time,
-                    card_id=r.card_id,
-                    terminal_id=r.terminal_id,
-                    amount=float(r.amount),
-                    is_fraud=bool(r.is_fraud),
-                    label_source="analyst" if flagged else "chargeback",
-                    analyst="test",
-                    labelled_at=now,
-                    model_version="v0001",
-                    score=float(r.score),
-                    decision=decision.decision,
-                    feature_set=FEATURE_SET_ID,
-                    features=features[i].tolist(),
-                )
-            )
-    producer.wait_acked(60)
-    store.append(rows)
 
 
 def _events(bootstrap: str, topics: Topics) -> list[ModelEvent]:
@@ -196,7 +97,7 @@ def test_drift_triggers_a_challenger_that_passes_the_gates_and_is_promoted(
         check_every_rows=len(world.served),
     )
     retrainer, publisher = _build(settings)
-    _serve(world, topics, kafka_bootstrap, retrainer.store)
+    serve(world, topics, kafka_bootstrap, retrainer.store)
     thread = threading.Thread(target=retrainer.run, kwargs={"max_seconds": 400}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 400
@@ -231,7 +132,7 @@ def test_gate_drill_shuffled_labels_is_rejected_and_the_champion_stays(
 ) -> None:
     settings = _settings(tmp_path, topics, kafka_bootstrap, world)
     retrainer, publisher = _build(settings)
-    _serve(world, topics, kafka_bootstrap, retrainer.store)
+    serve(world, topics, kafka_bootstrap, retrainer.store)
     consumer = retrainer.consumer(group_id=f"{topics.prefix}drill")
     retrainer.catch_up(consumer, idle_s=3.0)
     consumer.close()

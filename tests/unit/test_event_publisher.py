@@ -149,6 +149,7 @@ def test_an_unanswered_batch_is_not_sent_again_and_a_refused_one_is(tmp_path: Pa
     assert [events.step() for _ in range(3)] == ["sent", "sent", "idle"]
     assert len(broker.sent) == 2 and len(broker.acked) == 1
     assert events.delivered == 1
+    assert len(connects) == 2  # a refused batch gets a fresh producer (one may turn fatal)
 
 
 def test_a_restarted_publisher_sends_only_what_was_not_acknowledged(tmp_path: Path) -> None:

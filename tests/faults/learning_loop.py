@@ -1,0 +1,62 @@
+"""Helpers of the learning-loop fault cases (feedback processor, retrainer)."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+
+from confluent_kafka import Consumer
+
+from streams.events import ModelEvent
+from streams.kafka import consumer_config
+from streams.serde import model_event_decoder
+
+
+def wait_until(
+    check: Callable[[], bool], timeout_s: float, what: str, log: Callable[[], str]
+) -> float:
+    """Poll ``check``; returns the seconds it took, or fails naming ``what`` with the end of
+    the process log (a stalled service says why only there)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        if check():
+            return time.monotonic() - started
+        time.sleep(0.25)
+    raise AssertionError(f"{what} not seen in {timeout_s:.0f}s; end of the log:\n{log()[-6000:]}")
+
+
+def scrape(port: int, name: str, labels: str = "") -> float | None:
+    """One sample of a process's /metrics (None when absent or not answering)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as answer:
+            text = answer.read().decode()
+    except OSError:
+        return None
+    wanted = f"{name}{{{labels}}}" if labels else name
+    for line in text.splitlines():
+        if line.startswith(wanted + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def model_events(bootstrap: str, topic: str, idle_s: float = 3.0) -> list[ModelEvent]:
+    """Everything on ``topic`` (read from the start until ``idle_s`` of silence)."""
+    consumer = Consumer(
+        consumer_config(bootstrap, group_id=f"read-{uuid.uuid4().hex}", client_id="fault-case")
+    )
+    consumer.subscribe([topic])
+    out: list[ModelEvent] = []
+    quiet_since = time.monotonic()
+    try:
+        while time.monotonic() - quiet_since < idle_s:
+            for message in consumer.consume(100, 0.5):
+                if message.error() is None:
+                    event = model_event_decoder.decode(message.value())
+                    assert isinstance(event, ModelEvent), event
+                    out.append(event)
+                    quiet_since = time.monotonic()
+    finally:
+        consumer.close()
+    return out
