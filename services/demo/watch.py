@@ -83,6 +83,7 @@ class TopicWatcher(threading.Thread):
         self.served: list[Served] = []
         self._pending: list[Served] = []
         self._view = TopicView()
+        self._event_ids: set[str] = set()
         self._lock = threading.Lock()
         self._running = True
         self.error: BaseException | None = None
@@ -155,7 +156,9 @@ class TopicWatcher(threading.Thread):
                 view.fraud_labels += label.label == "fraud"
         elif topic == t.model_events:
             event = model_event_decoder.decode(value)
-            if isinstance(event, ModelEvent):
+            if isinstance(event, ModelEvent) and event.event_id not in self._event_ids:
+                if event.event_id:  # delivery is at least once: a repeated id is dropped
+                    self._event_ids.add(event.event_id)
                 view.events.append(((event.at - self.started_at).total_seconds(), event))
 
     def join_truth(self) -> None:

@@ -370,7 +370,7 @@ def test_closed_loop_detects_drift_retrains_promotes_and_rejects_a_broken_challe
         for key, value in env.items():
             patch.setenv(key, value)
         settings = RetrainerSettings(metrics_port=0)
-    drill = build(settings, lambda event: None)
+    drill, _unstarted = build(settings, client_id="e2e-drill")  # its events stay queued
     consumer = drill.consumer(group_id=f"{topics.prefix}drill")
     drill.catch_up(consumer, idle_s=3.0)
     consumer.close()
