@@ -37,7 +37,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +44,17 @@ import numpy as np
 
 from models.errors import RegistryError, RegistryIntegrityError, VersionNotFound
 from models.policy import ThresholdPolicy
+from models.registry_files import (
+    audit_event,
+    json_bytes,
+    jsonable,
+    now,
+    npy_bytes,
+    write_synced,
+)
 from models.scoring import FeatureSpec
-from streams.durable import append_durable, fsync_dir, fsync_file, write_atomic
-from streams.events import ModelEvent, ModelEventKind
+from streams.durable import append_durable, fsync_dir, write_atomic
+from streams.events import ModelEventKind
 from streams.outbox import Outbox
 
 log = logging.getLogger("fraud.registry")
@@ -71,7 +78,7 @@ class ModelBundle:
     pr_curve_png: bytes = b""
 
     def files(self, version: str = "", parent: str | None = None) -> dict[str, bytes]:
-        reference = _npy_bytes(np.asarray(self.reference, dtype=np.float32))
+        reference = npy_bytes(np.asarray(self.reference, dtype=np.float32))
         markdown = self.card_markdown
         if version and markdown.startswith(CARD_TITLE):
             _, _, rest = markdown.partition("\n")
@@ -82,10 +89,10 @@ class ModelBundle:
             "model.onnx": self.onnx,
             "model.txt": self.model_text.encode(),
             "feature_spec.json": self.spec.to_json().encode(),
-            "metrics.json": _json_bytes(self.metrics),
+            "metrics.json": json_bytes(self.metrics),
             "policy.json": self.policy.to_json().encode(),
             "model_card.md": markdown.encode(),
-            "model_card.json": _json_bytes(card),
+            "model_card.json": json_bytes(card),
             "pr_curve.png": self.pr_curve_png,
             "reference.npy": reference,
         }
@@ -126,7 +133,7 @@ class ModelRegistry:
 
         A registry written before the audit log carried event ids announced its changes
         itself, so its cursor starts at the end of the log."""
-        outbox = Outbox(self.audit_path, decode=_audit_event, compact_bytes=None, name="registry")
+        outbox = Outbox(self.audit_path, decode=audit_event, compact_bytes=None, name="registry")
         outbox.start_at_end()
         return outbox
 
@@ -145,16 +152,16 @@ class ModelRegistry:
             staging = self.versions_dir / f".tmp-{uuid.uuid4().hex}"
             staging.mkdir()
             for name, content in files.items():
-                _write_synced(staging / name, content)
+                write_synced(staging / name, content)
             manifest = {
                 "version": version,
-                "created_at": _now().isoformat(),
+                "created_at": now().isoformat(),
                 "parent": parent,
                 "fingerprint": bundle.fingerprint,
                 "feature_set_id": bundle.spec.feature_set_id,
                 "files": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
             }
-            _write_synced(staging / MANIFEST, _json_bytes(manifest))
+            write_synced(staging / MANIFEST, json_bytes(manifest))
             for child in staging.iterdir():
                 child.chmod(0o444)
             fsync_dir(staging)
@@ -332,10 +339,10 @@ class ModelRegistry:
     def _write_pointer(
         self, name: str, payload: dict[str, Any], event: dict[str, Any] | None = None
     ) -> None:
-        body = {**payload, "updated_at": _now().isoformat()}
+        body = {**payload, "updated_at": now().isoformat()}
         if event is not None:
             body["event"] = event
-        write_atomic(self.root / f"{name}.json", _json_bytes(body))
+        write_atomic(self.root / f"{name}.json", json_bytes(body))
 
     @staticmethod
     def _event(
@@ -347,7 +354,7 @@ class ModelRegistry:
     ) -> dict[str, Any]:
         """One change as its audit line (the ``ModelEvent`` is decoded from it)."""
         return {
-            "at": _now().isoformat(),
+            "at": now().isoformat(),
             "kind": kind,
             "version": version,
             "previous": previous,
@@ -358,51 +365,4 @@ class ModelRegistry:
 
     def _append_audit(self, line: dict[str, Any]) -> None:
         self.announcements()  # fixes where announcing starts before the first new line
-        append_durable(self.audit_path, json.dumps(line, sort_keys=True, default=_jsonable) + "\n")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _audit_event(raw: bytes) -> ModelEvent | None:
-    """An audit line as the ``ModelEvent`` it announces (None: a torn line). Lines written
-    before events carried ids get one derived from their bytes, the same on every read."""
-    try:
-        line = json.loads(raw)
-        return ModelEvent(
-            kind=line["kind"],
-            model_version=line["version"],
-            at=datetime.fromisoformat(line["at"]),
-            previous_version=line.get("previous"),
-            reasons=list(line.get("reasons", [])),
-            details=dict(line.get("details", {})),
-            event_id=line.get("event_id") or hashlib.sha256(raw.strip()).hexdigest()[:32],
-        )
-    except (ValueError, KeyError, TypeError):
-        return None
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    path.write_bytes(data)
-    fsync_file(path)
-
-
-def _json_bytes(payload: Any) -> bytes:
-    return (json.dumps(payload, indent=2, sort_keys=True, default=_jsonable) + "\n").encode()
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
-
-
-def _npy_bytes(array: np.ndarray) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    return buffer.getvalue()
+        append_durable(self.audit_path, json.dumps(line, sort_keys=True, default=jsonable) + "\n")
