@@ -206,17 +206,19 @@ def build_app(config: FeedbackConfig, sink: LabelledSink) -> tuple[faust.App, Fe
         """Write ``pairs`` (awaited: the batch is acked after), keep the ones that wait."""
         if not pairs:
             return
-        waiting = await offload.run("write", sink.write, pairs)
-        for pair in waiting:
-            key = pair.served.transaction_id.encode()
-            parked = waiting_decoder.decode(deferred_table[key]) if key in deferred_table else []
-            if all(label_key(p) != label_key(pair) for p in parked):
-                deferred_table[key] = pack([*parked, WaitingPair.of(pair)])
+        waiting = await offload.run("write", sink.write, pairs, then=keep_waiting)
         counters.joined += len(pairs)
         counters.deferred += len(waiting)
         log.info(
             "stage=join pairs=%d total=%d waiting=%d", len(pairs), counters.joined, len(waiting)
         )
+
+    def keep_waiting(waiting: list[Labelled]) -> None:
+        for pair in waiting:
+            key = pair.served.transaction_id.encode()
+            parked = waiting_decoder.decode(deferred_table[key]) if key in deferred_table else []
+            if all(label_key(p) != label_key(pair) for p in parked):
+                deferred_table[key] = pack([*parked, WaitingPair.of(pair)])
 
     async def retry_waiting() -> None:
         snapshot = {k: waiting_decoder.decode(v) for k, v in list(deferred_table.items())}

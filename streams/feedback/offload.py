@@ -36,23 +36,37 @@ class Offload:
         self._on_cancel = on_cancel
         self._exit = exit
 
-    async def run(self, what: str, call: Callable[..., T], *args: object) -> T:
+    async def run(
+        self,
+        what: str,
+        call: Callable[..., T],
+        *args: object,
+        then: Callable[[T], None] | None = None,
+    ) -> T:
+        """``call(*args)`` on the sink's thread; ``then(result)`` on the loop, also when the
+        agent was cancelled meanwhile (what the result says must not be dropped)."""
         future = self._executor.submit(call, *args)
         try:
-            return await asyncio.wrap_future(future)
+            result = await asyncio.wrap_future(future)
         except asyncio.CancelledError:
             self._on_cancel()
-            self._result_or_exit(what, future)
+            done = self._result_or_exit(what, future)
+            if then is not None and done is not None:
+                then(done[0])
             raise
         except Exception as exc:
             self._unwritten(what, exc)
             raise
+        if then is not None:
+            then(result)
+        return result
 
-    def _result_or_exit(self, what: str, future: concurrent.futures.Future[T]) -> None:
+    def _result_or_exit(self, what: str, future: concurrent.futures.Future[T]) -> tuple[T] | None:
         try:
-            future.result()
+            return (future.result(),)
         except Exception as exc:
             self._unwritten(what, exc)
+            return None
 
     def _unwritten(self, what: str, exc: BaseException) -> None:
         log.critical(

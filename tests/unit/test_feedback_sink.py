@@ -182,16 +182,19 @@ def test_a_cancelled_agent_waits_for_its_write_and_an_unwritten_batch_exits() ->
     offload = Offload(stopped.set, exit=exits.append)
     done: list[str] = []
 
-    def slow_write() -> None:
+    kept: list[list[str]] = []
+
+    def slow_write() -> list[str]:
         release.wait(5)
         done.append("written")
+        return ["tx-waiting"]  # a pair whose risk update waits: kept even when cancelled
 
     def gives_up() -> None:
         stopped.wait(5)
         raise SinkStopped("terminal_risk still failing at shutdown")
 
     async def cancel_during(call: object) -> None:
-        task = asyncio.ensure_future(offload.run("write", call))  # type: ignore[arg-type]
+        task = asyncio.ensure_future(offload.run("write", call, then=kept.append))  # type: ignore[arg-type]
         await asyncio.sleep(0.05)
         threading.Timer(0.1, release.set).start()  # the loop blocks while it waits
         task.cancel()
@@ -200,8 +203,9 @@ def test_a_cancelled_agent_waits_for_its_write_and_an_unwritten_batch_exits() ->
 
     asyncio.run(cancel_during(slow_write))
     assert done == ["written"] and stopped.is_set() and exits == []
+    assert kept == [["tx-waiting"]]
 
     stopped.clear()
     asyncio.run(cancel_during(gives_up))
-    assert exits == [EXIT_UNWRITTEN]
+    assert exits == [EXIT_UNWRITTEN] and kept == [["tx-waiting"]]
     offload.close()
