@@ -161,7 +161,8 @@ def test_a_killed_processor_and_a_torn_part_lose_and_double_no_label(
         f"({len(torn_ids)} rows) | labels {N} | landed {len(frame)} | duplicates "
         f"{physical - N} | lost {N - len(frame)} | recovery {recovery_s:.1f}s after the "
         f"restart ({waited_s:.0f}s to the waiting risk updates, applied "
-        f"{applied_after_usable_s:.1f}s after they became usable)"
+        f"{applied_after_usable_s:+.1f}s from their usable time; the writer's as-of time is "
+        "rounded up to a whole second)"
     )
 
 
