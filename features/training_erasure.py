@@ -22,6 +22,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from streams.durable import fsync_dir
+
 FORGET_FILE = "erased-cards.json"
 
 
@@ -101,6 +103,7 @@ def erase_cards(rows_dir: Path, audit_dir: Path, card_ids: Iterable[str]) -> Era
             os.replace(tmp, path)
         else:
             path.unlink()
+        fsync_dir(path.parent)  # the rename or removal survives a power loss
         removed += count
         rewritten += 1
     lines = _erase_audit(Path(audit_dir), transactions) if transactions else 0
@@ -125,6 +128,7 @@ def _erase_audit(audit_dir: Path, transactions: set[str]) -> int:
             tmp.write_text("".join(kept), encoding="utf-8")
             _fsync(tmp)
             os.replace(tmp, path)
+            fsync_dir(path.parent)
             removed += dropped
     return removed
 
