@@ -19,17 +19,9 @@ import numpy as np
 import pandas as pd
 
 from models.errors import DataError, MissingColumns
+from streams import tables
+from streams.tables import OPTIONAL_COLUMNS, ROLE_ALIASES, TableError
 
-ROLE_ALIASES: dict[str, tuple[str, ...]] = {
-    "transaction_id": ("transaction_id", "tx_id", "transactionid", "trans_id"),
-    "event_time": ("event_time", "timestamp", "tx_datetime", "datetime", "time"),
-    "card_id": ("card_id", "card", "cardid"),
-    "customer_id": ("customer_id", "customerid", "cust_id", "customer"),
-    "terminal_id": ("terminal_id", "terminalid", "terminal", "merchant_id"),
-    "amount": ("amount", "tx_amount", "amt"),
-    "label": ("label", "is_fraud", "tx_fraud", "fraud"),
-}
-OPTIONAL_COLUMNS = ("currency", "merchant_category", "channel", "country", "device_id")
 REQUIRED_ROLES = ("transaction_id", "event_time", "terminal_id", "amount", "label")
 MIN_ROWS = 200
 _TRUE = {"1", "true", "t", "yes", "y", "fraud", "1.0"}
@@ -49,17 +41,10 @@ class TrainingData:
 
 def parse_column_overrides(items: Sequence[str]) -> dict[str, str]:
     """``["timestamp=TX_DATETIME", ...]`` -> ``{"event_time": "TX_DATETIME", ...}``."""
-    known = {alias: role for role, aliases in ROLE_ALIASES.items() for alias in aliases}
-    out: dict[str, str] = {}
-    for item in items:
-        role, sep, name = item.partition("=")
-        role = role.strip().lower()
-        if not sep or not name.strip():
-            raise DataError(f"--col expects ROLE=NAME, got {item!r}")
-        if role not in known:
-            raise DataError(f"--col: unknown role {role!r}; roles: {', '.join(ROLE_ALIASES)}")
-        out[known[role]] = name.strip()
-    return out
+    try:
+        return tables.parse_column_overrides(items)
+    except TableError as exc:
+        raise DataError(str(exc)) from None
 
 
 def fingerprint_paths(paths: Sequence[Path]) -> str:
@@ -78,17 +63,10 @@ def fingerprint_paths(paths: Sequence[Path]) -> str:
 
 def read_table(path: Path) -> pd.DataFrame:
     """Read one CSV or parquet file (or a folder of parquet files)."""
-    if not path.exists():
-        raise DataError(f"input {path} does not exist")
-    suffix = path.suffix.lower()
     try:
-        if path.is_dir() or suffix in {".parquet", ".pq"}:
-            return pd.read_parquet(path)
-        if suffix in {".csv", ".txt", ".gz"}:
-            return pd.read_csv(path, low_memory=False)
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise DataError(f"cannot read {path}: {exc}") from exc
-    raise DataError(f"{path}: unsupported file type {suffix!r} (use .csv or .parquet)")
+        return tables.read_frame(path)
+    except TableError as exc:
+        raise DataError(str(exc)) from None
 
 
 def load_training_data(
@@ -148,20 +126,11 @@ def resolve_columns(
 ) -> dict[str, str]:
     """Role -> actual column name: explicit ``--col`` first, then aliases, case-insensitively."""
     wanted = list(roles) if roles is not None else [*ROLE_ALIASES, *OPTIONAL_COLUMNS]
-    by_lower = {str(col).lower(): str(col) for col in raw.columns}
-    out: dict[str, str] = {}
-    for role in wanted:
-        if role in overrides:
-            name = overrides[role]
-            actual = name if name in raw.columns else by_lower.get(name.lower())
-            if actual is None:
-                raise DataError(f"--col {role}={name}: no such column", column=name)
-            out[role] = actual
-            continue
-        for alias in ROLE_ALIASES.get(role, (role,)):
-            if alias in by_lower:
-                out[role] = by_lower[alias]
-                break
+    try:
+        out = tables.match_columns(list(raw.columns), overrides, wanted)
+    except TableError as exc:
+        role = next((r for r in wanted if r in overrides and f"--col {r}=" in str(exc)), None)
+        raise DataError(str(exc), column=overrides.get(role or "", None)) from None
     required = [r for r in (roles or REQUIRED_ROLES) if r in ROLE_ALIASES and r not in out]
     if roles is None and "card_id" not in out and "customer_id" not in out:
         required.append("card_id or customer_id")
@@ -171,25 +140,35 @@ def resolve_columns(
 
 
 def normalise(raw: pd.DataFrame, overrides: Mapping[str, str]) -> tuple[pd.DataFrame, list[str]]:
-    """Canonical columns, typed and checked; returns the frame sorted by time and warnings."""
+    """Canonical columns, typed and checked; returns the frame sorted by time and warnings.
+
+    Cells are read by :func:`streams.tables.contract_columns`, as ``fraudctl produce``
+    reads them; here a cell that cannot be read refuses the file, naming its rows."""
     mapping = resolve_columns(raw, overrides)
-    warnings: list[str] = []
     if len(raw) < MIN_ROWS:
         raise DataError(f"too few rows: {len(raw)} (at least {MIN_ROWS} needed)")
-    frame = pd.DataFrame(index=raw.index)
+    frame = tables.contract_columns(raw, mapping)
     for role in ("transaction_id", "card_id", "customer_id", "terminal_id"):
         if role in mapping:
-            frame[role] = _ids(raw[mapping[role]], mapping[role])
-    frame["card_id"] = frame.get("card_id", frame.get("customer_id"))
-    frame["customer_id"] = frame.get("customer_id", frame["card_id"])
-    frame["event_time"] = _timestamps(raw[mapping["event_time"]], mapping["event_time"])
-    frame["amount"] = _numbers(raw[mapping["amount"]], mapping["amount"])
+            missing = frame[role].isna()
+            if missing.any():
+                name = mapping[role]
+                raise DataError(f"column {name!r} has empty ids", column=name, rows=_rows(missing))
+    name = mapping["event_time"]
+    if pd.api.types.is_numeric_dtype(raw[name]):
+        raise DataError(f"column {name!r} holds numbers, not timestamps", column=name)
+    bad = frame["event_time"].isna()
+    if bad.any():
+        raise DataError(
+            f"column {name!r} has missing or unparsable timestamps", column=name, rows=_rows(bad)
+        )
+    name = mapping["amount"]
+    bad = frame["amount"].isna()
+    if bad.any():
+        raise DataError(
+            f"column {name!r} has missing or non-numeric amounts", column=name, rows=_rows(bad)
+        )
     frame["is_fraud"] = _labels(raw[mapping["label"]], mapping["label"])
-    for column in OPTIONAL_COLUMNS:
-        if column in mapping:
-            frame[column] = raw[mapping[column]]
-    order = ["transaction_id", "event_time", "card_id", "customer_id", "terminal_id", "amount"]
-    frame = frame[order + [c for c in frame.columns if c not in order]]
     frame, warnings = _clean(frame)
     _require_both_classes(frame["is_fraud"].to_numpy())
     return frame, warnings
@@ -197,37 +176,6 @@ def normalise(raw: pd.DataFrame, overrides: Mapping[str, str]) -> tuple[pd.DataF
 
 def _rows(mask: pd.Series | np.ndarray) -> list[int]:
     return [int(i) + 1 for i in np.flatnonzero(np.asarray(mask))]
-
-
-def _ids(column: pd.Series, name: str) -> pd.Series:
-    missing = column.isna() | (column.astype(str).str.strip() == "")
-    if missing.any():
-        raise DataError(f"column {name!r} has empty ids", column=name, rows=_rows(missing))
-    if pd.api.types.is_float_dtype(column) and (column % 1 == 0).all():
-        column = column.astype(np.int64)
-    return column.astype(str).str.strip()
-
-
-def _timestamps(column: pd.Series, name: str) -> pd.Series:
-    if pd.api.types.is_numeric_dtype(column):
-        raise DataError(f"column {name!r} holds numbers, not timestamps", column=name)
-    parsed = pd.to_datetime(column, errors="coerce", utc=True, format="mixed")
-    bad = parsed.isna()
-    if bad.any():
-        raise DataError(
-            f"column {name!r} has missing or unparsable timestamps", column=name, rows=_rows(bad)
-        )
-    return parsed.astype("datetime64[us, UTC]")
-
-
-def _numbers(column: pd.Series, name: str) -> pd.Series:
-    parsed = pd.to_numeric(column, errors="coerce")
-    bad = parsed.isna() | ~np.isfinite(parsed.to_numpy(dtype=float, na_value=np.nan))
-    if bad.any():
-        raise DataError(
-            f"column {name!r} has missing or non-numeric amounts", column=name, rows=_rows(bad)
-        )
-    return parsed.astype(float)
 
 
 def _labels(column: pd.Series, name: str) -> pd.Series:
