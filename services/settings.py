@@ -1,17 +1,21 @@
 """Settings shared by every service, read from the environment with the ``FRAUD_`` prefix.
 
 Each service defines one frozen settings class deriving from :class:`CommonSettings` and
-builds it once in its ``main()``; nothing reads the environment at import time.
+builds it once in its ``main()``; nothing reads the environment at import time. A
+``FRAUD_*`` variable that no settings class, tool or test reads is refused, naming the
+closest known one (:mod:`services.settings_names`): a typo must not fall back to a default.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.settings_names import unknown_variables
 from streams.errors import ConfigError
 from streams.kafka import DEFAULT_ASSIGNMENT_STRATEGY, AssignmentStrategy, KafkaConnection
 from streams.serde import EventTimeBounds
@@ -101,6 +105,20 @@ class CommonSettings(BaseSettings):
     allocator_trim_threshold_kb: int = Field(
         16384, ge=0, description="glibc trim threshold of the hot-path processes; 0 = glibc's own"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_unknown_variables(cls, data: Any) -> Any:
+        unknown = unknown_variables(os.environ, cls.model_fields)
+        if unknown:
+            problems = [
+                f"{name} (did you mean {close}?)" if close else name for name, close in unknown
+            ]
+            raise ConfigError(
+                f"unknown setting{'s' if len(unknown) > 1 else ''} {'; '.join(problems)}: "
+                "every FRAUD_* variable must be a setting (`fraudctl config show` lists them)"
+            )
+        return data
 
     @model_validator(mode="after")
     def _check_connections(self) -> CommonSettings:
