@@ -1,97 +1,154 @@
-"""``fraudctl features ...``: training tables, the hot-path benchmark, profile materialisation."""
+"""``fraudctl features ...``: profile materialisation and point-in-time training tables.
+
+Both read the same input as ``fraudctl train`` (``--data`` with ``--labels`` and ``--col``,
+the same column roles, the same label delay), so the profiles served online are computed
+from the transactions and labels the model was trained on.
+"""
 
 from __future__ import annotations
 
+import json
 import time
-import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
-from features.bench import REPEATS, WARM_DAYS
-from features.profiles import cli as profile_cli
-from services.connections import redis_client
+from services.commands.model import cli_errors
+from services.commands.options import (
+    ColOption,
+    DataOption,
+    JsonOption,
+    LabelsOption,
+    overrides,
+    setting_option,
+)
 from services.settings import CommonSettings
 
 app = typer.Typer(
-    help="Feature store: materialize, build training tables, benchmarks.", no_args_is_help=True
+    help="Feature store: materialise terminal-risk profiles, build training tables.",
+    no_args_is_help=True,
 )
 console = Console()
+
+LabelDelayOption = setting_option(
+    "label_delay_days",
+    "--label-delay-days",
+    min=0,
+    help="days after a transaction its label becomes known (as `train` was given)",
+)
 
 
 @app.command("build-training")
 def build_training(
-    history: Path = typer.Option(..., "--history", help="simulator history folder"),
+    data: Path = DataOption,
+    labels: Path | None = LabelsOption,
+    col: list[str] = ColOption,
     out: Path = typer.Option(..., "--out", help="training table to write (.parquet)"),
-    label_delay_days: int = typer.Option(7, "--label-delay-days", min=0, help="label delay"),
+    label_delay_days: int | None = LabelDelayOption,
     lateness_s: int | None = typer.Option(
         None, "--allowed-lateness-s", min=0, help="card lateness (default: the definition's)"
     ),
     profiles: bool = typer.Option(True, "--profiles/--no-profiles", help="terminal risk columns"),
 ) -> None:
-    """Build the point-in-time training table from a history (transactions + labels)."""
+    """Build the point-in-time training table (keys, is_fraud, the 44 features)."""
     from features.definitions import ALLOWED_LATENESS_S, FEATURE_SET_ID
     from features.offline import build_training_table
-    from streams.simulator.history import read_history
+    from models.data import load_training_data, parse_column_overrides
 
-    started = time.perf_counter()
-    transactions, labels = read_history(history)
-    loaded = time.perf_counter()
-    table = build_training_table(
-        transactions,
-        labels,
-        label_delay_days=label_delay_days,
-        use_profiles=profiles,
-        allowed_lateness_s=ALLOWED_LATENESS_S if lateness_s is None else lateness_s,
-    )
-    built = time.perf_counter()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_parquet(out, index=False)
+    with cli_errors():
+        settings = CommonSettings(**overrides(label_delay_days=label_delay_days))
+        delay = settings.label_delay_days
+        started = time.perf_counter()
+        loaded = load_training_data(
+            data, labels_path=labels, columns=parse_column_overrides(col), label_delay_days=delay
+        )
+        read = time.perf_counter()
+        table = build_training_table(
+            loaded.transactions,
+            loaded.labels,
+            label_delay_days=delay,
+            use_profiles=profiles,
+            allowed_lateness_s=ALLOWED_LATENESS_S if lateness_s is None else lateness_s,
+        )
+        built = time.perf_counter()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_parquet(out, index=False)
     console.print(
         f"{len(table):,} rows x {table.shape[1]} columns ({FEATURE_SET_ID}) -> {out}  "
-        f"read {loaded - started:.1f}s, build {built - loaded:.1f}s, "
+        f"read {read - started:.1f}s, build {built - read:.1f}s, "
         f"write {time.perf_counter() - built:.1f}s"
     )
 
 
-@app.command("bench")
-def bench(
-    out_dir: Path = typer.Option(Path("bench/results"), "--out-dir", help="JSON folder"),
-    cards: int = typer.Option(5_000, "--cards", min=1),
-    terminals: int = typer.Option(10_000, "--terminals", min=1),
-    warm_days: int = typer.Option(
-        WARM_DAYS, "--warm-days", min=1, help="history loaded before timing"
+@app.command("materialize")
+def materialize(
+    data: Path = DataOption,
+    labels: Path | None = LabelsOption,
+    col: list[str] = ColOption,
+    end: datetime | None = typer.Option(
+        None, "--end", help="materialise as of this time (UTC; default now)"
     ),
-    repeats: int = typer.Option(REPEATS, "--repeats", min=5, help="timed batches per size"),
+    label_delay_days: int | None = LabelDelayOption,
+    project: str | None = setting_option(
+        "feast_project", "--project", help="Feast project (the namespace of profile keys)"
+    ),
+    repo: Path | None = typer.Option(
+        None, "--repo", help="Feast repository folder (default: the one shipped, features/repo)"
+    ),
+    seed_writer: bool = typer.Option(
+        True, "--seed-writer/--no-seed-writer", help="seed the label writer's state"
+    ),
+    as_json: bool = JsonOption,
 ) -> None:
-    """p50/p99 of update_and_read_batch (1, 100, 500 tx) on the real Redis; memory per card."""
+    """Compute terminal-risk profiles from --data and load them into the online store.
 
-    from features.bench import delete_prefix, run_feature_bench, summary_lines, write_report
-    from services.allocator import tune_hot_path
+    Run it after `train` on the same input and again every day (profiles are written per
+    UTC day; the scorer serves defaults for a profile older than two days).
+    """
+    from features.profiles.materialize import materialize_frames
+    from features.profiles.names import REPO_DIR
+    from models.data import load_training_data, parse_column_overrides
 
-    settings = CommonSettings()
-    allocator = tune_hot_path(settings)  # as in the scorer, whose hot path this measures
-    client = redis_client(settings)
-    prefix = f"{settings.redis_prefix}:bench:{uuid.uuid4().hex[:8]}"
-    try:
-        report = run_feature_bench(
-            client,
-            prefix,
-            cards=cards,
-            terminals=terminals,
-            warm_days=warm_days,
-            repeats=repeats,
-            allocator=allocator,
-            # comparisons={"feast_sdk": ...}  <- the Feast SDK path hooks in here
+    with cli_errors():
+        settings = CommonSettings(
+            **overrides(label_delay_days=label_delay_days, feast_project=project)
         )
-    finally:
-        delete_prefix(client, prefix)
-    for line in summary_lines(report):
-        console.print(line)
-    console.print(f"written {write_report(report, out_dir)}")
-
-
-# --- profile store (features/profiles) ------------------------------------------------------
-# ``fraudctl features materialize`` lives beside the Feast code in features/profiles/cli.py.
-app.command("materialize")(profile_cli.materialize)
+        loaded = load_training_data(
+            data,
+            labels_path=labels,
+            columns=parse_column_overrides(col),
+            label_delay_days=settings.label_delay_days,
+        )
+        moment = None if end is None else (end if end.tzinfo else end.replace(tzinfo=UTC))
+        report = materialize_frames(
+            loaded.transactions,
+            loaded.labels,
+            redis_url=settings.redis_url.get_secret_value(),
+            repo_dir=repo or REPO_DIR,
+            end=moment,
+            project=settings.feast_project,
+            delay_days=settings.label_delay_days,
+            state_prefix=settings.redis_prefix,
+            seed_writer=seed_writer,
+        )
+    result = {
+        "project": report.project,
+        "end": report.end.isoformat(),
+        "source": str(report.source_path),
+        "source_rows": report.source_rows,
+        "terminals": report.terminals,
+        "labels_applied": report.labels_applied,
+        "labels_deferred": report.labels_deferred,
+        "seconds": {k: round(v, 3) for k, v in report.seconds.items()},
+    }
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    console.print(
+        f"{result['terminals']:,} terminals materialised as of {result['end']} into project "
+        f"{result['project']} ({result['source_rows']:,} source rows, "
+        f"{result['labels_applied']:,} fraud labels applied)",
+        highlight=False,
+    )
