@@ -83,7 +83,7 @@ def _profiles(redis_url: str, quick: bool) -> dict[str, Any]:
 
 def _model(days: int) -> dict[str, Any]:
     """The model bench on a fresh history of the simulator's default (handbook) size, as
-    ``fraudctl simulate --history 90`` writes it, with the default 56 / 7 / 7-day windows.
+    ``fraudctl simulate --days 90`` writes it, with the default 56 / 7 / 7-day windows.
     Its JSON stays in the report only (``model-<date>.json`` belongs to
     ``fraudctl bench model``)."""
     from models.bench import run_model_bench

@@ -3,15 +3,17 @@
 * ``scorer`` - backlog throughput, naive baseline ratio, paced e2e latency beside the echo
   floor, ramp to the knee, REST p99 (:mod:`loadtest.bench_scorer`);
 * ``report`` - every bench in one run + markdown summary + plot (what ``make bench`` runs);
-* ``features`` / ``profiles`` / ``model`` - the library benches, mounted from their areas.
+* ``features`` / ``profiles`` / ``model`` - the library benches.
 
-The harness lives in ``loadtest/``, which services never import: this module imports it
-lazily inside the command functions only (a CLI entry, not a service).
+A tool, not part of the product: ``fraudctl`` mounts this group through the
+``fraudctl.commands`` entry point where ``loadtest/`` is installed. The harness modules are
+imported inside the command functions, so ``fraudctl --help`` stays quick.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,8 +21,8 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
-from services.commands.features import bench as features_bench
 from services.commands.model import cli_errors
+from services.connections import redis_client
 from services.settings import CommonSettings
 
 if TYPE_CHECKING:
@@ -155,15 +157,73 @@ def model(
     _log(f"written {result['written_to']}")
 
 
-def _mount_library_benches() -> None:
-    from features.profiles.cli import bench_profiles
+@app.command("features")
+def features(
+    out_dir: Path = typer.Option(Path("bench/results"), "--out-dir", help="JSON folder"),
+    cards: int = typer.Option(5_000, "--cards", min=1),
+    terminals: int = typer.Option(10_000, "--terminals", min=1),
+    warm_days: int | None = typer.Option(
+        None, "--warm-days", min=1, help="days of history loaded before timing"
+    ),
+    repeats: int | None = typer.Option(None, "--repeats", min=5, help="timed batches per size"),
+) -> None:
+    """p50/p99 of update_and_read_batch (1, 100, 500 tx) on the real Redis; memory per card."""
+    from features.bench import (
+        REPEATS,
+        WARM_DAYS,
+        delete_prefix,
+        run_feature_bench,
+        summary_lines,
+        write_report,
+    )
+    from services.allocator import tune_hot_path
 
-    app.command("features")(features_bench)
-    app.command("profiles")(bench_profiles)
+    settings = CommonSettings()
+    allocator = tune_hot_path(settings)  # as in the scorer, whose hot path this measures
+    client = redis_client(settings)
+    prefix = f"{settings.redis_prefix}:bench:{uuid.uuid4().hex[:8]}"
+    try:
+        report = run_feature_bench(
+            client,
+            prefix,
+            cards=cards,
+            terminals=terminals,
+            warm_days=warm_days or WARM_DAYS,
+            repeats=repeats or REPEATS,
+            allocator=allocator,
+        )
+    finally:
+        delete_prefix(client, prefix)
+    for line in summary_lines(report):
+        _log(line)
+    _log(f"written {write_report(report, out_dir)}")
 
 
-_mount_library_benches()
+@app.command("profiles")
+def profiles(
+    keys: int = typer.Option(500, "--keys", help="entity keys per batch"),
+    terminals: int = typer.Option(5000, "--terminals", help="terminals materialised"),
+    rounds: int = typer.Option(300, "--rounds", help="direct-reader batches timed"),
+    sdk_rounds: int = typer.Option(30, "--sdk-rounds", help="get_online_features batches timed"),
+    out_dir: Path = typer.Option(Path("bench/results"), "--out-dir", help="JSON folder"),
+) -> None:
+    """Direct Feast-layout reader vs get_online_features on the same keys (p50/p99)."""
+    from features.profiles.bench import run_profile_bench
+
+    redis_url = CommonSettings().redis_url.get_secret_value()
+    result = run_profile_bench(
+        redis_url, keys=keys, terminals=terminals, rounds=rounds, sdk_rounds=sdk_rounds
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"profiles-{datetime.now(UTC):%Y-%m-%d}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    direct, sdk = result["direct_reader"], result["feast_sdk_get_online_features"]
+    _log(
+        f"direct reader p50 {direct['p50_ms']:.2f} ms p99 {direct['p99_ms']:.2f} ms | "
+        f"feast sdk p50 {sdk['p50_ms']:.2f} ms p99 {sdk['p99_ms']:.2f} ms | "
+        f"speedup p50 {result['speedup_p50']:.1f}x | parity {result['parity']} -> {path}"
+    )
 
 
-if __name__ == "__main__":  # scripts/bench.sh: works before `fraudctl bench` is mounted
+if __name__ == "__main__":  # scripts/bench.sh runs this module directly
     app()

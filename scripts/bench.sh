@@ -11,4 +11,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 echo "bench: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-exec "$PY" -m services.commands.bench report "$@"
+exec "$PY" -m loadtest.cli_bench report "$@"

@@ -13,10 +13,10 @@ os.environ["LOCUST_SKIP_MONKEY_PATCH"] = "1"
 
 from locust.argument_parser import get_empty_argument_parser, setup_parser_arguments
 
+from loadtest.cli_loadtest import LoadTestPlan, locust_argv, locustfile
 from loadtest.options import add_arguments, load_options, sla_thresholds
 from loadtest.shapes import Spike, Step, build_profile
 from loadtest.sla import SlaThresholds
-from services.commands.loadtest import LoadTestPlan, locust_argv, locustfile
 from streams.errors import ConfigError
 
 pytestmark = pytest.mark.unit
