@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test test-unit test-integration lint format demo bench fuzz stack-up stack-down schemas clean
+.PHONY: setup test test-unit test-integration test-e2e lint format demo bench fuzz stack-up stack-down schemas clean
 
 $(STAMP): requirements.lock pyproject.toml setup.py features/card_kernel.c
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11) on PATH"; exit 1; }
@@ -20,8 +20,14 @@ setup: $(STAMP)  ## create .venv from the lock and install the project
 test: setup  ## all test tiers against the real broker and Redis (starts what is missing)
 	bash scripts/run-tests.sh
 
-test-unit: setup
-	$(BIN)/pytest -m unit -q
+test-unit: setup  ## pure tests, no broker or Redis (~1 minute)
+	bash scripts/run-tests.sh -m unit -q
+
+test-integration: setup  ## the real broker and Redis (started when FRAUD_TEST_* are unset)
+	bash scripts/run-tests.sh -m integration
+
+test-e2e: setup  ## the real processes end to end
+	bash scripts/run-tests.sh -m e2e
 
 lint: setup
 	$(BIN)/ruff check .

@@ -20,8 +20,8 @@ def demo(
     pattern_after: float | None = typer.Option(
         None, help="seconds of live traffic before card testing starts (default: min(60, run/5))"
     ),
-    dashboard_out: Path | None = typer.Option(
-        None, help="also write the last dashboard frame as text here (e.g. docs/demo-dashboard.txt)"
+    out: Path | None = typer.Option(
+        None, "--out", help="also write the last dashboard frame as text to this file"
     ),
 ) -> None:
     """Stack, history, champion, scorers, API, feedback, retrainer, reviewers, live traffic.
@@ -45,7 +45,7 @@ def demo(
         switch_after_s=pattern_after,
     )
     try:
-        run_demo(plan, console, dashboard_out=dashboard_out)
+        run_demo(plan, console, dashboard_out=out)
     except FraudError as exc:
         console.print(f"[red]demo failed:[/red] {exc}")
         raise typer.Exit(2) from exc

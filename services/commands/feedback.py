@@ -7,17 +7,18 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from services.commands.options import setting_option
 from streams.errors import FraudError
 
 console = Console(stderr=True)
 
 
 def feedback(
-    training_dir: Path | None = typer.Option(
-        None, help="training store root (default: FRAUD_TRAINING_DIR or <state>/training)"
+    training_dir: Path | None = setting_option(
+        "training_dir", "--training-dir", help="training store root (<state_dir>/training)"
     ),
-    risk_updates: bool | None = typer.Option(
-        None, "--risk-updates/--no-risk-updates", help="terminal-risk updates in Redis"
+    risk_updates: bool | None = setting_option(
+        "risk_updates", "--risk-updates/--no-risk-updates", help="terminal-risk updates in Redis"
     ),
     metrics_port: int | None = typer.Option(
         None, help="Prometheus /metrics port (default: FRAUD_METRICS_PORT or 0 = off)"

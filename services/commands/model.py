@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import typer
 from pydantic import ValidationError
@@ -25,7 +26,10 @@ from streams.kafka import broker_reachable
 
 app = typer.Typer(help="Model registry: list, show, promote, rollback.", no_args_is_help=True)
 console = Console()
-RegistryOption = typer.Option(None, "--registry", help="registry folder [FRAUD_STATE_DIR/registry]")
+RegistryOption = typer.Option(
+    None, "--registry", help="registry folder [default: <FRAUD_STATE_DIR>/registry]"
+)
+JsonOption = typer.Option(False, "--json", help="print JSON instead of a table")
 
 
 @contextmanager
@@ -70,10 +74,14 @@ def _metric(metrics: dict[str, object], name: str) -> str:
 
 
 @app.command("list")
-def list_versions(registry: Path | None = RegistryOption) -> None:
+def list_versions(registry: Path | None = RegistryOption, as_json: bool = JsonOption) -> None:
     """All versions, oldest first, with their role and test metrics."""
     with cli_errors():
         store = open_registry(registry)
+        if as_json:
+            rows = [_summary_row(store, entry) for entry in store.list()]
+            print(json.dumps(rows, indent=2))
+            return
         table = Table(title=f"models in {store.root}")
         for column in ("version", "status", "created", "parent", "AUC", "AP", "CP@100"):
             table.add_column(column)
@@ -91,8 +99,22 @@ def list_versions(registry: Path | None = RegistryOption) -> None:
         console.print(table)
 
 
+def _summary_row(store: ModelRegistry, entry: Any) -> dict[str, object]:
+    metrics = entry.metrics()
+    return {
+        "version": entry.version,
+        "status": store.status(entry.version),
+        "created_at": entry.created_at,
+        "parent": entry.parent,
+        "feature_set_id": entry.feature_set_id,
+        "roc_auc": metrics.get("roc_auc"),
+        "average_precision": metrics.get("average_precision"),
+        "card_precision_at_100": metrics.get("card_precision_at_100"),
+    }
+
+
 @app.command("show")
-def show(version: str, registry: Path | None = RegistryOption) -> None:
+def show(version: str, registry: Path | None = RegistryOption, as_json: bool = JsonOption) -> None:
     """One version: files, feature set, metrics, thresholds and its model card."""
     with cli_errors():
         store = open_registry(registry)
@@ -109,6 +131,9 @@ def show(version: str, registry: Path | None = RegistryOption) -> None:
             "review_threshold": policy.review_threshold,
             "decline_threshold": policy.decline_threshold,
         }
+        if as_json:
+            print(json.dumps({**summary, "metrics": entry.metrics()}, indent=2, default=str))
+            return
         console.print_json(json.dumps(summary))
         console.print((entry.path / "model_card.md").read_text(), markup=False)
 

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from services.commands.options import overrides, setting_option
 from streams.errors import FraudError
 
 if TYPE_CHECKING:
@@ -36,14 +37,16 @@ def announce(publisher: EventPublisher, timeout_s: float = 15.0) -> None:
 
 
 def retrainer(
-    metrics_port: int = typer.Option(9103, help="Prometheus /metrics port (0 = off)"),
+    metrics_port: int | None = setting_option(
+        "metrics_port", "--metrics-port", help="Prometheus /metrics port, 0 = off (9103)"
+    ),
 ) -> None:
     """The retrainer: drift + quality monitors, triggers, challenger training, gates."""
     from services.retrainer.service import main
     from services.retrainer.settings import RetrainerSettings
 
     try:
-        main(RetrainerSettings(metrics_port=metrics_port))
+        main(RetrainerSettings(**overrides(metrics_port=metrics_port)))
     except FraudError as exc:
         console.print(f"[red]retrainer cannot start:[/red] {exc}")
         raise typer.Exit(2) from exc
@@ -56,7 +59,9 @@ def retrain_once(
         "--shuffle-labels",
         help="gate drill: train on shuffled labels; the gates must reject it (never promoted)",
     ),
-    idle_s: float = typer.Option(3.0, help="read transactions.scored until idle this long"),
+    idle_s: float = typer.Option(
+        3.0, "--idle-s", help="read transactions.scored until idle this long"
+    ),
 ) -> None:
     """Train a challenger now on the served rows and labels so far; gates decide."""
     from services.retrainer.service import build

@@ -8,6 +8,7 @@ from typing import Literal
 import typer
 from rich.console import Console
 
+from services.commands.options import setting_option
 from streams.errors import FraudError
 
 console = Console(stderr=True)
@@ -26,12 +27,14 @@ def review(
     chargebacks: bool = typer.Option(
         False, "--chargebacks", help="label missed fraud (approved, truly fraud) from scored"
     ),
-    analyst: str | None = typer.Option(None, help="analyst id (default FRAUD_ANALYST or user)"),
+    analyst: str | None = setting_option(
+        "analyst", "--analyst", help="analyst id written on labels (default: the login name)"
+    ),
     idle_exit_s: float | None = typer.Option(
         None, help="--auto/--chargebacks: stop after this many idle seconds"
     ),
-    metrics_port: int | None = typer.Option(
-        None, help="Prometheus /metrics port (default FRAUD_METRICS_PORT, 0 = off)"
+    metrics_port: int | None = setting_option(
+        "metrics_port", "--metrics-port", help="Prometheus /metrics port, 0 = off (0)"
     ),
 ) -> None:
     """Review flagged cases (f/l/s); each verdict is a Label on fraud.labels."""

@@ -23,9 +23,11 @@ def render_schemas() -> dict[str, str]:
 
 
 @app.command("export")
-def export(out: Path = typer.Option(SCHEMA_DIR, help="target folder")) -> None:
+def export(
+    out_dir: Path = typer.Option(SCHEMA_DIR, "--out-dir", help="folder of the schema files"),
+) -> None:
     """Write one ``<event>.schema.json`` per event type."""
-    out.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     for filename, text in render_schemas().items():
-        (out / filename).write_text(text)
-    Console().print(f"wrote {len(render_schemas())} schemas to {out}")
+        (out_dir / filename).write_text(text)
+    Console().print(f"wrote {len(render_schemas())} schemas to {out_dir}")

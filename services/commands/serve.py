@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from services.commands.feedback import feedback
+from services.commands.options import overrides, setting_option
 from services.commands.retrainer import retrainer
 from streams.errors import FraudError
 
@@ -18,8 +19,12 @@ console = Console(stderr=True)
 
 @app.command("scorer")
 def scorer(
-    instance_index: int = typer.Option(0, help="distinguishes processes on one host"),
-    metrics_port: int = typer.Option(9101, help="Prometheus /metrics port (0 = off)"),
+    instance_index: int | None = setting_option(
+        "instance_index", "--instance-index", help="distinguishes processes on one host"
+    ),
+    metrics_port: int | None = setting_option(
+        "metrics_port", "--metrics-port", help="Prometheus /metrics port, 0 = off (9101)"
+    ),
 ) -> None:
     """The Kafka consumer-group scorer: decides every transaction on `transactions`.
 
@@ -28,18 +33,22 @@ def scorer(
     """
     sys.stdout.flush()
     sys.stderr.flush()
-    args = ["--instance-index", str(instance_index), "--metrics-port", str(metrics_port)]
+    args = []
+    if instance_index is not None:
+        args += ["--instance-index", str(instance_index)]
+    if metrics_port is not None:
+        args += ["--metrics-port", str(metrics_port)]
     os.execv(sys.executable, [sys.executable, "-m", "services.scorer", *args])
 
 
 @app.command("api")
-def api(port: int = typer.Option(8000, help="HTTP port")) -> None:
+def api(port: int | None = setting_option("port", "--port", help="HTTP port (8000)")) -> None:
     """The REST API: POST /v1/score, /v1/labels, GET /v1/models/current, /readyz, /metrics."""
     from services.api.main import main
     from services.api.settings import ApiSettings
 
     try:
-        main(ApiSettings(port=port))
+        main(ApiSettings(**overrides(port=port)))
     except FraudError as exc:
         console.print(f"[red]api cannot start:[/red] {exc}")
         raise typer.Exit(2) from exc

@@ -1,6 +1,6 @@
 """``fraudctl simulate``: simulated card transactions, as a parquet history or a live stream.
 
-* ``--history DAYS --out DIR``: hive-partitioned parquet, labels and a manifest
+* ``--days DAYS --out-dir DIR``: a history, hive-partitioned parquet, labels and a manifest
   (see :mod:`streams.simulator.history`);
 * ``--stream --rate R (--duration S | --count N)``: live transactions into the
   ``transactions`` topic, ground truth into Redis for the demo's oracle analyst.
@@ -62,10 +62,12 @@ def _fail(console: Console, message: str) -> typer.Exit:
 
 
 def simulate(
-    history: int | None = typer.Option(None, help="days of history to write (with --out)"),
-    out: Path | None = typer.Option(None, help="history folder"),
+    days: int | None = typer.Option(
+        None, "--days", min=1, help="days of history to write (with --out-dir)"
+    ),
+    out_dir: Path | None = typer.Option(None, "--out-dir", help="history folder to write"),
     start: str = typer.Option("2026-01-01", help="first day of the history (UTC)"),
-    overwrite: bool = typer.Option(False, help="replace a history already in --out"),
+    overwrite: bool = typer.Option(False, help="replace a history already in --out-dir"),
     new_pattern_from_day: int | None = typer.Option(
         None, help="history: card testing (scenario 4) from this day index on"
     ),
@@ -85,15 +87,15 @@ def simulate(
 ) -> None:
     """Generate simulated card transactions (history parquet or live stream)."""
     console = Console()
-    if stream == (history is not None):
-        raise _fail(console, "give exactly one of --history DAYS or --stream")
+    if stream == (days is not None):
+        raise _fail(console, "give exactly one of --days N (a history) or --stream")
     profile = SimulatorConfig.small if small else SimulatorConfig.default
     try:
         config = profile(seed=seed, new_pattern_from_day=new_pattern_from_day)
-        if history is not None:
-            if out is None:
-                raise _fail(console, "--history needs --out DIR")
-            numbers = _history(console, config, history, out, date.fromisoformat(start), overwrite)
+        if days is not None:
+            if out_dir is None:
+                raise _fail(console, "--days needs --out-dir DIR")
+            numbers = _history(console, config, days, out_dir, date.fromisoformat(start), overwrite)
         else:
             if (duration is None) == (count is None):
                 raise _fail(console, "--stream needs exactly one of --duration or --count")

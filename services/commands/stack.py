@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from services.commands.options import JsonOption
 from services.settings import CommonSettings
 from services.stack import stack as stack_ops
 from services.stack.stack import StackState
@@ -30,8 +33,21 @@ def _table(state: StackState) -> Table:
     return table
 
 
+def _json(state: StackState) -> str:
+    components = {
+        comp.name: {
+            "address": comp.address,
+            "ready": comp.ready,
+            "started_here": comp.started_here,
+            "pid": comp.pid,
+        }
+        for comp in (state.kafka, state.redis)
+    }
+    return json.dumps({"components": components, "topics": state.topics, "env": state.env()})
+
+
 @app.command("up")
-def up() -> None:
+def up(as_json: bool = JsonOption) -> None:
     """Use the configured broker/Redis when they answer, otherwise start them; create topics."""
     settings = CommonSettings()
     try:
@@ -39,6 +55,9 @@ def up() -> None:
     except FraudError as exc:
         console.print(f"[red]stack up failed:[/red] {exc}")
         raise typer.Exit(1) from exc
+    if as_json:
+        print(_json(state))
+        return
     console.print(_table(state))
     created = sum(1 for v in state.topics.values() if v == "created")
     console.print(f"topics: {len(state.topics)} ready ({created} created)")
@@ -47,10 +66,13 @@ def up() -> None:
 
 
 @app.command("status")
-def status() -> None:
+def status(as_json: bool = JsonOption) -> None:
     """Show what runs where; exit 1 when something is not ready."""
     state = stack_ops.status(CommonSettings())
-    console.print(_table(state))
+    if as_json:
+        print(_json(state))
+    else:
+        console.print(_table(state))
     if not (state.kafka.ready and state.redis.ready):
         raise typer.Exit(1)
 

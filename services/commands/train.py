@@ -29,6 +29,14 @@ from services.commands.model import (
     console,
     open_registry,
 )
+from services.commands.options import (
+    ColOption,
+    DataOption,
+    LabelsOption,
+    overrides,
+    setting_option,
+)
+from services.settings import CommonSettings
 
 
 def _parse_day(value: str | None) -> date | None:
@@ -41,12 +49,17 @@ def _parse_day(value: str | None) -> date | None:
 
 
 def train(
-    data: Path = typer.Option(..., "--data", help="simulator history folder, or a CSV / parquet"),
-    labels: Path | None = typer.Option(None, "--labels", help="labels file, joined on id"),
-    col: list[str] = typer.Option([], "--col", help="map a role to a column: ROLE=NAME"),
-    train_days: int = typer.Option(56, "--train-days", min=1),
-    delay_days: int = typer.Option(7, "--delay-days", min=0),
-    test_days: int = typer.Option(7, "--test-days", min=1),
+    data: Path = DataOption,
+    labels: Path | None = LabelsOption,
+    col: list[str] = ColOption,
+    train_days: int = typer.Option(56, "--train-days", min=1, help="days trained on"),
+    label_delay_days: int | None = setting_option(
+        "label_delay_days",
+        "--label-delay-days",
+        min=0,
+        help="days after a transaction its label is known; also the gap before the test days",
+    ),
+    test_days: int = typer.Option(7, "--test-days", min=1, help="most recent days, held out"),
     test_start: str | None = typer.Option(None, "--test-start", help="YYYY-MM-DD"),
     seed: int = typer.Option(42, "--seed"),
     tune: int = typer.Option(0, "--tune", min=0, help="hyper-parameter trials (0: defaults)"),
@@ -62,6 +75,7 @@ def train(
     from models.pipeline import TrainConfig, train_from_table
 
     with cli_errors():
+        delay_days = CommonSettings(**overrides(label_delay_days=label_delay_days)).label_delay_days
         config = TrainConfig(
             train_days=train_days,
             delay_days=delay_days,

@@ -18,11 +18,12 @@ from streams.errors import FraudError
 
 def run(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.scorer", description=__doc__)
-    parser.add_argument("--instance-index", type=int, default=0)
-    parser.add_argument("--metrics-port", type=int, default=9101)
+    parser.add_argument("--instance-index", type=int, help="FRAUD_INSTANCE_INDEX")
+    parser.add_argument("--metrics-port", type=int, help="FRAUD_METRICS_PORT")
     args = parser.parse_args(argv)
+    given = {"instance_index": args.instance_index, "metrics_port": args.metrics_port}
     try:
-        main(ScorerSettings(instance_index=args.instance_index, metrics_port=args.metrics_port))
+        main(ScorerSettings(**{k: v for k, v in given.items() if v is not None}))
     except FraudError as exc:
         print(f"scorer cannot start: {exc}", file=sys.stderr)
         return 2

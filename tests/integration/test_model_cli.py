@@ -88,7 +88,7 @@ def test_train_on_a_user_csv_then_promote_and_rollback(
 ) -> None:
     env = _env(tmp_path, kafka_bootstrap, topics.prefix)
     registry = tmp_path / "registry"
-    windows = ["--train-days", "14", "--delay-days", "7", "--test-days", "7"]
+    windows = ["--train-days", "14", "--label-delay-days", "7", "--test-days", "7"]
 
     documented = tmp_path / "payments.csv"
     user_transactions().to_csv(documented, index=False)
@@ -221,7 +221,7 @@ def test_train_on_the_simulator_history_folder_with_served_features(tmp_path: Pa
             str(history),
             "--train-days",
             "21",
-            "--delay-days",
+            "--label-delay-days",
             "7",
             "--test-days",
             "7",
