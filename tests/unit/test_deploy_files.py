@@ -3,6 +3,7 @@ every service command of the project's image must name a real ``fraudctl`` subco
 
 from __future__ import annotations
 
+import re
 import shlex
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ def _fraudctl_invocations(service: dict) -> list[list[str]]:  # type: ignore[typ
     if service.get("entrypoint") == ["sh", "-c"]:
         script = command[0] if isinstance(command, list) else command
         calls = []
-        for part in script.replace("&&", ";").split(";"):
+        for part in re.split(r"&&|\|\||;|\|", script):
             words = shlex.split(part)
             if words and words[0] == "fraudctl":
                 calls.append(words[1:])
@@ -65,5 +66,34 @@ def test_compose_has_the_production_components() -> None:
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     assert services["kafka"]["image"].startswith("apache/kafka")
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
-    for needed in ("redis", "prometheus", "grafana", "scorer", "api"):
+    for needed in ("redis", "prometheus", "alertmanager", "grafana", "scorer", "api"):
         assert needed in services
+
+
+def test_compose_kafka_answers_the_host_and_keeps_its_data() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    kafka = compose["services"]["kafka"]
+    advertised = kafka["environment"]["KAFKA_ADVERTISED_LISTENERS"].split(",")
+    assert "INTERNAL://kafka:9092" in advertised  # the services, inside the network
+    assert "HOST://localhost:19092" in advertised  # fraudctl on the host
+    assert "19092:19092" in kafka["ports"]
+    for name in ("kafka", "redis", "prometheus", "alertmanager", "grafana"):
+        mounts = compose["services"][name]["volumes"]
+        named = [m.split(":")[0] for m in mounts if not m.startswith(".")]
+        assert named and all(v in compose["volumes"] for v in named), name
+
+
+def test_compose_trainer_materialises_profiles_after_training() -> None:
+    trainer = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["trainer"]
+    calls = [" ".join(argv[:2]) for argv in _fraudctl_invocations(trainer)]
+    assert calls.index("features materialize") > calls.index("train --data")
+
+
+def test_prometheus_sends_alerts_to_alertmanager() -> None:
+    config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    targets = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    assert targets == ["alertmanager:9093"]
+    routes = yaml.safe_load((ROOT / "deploy/alertmanager/alertmanager.yml").read_text())
+    receivers = {r["name"] for r in routes["receivers"]}
+    assert routes["route"]["receiver"] in receivers
+    assert {r["receiver"] for r in routes["route"]["routes"]} <= receivers
