@@ -358,7 +358,7 @@ def rest_phase(env: BenchEnv, config: ScorerBenchConfig, log: Log) -> dict[str, 
                 f"{config.rest_duration_s:.0f}s, audit delivery {delivery}"
             )
             run = run_rest_bench(
-                {**env.service_env(topics, "api"), "FRAUD_API_AUDIT_DELIVERY": delivery},
+                {**env.service_env(topics, "api"), "FRAUD_AUDIT_DELIVERY": delivery},
                 transactions,
                 rps=config.rest_rps,
                 warmup=warmup,

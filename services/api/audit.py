@@ -1,7 +1,7 @@
 """The API's audit log: every decision it answers is also written to ``transactions.scored``
 (flagged ones to ``fraud.review`` too), as the stream scorer writes its own.
 
-Two delivery modes (``FRAUD_API_AUDIT_DELIVERY``):
+Two delivery modes (``FRAUD_AUDIT_DELIVERY``):
 
 - ``acked`` (default): the response waits for the broker's acknowledgement; a failed or
   timed-out write answers 503, so every decision a client received is in the log.

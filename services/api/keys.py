@@ -35,8 +35,8 @@ SCOPE_HELP = {
     "labels": "POST /v1/labels with source analyst, attributed to the key's name",
     "chargeback": "POST /v1/labels with source chargeback (the card network's verdict)",
     "read": "GET /v1/models/current",
-    "metrics": "GET /metrics (when FRAUD_API_METRICS_PUBLIC is false)",
-    "docs": "GET /docs and /openapi.json (when FRAUD_API_DOCS_PUBLIC is false)",
+    "metrics": "GET /metrics (when FRAUD_METRICS_PUBLIC is false)",
+    "docs": "GET /docs and /openapi.json (when FRAUD_DOCS_PUBLIC is false)",
     "admin": "POST /v1/erasures (erase one customer's data)",
 }
 PREFIX = "fk"
