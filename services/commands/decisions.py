@@ -20,6 +20,7 @@ from streams.topic_reader import ReadPlan, read_topic
 
 app = typer.Typer(help="Decisions: what the scorer decided.", no_args_is_help=True)
 console = Console(stderr=True)
+out = Console(soft_wrap=True)
 OUTCOMES = ("approve", "review", "decline")
 
 
@@ -65,7 +66,7 @@ def tail(
                 sys.stdout.write(value.decode() + "\n")
                 sys.stdout.flush()
             else:
-                console.print(line(decision), highlight=False, markup=False, soft_wrap=True)
+                out.print(line(decision), highlight=False, markup=False)
             shown += 1
             if count is not None and shown >= count:
                 break

@@ -139,6 +139,13 @@ def _print(report: ProduceReport, as_json: bool) -> None:
         )
     if report.rejected > SHOWN_REJECTS:
         console.print(f"... and {report.rejected - SHOWN_REJECTS} more rejected (see --json)")
+    if "event_time_out_of_range" in report.by_reason:
+        console.print(
+            "replaying history? the scorer refuses transactions older than "
+            "FRAUD_EVENT_TIME_MAX_AGE_S (30 days); set it to 0 for this producer and the "
+            "scorers while the replay runs",
+            highlight=False,
+        )
     verb = "would send" if report.dry_run else "sent"
     rate = report.sent / report.seconds if report.seconds > 0 else 0.0
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(report.by_reason.items()))
