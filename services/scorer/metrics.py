@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 
 from prometheus_client import Counter, Gauge, Histogram, Info
 
@@ -55,13 +56,17 @@ STAGE_LATENCY = Histogram(
 )
 _STAGE_CHILDREN = {stage: STAGE_LATENCY.labels(stage) for stage in STAGES}
 BATCH_SIZE = Histogram(
-    "fraud_batch_size",
-    "Messages per polled batch",
+    "fraud_batch_size_records",
+    "Records per polled batch",
     buckets=(1, 5, 10, 25, 50, 100, 200, 300, 500, 1000),
 )
 CONSUMER_LAG = Gauge(
-    "fraud_consumer_lag", "Messages behind the partition end", ["topic", "partition"]
+    "fraud_consumer_lag_records",
+    "Records behind the partition end, per partition this process is assigned",
+    ["topic", "partition"],
 )
+_LAG_SERIES: set[tuple[str, str]] = set()
+"""The (topic, partition) series of :data:`CONSUMER_LAG` this process exports now."""
 DEAD_LETTERS = Counter("fraud_dead_letters_total", "Records sent to the DLQ", ["reason"])
 DUPLICATES = Counter("fraud_duplicates_skipped_total", "Replayed transactions already decided")
 MODEL_INFO = Info("fraud_model", "The model version serving decisions")
@@ -96,7 +101,25 @@ def record_stats(stats_json: str) -> None:
             {k: group[k] for k in ("state", "join_state", "rebalance_cnt") if k in group}
         )
     for topic, body in stats.get("topics", {}).items():
+        current = set()
         for partition, p in body.get("partitions", {}).items():
             lag = p.get("consumer_lag", -1)
             if partition != "-1" and lag >= 0:
                 CONSUMER_LAG.labels(topic, partition).set(lag)
+                current.add((topic, partition))
+        stale = {series for series in _LAG_SERIES if series[0] == topic} - current
+        _forget(stale)
+        _LAG_SERIES.update(current)
+
+
+def forget_partitions(topic_partitions: Iterable[tuple[str, int]]) -> None:
+    """Drop the lag series of partitions this process no longer holds (revoked or lost):
+    a stale series would keep ``sum(fraud_consumer_lag_records)`` above zero for a group
+    that is caught up, and ``ScorerStalled`` would fire."""
+    _forget({(topic, str(partition)) for topic, partition in topic_partitions})
+
+
+def _forget(series: set[tuple[str, str]]) -> None:
+    for topic, partition in series & _LAG_SERIES:
+        CONSUMER_LAG.remove(topic, partition)
+        _LAG_SERIES.discard((topic, partition))

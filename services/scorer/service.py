@@ -181,6 +181,7 @@ class Scorer:
         """Settle before giving partitions up; their cards will be written by another
         member: forget them (saves re-reads)."""
         log.info("stage=revoke partitions=%s", _partition_list(partitions))
+        metrics.forget_partitions((p.topic, p.partition) for p in partitions)
         self.settle(synchronous=True)
         self.features.clear_cache()
 
