@@ -33,6 +33,7 @@ from services.api.audit import AuditLog
 from services.api.auth import ApiKeys
 from services.api.contracts import ErasureRequest, LabelSubmission
 from services.api.keys import Principal
+from services.api.metrics import RequestMetrics
 from services.scorer.ledger import DecisionLedger
 from services.scorer.pipeline import ScoringPipeline
 from streams.errors import FraudError
@@ -217,6 +218,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         redoc_url=None,
         openapi_url=None,
     )
+    app.add_middleware(RequestMetrics)
 
     @app.exception_handler(FraudError)
     async def _fraud_error(_: Request, exc: FraudError) -> JSONResponse:
