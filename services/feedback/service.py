@@ -64,8 +64,11 @@ def main(settings: FeedbackSettings | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     worker, sink = build_worker(settings)
     if settings.metrics_port:
-        from prometheus_client import start_http_server
+        from prometheus_client import REGISTRY, start_http_server
 
+        from services.feedback.metrics import FeedbackCollector
+
+        REGISTRY.register(FeedbackCollector(getattr(worker.app, "feedback_counters", None)))
         start_http_server(settings.metrics_port)
     log.info(
         "stage=start app=%s training=%s risk=%s",
