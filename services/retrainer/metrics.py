@@ -13,8 +13,16 @@ FEATURE_DRIFTED = Gauge(
 DRIFT = Gauge("fraud_drift_detected", "1 if the last check found data drift")
 SCORE_DRIFT = Gauge("fraud_score_drift_p_value", "KS p-value of served vs reference scores")
 QUALITY = Gauge(
-    "fraud_quality", "Label-based quality of the champion", ["measure"]
-)  # measure: average_precision | reviewed_precision | baseline_* | labelled_rows
+    "fraud_quality_ratio",
+    "Label-based quality of the champion, 0-1: average_precision, reviewed_precision and "
+    "the champion's promised baseline_average_precision, baseline_review_precision",
+    ["measure"],
+)
+QUALITY_ROWS = Gauge(
+    "fraud_quality_window_rows",
+    "Rows of the last quality check: labelled, frauds among them, reviewed cases",
+    ["kind"],
+)
 QUALITY_DROP = Gauge("fraud_quality_drop", "1 if the last quality check found a drop")
 SERVED_ROWS = Gauge("fraud_retrainer_served_rows", "Served rows kept in memory")
 CHECKS = Counter("fraud_retrainer_checks_total", "Monitor checks", ["check", "result"])

@@ -93,10 +93,23 @@ def record_drift(report: DriftReport) -> None:
     metrics.CHECKS.labels("drift", "drift" if report.any_drift else "ok").inc()
 
 
+QUALITY_RATIOS = (
+    "average_precision",
+    "reviewed_precision",
+    "baseline_average_precision",
+    "baseline_review_precision",
+)
+QUALITY_COUNTS = {"labelled_rows": "labelled", "frauds": "fraud", "reviewed_cases": "reviewed"}
+
+
 def record_quality(report: QualityReport) -> None:
-    for name, value in report.details().items():
+    details = report.details()
+    for name in QUALITY_RATIOS:
+        value = details.get(name)
         if isinstance(value, float | int) and not isinstance(value, bool):
             metrics.QUALITY.labels(name).set(float(value))
+    for name, kind in QUALITY_COUNTS.items():
+        metrics.QUALITY_ROWS.labels(kind).set(float(details[name]))
     metrics.QUALITY_DROP.set(1.0 if report.dropped else 0.0)
     metrics.CHECKS.labels("quality", "drop" if report.dropped else "ok").inc()
 
