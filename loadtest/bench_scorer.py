@@ -227,7 +227,7 @@ def _stage_totals(port: int) -> dict[str, tuple[float, float]]:
         return {}
     totals: dict[str, list[float]] = {}
     for family in text_string_to_metric_families(text):
-        if family.name not in ("fraud_stage_latency_seconds", "fraud_batch_size"):
+        if family.name not in ("fraud_stage_latency_seconds", "fraud_batch_size_records"):
             continue
         for sample in family.samples:
             kind = sample.name.rsplit("_", 1)[-1]

@@ -243,7 +243,7 @@ def test_scorer_stage_times_are_read_from_its_metrics_between_two_readings() -> 
 
     registry = CollectorRegistry()
     stage = Histogram("fraud_stage_latency_seconds", "s", ["stage"], registry=registry)
-    size = Histogram("fraud_batch_size", "b", registry=registry)
+    size = Histogram("fraud_batch_size_records", "b", registry=registry)
     port = free_port()
     server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
     try:

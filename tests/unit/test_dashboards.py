@@ -41,13 +41,16 @@ def exported_metrics() -> set[str]:
     """Every series name the project's collectors can expose (labelled or not yet used)."""
     from services import storage_metrics as _storage  # noqa: F401  (registers them)
     from services.api import audit as _api  # noqa: F401
+    from services.api import metrics as _api_requests  # noqa: F401
     from services.feedback import metrics as _feedback  # noqa: F401
+    from services.feedback.metrics import FeedbackCollector
     from services.retrainer import metrics as _retrainer  # noqa: F401
     from services.review import metrics as _review  # noqa: F401
     from services.scorer import metrics as _scorer  # noqa: F401
 
     names: set[str] = set()
-    for family in REGISTRY.collect():
+    families = [*REGISTRY.collect(), *FeedbackCollector(None).collect()]
+    for family in families:
         if family.name.startswith("fraud_"):
             names |= {family.name + s for s in SUFFIXES.get(family.type, ("",))}
     return names
@@ -139,11 +142,15 @@ def test_dashboard_shows_what_an_operator_watches() -> None:
         "fraud_e2e_latency_seconds_bucket",  # p50/p95/p99
         "fraud_stage_latency_seconds_bucket",  # per stage
         "fraud_review_cases_total",  # review queue
-        "fraud_consumer_lag",
+        "fraud_consumer_lag_records",
         "fraud_dead_letters_total",
         "fraud_model_info",  # model version over time
         "fraud_drift_feature_p_value",
         "fraud_retrainer_runs_total",  # retrain events
+        "fraud_api_request_duration_seconds_bucket",  # API latency
+        "fraud_labels_total",  # labels by source
+        "fraud_feedback_stream_events_total",  # the feedback join
+        "fraud_quality_ratio",  # model quality on labels
     ):
         assert needed in used, f"no panel queries {needed}"
     latency = next(p for p in dashboard["panels"] if "vs the 50 ms SLA" in p["title"])
@@ -156,7 +163,8 @@ def test_dashboard_shows_what_an_operator_watches() -> None:
 
 def test_provisioning_points_where_compose_mounts() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["grafana"]
-    mounts = dict(v.rsplit(":", 1)[0].split(":", 1) for v in compose["volumes"])
+    binds = [v for v in compose["volumes"] if v.startswith("./")]
+    mounts = dict(v.rsplit(":", 1)[0].split(":", 1) for v in binds)
     assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
     assert mounts["./deploy/grafana/dashboards"] == "/var/lib/grafana/dashboards"
 
@@ -231,3 +239,19 @@ def test_alerts_cover_the_retrainer_and_feedback_faults() -> None:
         if "static_configs" in job
     }
     assert targets["feedback"] == ["feedback:9106"]
+
+
+def test_every_alert_has_a_runbook_section() -> None:
+    runbook = ROOT / "docs/operations/runbook.md"
+    headings = set(re.findall(r"^## (\w+)$", runbook.read_text(), re.M))
+    for rule in alert_rules():
+        url = rule["annotations"].get("runbook_url", "")
+        assert url == f"docs/operations/runbook.md#{rule['alert'].lower()}", rule["alert"]
+        assert rule["alert"] in headings, f"no '## {rule['alert']}' in {runbook}"
+    assert headings == {rule["alert"] for rule in alert_rules()}, "a runbook for no alert"
+
+
+def test_dashboard_has_rows_for_api_latency_labels_and_quality() -> None:
+    (_, dashboard), *_ = dashboards()
+    rows = [p["title"] for p in dashboard["panels"] if p["type"] == "row"]
+    assert "REST API" in rows and "Labels and model quality" in rows
