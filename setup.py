@@ -1,18 +1,10 @@
-"""Builds the card kernel's C library (features/card_kernel.c); the rest is pyproject.toml.
+"""Builds the card kernel (features/card_kernel.c) with cffi in API mode; the rest is
+pyproject.toml.
 
-The library has no Python API: :mod:`features.card_kernel` loads it with ctypes. No
-fast-math and no fused multiply-add, so it rounds exactly as the reference in the tests.
+The binding's declarations are the header the C file includes (features/card_kernel.h),
+so a signature that differs between C and Python fails here, at build time.
 """
 
-from setuptools import Extension, setup
+from setuptools import setup
 
-setup(
-    ext_modules=[
-        Extension(
-            "features._card_kernel",
-            ["features/card_kernel.c"],
-            extra_compile_args=["-O2", "-ffp-contract=off", "-fno-fast-math", "-std=c99"],
-            libraries=["m"],
-        )
-    ]
-)
+setup(cffi_modules=["features/card_kernel_build.py:ffibuilder"])

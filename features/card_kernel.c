@@ -1,12 +1,15 @@
 /* The card kernel: every card feature of a row in one pass over its candidate events.
  *
- * Called through ctypes by features/card_kernel.py, which documents the arguments and
- * builds the operation table from the feature definitions. Plain C, no Python API; built
+ * Called through cffi by features/card_kernel.py, which documents the arguments and
+ * builds the operation table from the feature definitions. The declarations live in
+ * card_kernel.h, included here so the compiler checks every definition against the
+ * binding's view of it. Plain C, no Python API; built (features/card_kernel_build.py)
  * with -O2 -ffp-contract=off (no fused multiply-add, no fast-math), so every operation
  * rounds as IEEE double and the results equal the reference in
  * tests/unit/card_reference.py bit for bit. Sums run strictly left to right over a row's
  * events, so a row's features depend on nothing but its own events.
  */
+#include "card_kernel.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

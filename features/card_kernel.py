@@ -3,7 +3,8 @@
 :func:`features.kernels.card_features_of_segments` turns the card definitions into a table
 of operations (one per feature: what, over which window, with which parameter) and calls
 :func:`card_rows`, which runs ``card_kernel.c`` (built by ``pip install -e .`` / ``make
-setup`` into ``features/_card_kernel*.so``, loaded with ctypes). Per row the C code walks
+setup`` into the cffi module ``features._card_kernel``, its declarations checked against
+``card_kernel.h`` at build time). Per row the C code walks
 the row's candidate events once, in arrival order, placing each in the smallest window
 holding it and adding it to that window's and every wider window's count, sum and latest
 time - so each sum runs strictly left to right over the row's own events, and the result
@@ -18,9 +19,7 @@ was as fast, but loading LLVM costs every process ~130 MB of resident memory.
 
 from __future__ import annotations
 
-import ctypes
-from importlib.machinery import EXTENSION_SUFFIXES
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -46,39 +45,39 @@ MAX_WINDOWS = 16
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
-_P = ctypes.c_void_p
-_I = ctypes.c_int64
 
 
-def _load() -> ctypes.CDLL:
-    here = Path(__file__).parent
-    for suffix in EXTENSION_SUFFIXES:
-        path = here / f"_card_kernel{suffix}"
-        if path.exists():
-            lib = ctypes.CDLL(str(path))
-            lib.card_rows.restype = ctypes.c_int
-            lib.card_rows.argtypes = [_I, *[_P] * 9, _I, _I, _P, _I, _P, _P, _P, _P, _I, _P]
-            lib.stored_replays.restype = _I
-            lib.stored_replays.argtypes = [_I, _P, _P, _P, _P, _P, _I, _I, _P]
-            lib.arrival_max.restype = None
-            lib.arrival_max.argtypes = [_I, _I, _P, _P, _P, _P, _P, _P]
-            lib.card_writes.restype = _I
-            lib.card_writes.argtypes = [_I, *[_P] * 8, ctypes.c_double, _I, _I, ctypes.c_double]
-            lib.card_writes.argtypes += [_P] * 13
-            lib.terminal_day_counts.restype = None
-            lib.terminal_day_counts.argtypes = [_I, _I, _P, _I, _I, *[_P] * 4, _I, _P, _P, _P]
-            return lib
-    raise FeatureKernelMissing(str(here / "card_kernel.c"))
+def _load() -> tuple[Any, Any]:
+    try:
+        from features._card_kernel import ffi, lib  # type: ignore[import-not-found]
+    except ImportError as exc:  # not built: `make setup` (or `pip install -e .`) builds it
+        raise FeatureKernelMissing(f"features/card_kernel.c ({exc})") from None
+    return ffi, lib
 
 
-_LIB = _load()
+_FFI, _LIB = _load()
+_C_TYPES = {
+    np.dtype(np.int64): "int64_t[]",
+    np.dtype(np.uint64): "uint64_t[]",
+    np.dtype(np.int32): "int32_t[]",
+    np.dtype(np.float64): "double[]",
+    np.dtype(np.uint8): "unsigned char[]",
+}
 
 
-def _ptr(a: np.ndarray, dtype: type) -> int:
-    """The address of ``a``'s data, checked: the C code trusts the dtype and layout."""
+def _ptr(a: np.ndarray, dtype: type) -> Any:
+    """``a``'s data as the C array the kernel declares, checked: the C code trusts the
+    dtype and layout (cffi checks the pointer type against the declaration)."""
     if a.dtype != dtype or not a.flags.c_contiguous:
         raise TypeError(f"card kernel needs C-contiguous {dtype.__name__}, got {a.dtype}")
-    return int(a.ctypes.data)
+    return _FFI.from_buffer(_C_TYPES[a.dtype], a, require_writable=False)
+
+
+def _bytes(a: np.ndarray) -> Any:
+    """A C-contiguous array of records as ``unsigned char *``."""
+    if not a.flags.c_contiguous:
+        raise TypeError("card kernel needs C-contiguous records")
+    return _FFI.from_buffer("unsigned char[]", a, require_writable=False)
 
 
 def _check_cards(card_index: I64, n_cards: int, what: str = "card") -> None:
@@ -203,7 +202,7 @@ def stored_replays(
         _ptr(txh, np.uint64),
         _ptr(seg, np.int64),
         _ptr(counts, np.int64),
-        int(records.ctypes.data),
+        _bytes(records),
         dtype.itemsize,
         seq_offset,
         _ptr(found, np.int64),
@@ -294,8 +293,8 @@ def card_writes(
     size = _LIB.card_writes(
         n_new,
         _ptr(gs, np.int64),
-        int(new_records.ctypes.data),
-        int(stored.ctypes.data),
+        _bytes(new_records),
+        _bytes(stored),
         _ptr(seg, np.int64),
         _ptr(counts, np.int64),
         _ptr(expect_max, np.float64),

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import math
+import re
+import shutil
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -374,6 +378,50 @@ def test_a_missing_kernel_library_is_a_typed_error_naming_the_fix(
     from features import card_kernel
     from features.errors import FeatureKernelMissing
 
-    monkeypatch.setattr(card_kernel, "EXTENSION_SUFFIXES", [".not-built.so"])
+    monkeypatch.setitem(sys.modules, "features._card_kernel", None)  # import fails
     with pytest.raises(FeatureKernelMissing, match="make setup"):
         card_kernel._load()
+
+
+def test_the_binding_declares_exactly_the_kernels_header() -> None:
+    from features import card_kernel
+    from features.card_kernel_build import HEADER, declarations
+
+    functions = set(re.findall(r"^\w[\w ]*?\b(\w+)\(", declarations(), re.M))
+    assert functions == {
+        "card_rows",
+        "stored_replays",
+        "arrival_max",
+        "card_writes",
+        "terminal_day_counts",
+    }
+    lib = card_kernel._LIB
+    assert all(hasattr(lib, name) for name in functions)
+    c_source = (HEADER.parent / "card_kernel.c").read_text()
+    assert '#include "card_kernel.h"' in c_source  # definitions checked against it
+    with pytest.raises(TypeError):  # a call that does not match the declaration
+        lib.arrival_max(1, 1)
+
+
+def test_a_definition_that_differs_from_its_declaration_fails_to_build(tmp_path: Path) -> None:
+    """The failure the ctypes binding turned into a crash at run time is a build error."""
+    from cffi import FFI, VerificationError
+
+    from features.card_kernel_build import HEADER, declarations
+
+    source = (HEADER.parent / "card_kernel.c").read_text()
+    wrong = source.replace("int64_t nw, const int64_t *windows_us, int64_t nf,",
+                           "int64_t nw, const int64_t *windows_us, double nf,")  # fmt: skip
+    assert wrong != source
+    (tmp_path / "card_kernel.c").write_text(wrong)
+    shutil.copy(HEADER, tmp_path / "card_kernel.h")
+    ffi = FFI()
+    ffi.cdef(declarations())
+    ffi.set_source(
+        "_mismatch",
+        '#include "card_kernel.h"',
+        sources=[str(tmp_path / "card_kernel.c")],
+        include_dirs=[str(tmp_path)],
+    )
+    with pytest.raises(VerificationError):
+        ffi.compile(tmpdir=str(tmp_path / "build"))
