@@ -4,18 +4,21 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test test-unit test-integration test-e2e lint format demo bench fuzz stack-up stack-down schemas clean
+KERNEL := features/card_kernel.c features/card_kernel.h features/card_kernel_build.py
 
-$(STAMP): requirements.lock pyproject.toml setup.py features/card_kernel.c
+.PHONY: setup test test-unit test-integration test-e2e lint docs openapi format demo bench \
+	fuzz stack-up stack-down schemas clean
+
+$(STAMP): requirements/runtime.lock requirements/dev.lock pyproject.toml setup.py $(KERNEL)
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11) on PATH"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet -r requirements/runtime.lock -r requirements/dev.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	$(BIN)/python -m pip check
 	touch $(STAMP)
 
-setup: $(STAMP)  ## create .venv from the lock and install the project
+setup: $(STAMP)  ## create .venv from both locks (runtime + dev) and install the project
 
 test: setup  ## all test tiers against the real broker and Redis (starts what is missing)
 	bash scripts/run-tests.sh
@@ -29,10 +32,19 @@ test-integration: setup  ## the real broker and Redis (started when FRAUD_TEST_*
 test-e2e: setup  ## the real processes end to end
 	bash scripts/run-tests.sh -m e2e
 
-lint: setup
+lint: setup  ## ruff, mypy, the import contracts (pyproject.toml) and the docs build
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(MAKE) --no-print-directory docs
+
+docs: setup  ## regenerate the reference pages, then mkdocs build --strict into site/
+	$(BIN)/python -m services.docs
+	$(BIN)/mkdocs build --strict --quiet
+
+openapi: setup  ## rewrite docs/reference/openapi.json from the API's app object
+	$(BIN)/python -m services.docs --openapi
 
 format: setup
 	$(BIN)/ruff format .
@@ -57,4 +69,4 @@ bench: setup  ## benchmarks: numbers printed and written to bench/results/
 	bash scripts/bench.sh
 
 clean:
-	rm -rf $(VENV) state .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) state site .pytest_cache .mypy_cache .ruff_cache

@@ -8,6 +8,7 @@ from the transactions and labels the model was trained on.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +39,18 @@ LabelDelayOption = setting_option(
     min=0,
     help="days after a transaction its label becomes known (as `train` was given)",
 )
+
+
+def feast_repo(folder: Path, shipped: Path) -> Path:
+    """``folder`` as a Feast repository: the shipped definitions are copied in when it has
+    none, so the source table and Feast's registry are written under the state folder
+    (the installed package may be read-only), never next to the code."""
+    if not (folder / "feature_store.yaml").is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        for item in shipped.iterdir():
+            if item.is_file() and (item.suffix in (".yaml", ".py") or item.name == ".feastignore"):
+                shutil.copy2(item, folder / item.name)
+    return folder
 
 
 @app.command("build-training")
@@ -95,7 +108,10 @@ def materialize(
         "feast_project", "--project", help="Feast project (the namespace of profile keys)"
     ),
     repo: Path | None = typer.Option(
-        None, "--repo", help="Feast repository folder (default: the one shipped, features/repo)"
+        None,
+        "--repo",
+        help="Feast repository folder, made from the shipped one (features/repo) when it has "
+        "no feature_store.yaml [default: <FRAUD_STATE_DIR>/feast]",
     ),
     seed_writer: bool = typer.Option(
         True, "--seed-writer/--no-seed-writer", help="seed the label writer's state"
@@ -126,7 +142,7 @@ def materialize(
             loaded.transactions,
             loaded.labels,
             redis_url=settings.redis_url.get_secret_value(),
-            repo_dir=repo or REPO_DIR,
+            repo_dir=feast_repo(repo or settings.state_dir / "feast", REPO_DIR),
             end=moment,
             project=settings.feast_project,
             delay_days=settings.label_delay_days,

@@ -97,3 +97,31 @@ def test_prometheus_sends_alerts_to_alertmanager() -> None:
     receivers = {r["name"] for r in routes["receivers"]}
     assert routes["route"]["receiver"] in receivers
     assert {r["receiver"] for r in routes["route"]["routes"]} <= receivers
+
+
+def dockerfile_stages() -> list[list[str]]:
+    """The Dockerfile's instructions (continuation lines joined), one list per stage."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    stages: list[list[str]] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.upper().startswith("FROM "):
+            stages.append([])
+        stages[-1].append(line)
+    return stages
+
+
+def test_the_image_is_built_in_two_stages_and_runs_without_tools_as_a_user() -> None:
+    *build, final = dockerfile_stages()
+    assert build, "a build stage compiles the kernel and the wheels"
+    final_text = "\n".join(final)
+    for tool in ("gcc", "make", "libc6-dev", "dev.lock", "pytest", "ruff", "mypy", "locust"):
+        assert tool not in final_text, f"the final stage installs {tool}"
+    assert "--no-index" in final_text  # only the wheels built from the runtime lock
+    users = [line.split()[1] for line in final if line.upper().startswith("USER ")]
+    assert users and users[-1] not in ("root", "0"), "the final stage runs as root"
+    build_text = "\n".join(line for stage in build for line in stage)
+    assert "requirements/runtime.lock" in build_text and "dev.lock" not in build_text
+    assert "COPY loadtest" not in build_text  # the product's wheel leaves the tools out
