@@ -49,7 +49,7 @@ F64 = npt.NDArray[np.float64]
 
 def _load() -> tuple[Any, Any]:
     try:
-        from features._card_kernel import ffi, lib  # type: ignore[import-not-found]
+        from features._card_kernel import ffi, lib
     except ImportError as exc:  # not built: `make setup` (or `pip install -e .`) builds it
         raise FeatureKernelMissing(f"features/card_kernel.c ({exc})") from None
     return ffi, lib
