@@ -3,9 +3,7 @@
 ``Consumer.consume(n, timeout)`` returns when ``n`` records are there or when the timeout
 has passed, so below ``n`` records per timeout every call waits the whole timeout. In a
 loop that then works on the batch, that dead time adds to every cycle and, under load,
-grows the batches, which lengthen the cycle again: on the embedded broker (one pair of
-10 s runs, 2-core VM) the scorer's e2e p99 at 8,000 tx/s was 101 ms with batches of 182
-after ``consume(500, 5 ms)``, against 43 ms with batches of 43 after :func:`next_batch`.
+grows the batches, which lengthen the cycle again (docs/adr/0003-polling.md).
 
 :func:`next_batch` takes what librdkafka has already fetched, at once, and waits only when
 it has nothing: for the first record, at most ``wait_s``, then with that record whatever

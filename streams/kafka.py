@@ -7,25 +7,18 @@ Latency-tuned defaults, chosen for a p99 far below 50 ms at batch sizes of ~500:
 * consumer ``queued.max.messages.kbytes=8192`` - bound librdkafka's prefetch (the default
   64 MB doubled the scorer's CPU in the prototype) and give back-pressure a real limit;
 * consumer ``queued.min.messages=1`` + ``fetch.queue.backoff.ms=1`` - stop prefetching
-  while records wait in the local queue, and look again every millisecond. The consumer
-  drains its queue every batch, so nothing waits longer for it; what it saves is the
-  fetch loop while the service is busy with a batch. That loop is cheap on a broker that
-  holds empty fetches (Apache Kafka, ``fetch.wait.max.ms``) but not on the embedded
-  noida-db, which answers them at once: at 2,000 tx/s it cut the scorer's CPU from 83 to
-  57 % of a core and the broker's from 71 to 55 %, and the scorer's e2e p99 from 67 / 95
-  to 47 / 53 ms (two alternating pairs of runs, this 2-core box);
+  while records wait in the local queue, and look again every millisecond: the consumer
+  drains its queue every batch, so nothing waits longer, and the fetch loop stops costing
+  CPU while a batch is worked on (docs/adr/0003-polling.md);
 * producer ``linger.ms=1`` - batch what arrives within a millisecond, no more;
 * producer ``enable.idempotence=true`` + ``acks=all`` - no duplicates from retries, and a
   delivery report means the write is durable, so committing offsets after it is safe;
-* ``partition.assignment.strategy`` - ``roundrobin`` (eager) by default. The embedded
-  noida-db broker orphans partitions under ``cooperative-sticky``: when a second member
-  joins a second or so after the first, the first revokes half its partitions and nobody
-  is ever assigned them (measured: 6 of 12 partitions never consumed in 6 of 7 staggered
-  joins; eager strategies moved them in 7 of 7). On Apache Kafka set
-  ``FRAUD_KAFKA_ASSIGNMENT_STRATEGY=cooperative-sticky`` (docker-compose.yml does) so a
-  rebalance moves only the partitions that must move.
-  Either way ``group.instance.id`` (static membership) lets a restarted process reclaim
-  its partitions at once, without a rebalance.
+* ``partition.assignment.strategy`` - ``roundrobin`` (eager) by default, because the
+  embedded noida-db broker orphans partitions under ``cooperative-sticky``; on Apache
+  Kafka set ``FRAUD_KAFKA_ASSIGNMENT_STRATEGY=cooperative-sticky`` (docker-compose.yml
+  does) so a rebalance moves only the partitions that must move
+  (docs/adr/0004-assignment-strategy.md). Either way ``group.instance.id`` (static
+  membership) lets a restarted process reclaim its partitions at once, without a rebalance.
 """
 
 from __future__ import annotations
