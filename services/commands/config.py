@@ -28,6 +28,8 @@ def masked(value: Any, key: str = "") -> Any:
     if isinstance(value, SecretStr):
         text = value.get_secret_value()
         return _mask_url(text) if "://" in text else (MASK if text else "")
+    if value is None:
+        return None
     if any(word in key.lower() for word in _SECRET_WORDS):
         return MASK
     if isinstance(value, dict):
@@ -103,8 +105,9 @@ def show(
         )
         return
     table = Table(title=f"settings of {service}")
-    for column in ("variable", "value", "source"):
-        table.add_column(column)
+    table.add_column("variable", overflow="fold")
+    table.add_column("value", overflow="fold")
+    table.add_column("source")
     for row in rows:
         value = row["value"]
         text = json.dumps(value) if isinstance(value, dict | list) else str(value)

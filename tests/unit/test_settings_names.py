@@ -129,3 +129,4 @@ def test_config_show_masks_secrets_and_url_passwords() -> None:
         "client.rack": "az1",
     }
     assert masked(Path("/etc/ca.pem")) == "/etc/ca.pem"
+    assert masked(None, "kafka_sasl_password") is None  # nothing set: nothing to hide
