@@ -122,3 +122,14 @@ def test_no_command_exists_twice() -> None:
         assert command.callback not in callbacks, f"{path} duplicates {callbacks[command.callback]}"
         callbacks[command.callback] = path
     assert "features bench" not in dict(tree())
+
+
+def test_a_tool_that_is_not_installed_is_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runtime image has the entry points in its metadata but not loadtest/."""
+    from importlib.metadata import EntryPoint
+
+    import services.cli
+
+    missing = EntryPoint(name="bench", value="no_such_package.cli:app", group=PLUGIN_GROUP)
+    monkeypatch.setattr(services.cli, "entry_points", lambda group: [missing])
+    assert mount_plugins(typer.Typer()) == []
