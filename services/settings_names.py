@@ -30,6 +30,7 @@ SETTINGS_CLASSES: dict[str, str] = {
     "retrainer": "services.retrainer.settings:RetrainerSettings",
     "review": "services.review.settings:ReviewSettings",
     "simulator": "services.commands.simulate:SimulatorSettings",
+    "erasure": "services.erasure.settings:ErasureSettings",
 }
 """Service name -> its settings class (``fraudctl config show --service NAME``)."""
 
@@ -78,6 +79,7 @@ SETTINGS_FIELDS: frozenset[str] = frozenset(
         "drift_correction",
         "drift_ignore",
         "drift_min_effect",
+        "erasure_dir",
         "event_time_max_age_s",
         "event_time_max_skew_s",
         "feast_project",
