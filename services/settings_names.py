@@ -37,6 +37,9 @@ SETTINGS_CLASSES: dict[str, str] = {
 OTHER_VARIABLES: dict[str, str] = {
     "FRAUD_TEST_KAFKA_BOOTSTRAP": "tests: the broker to use (else the tests start one)",
     "FRAUD_TEST_REDIS_URL": "tests: the Redis to use (else 127.0.0.1:6379 or one started)",
+    "FRAUD_FUZZ_EXAMPLES": "tests: fuzzed payloads over every decoder (make fuzz sets more)",
+    "FRAUD_FUZZ_REPORT": "tests: where the fuzz run writes its counts",
+    "FRAUD_SCHEMA_EXAMPLES": "tests: schemathesis examples per API operation",
     "FRAUD_FEAST_REDIS": "the Redis connection string substituted into feature_store.yaml "
     "when the stock `feast` CLI reads features/repo",
     "FRAUD_LOADTEST_SHAPE": "fraudctl loadtest / Locust: --shape",
