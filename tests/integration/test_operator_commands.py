@@ -72,7 +72,7 @@ def test_produce_sends_the_good_records_keyed_by_card_and_names_the_rejects(
         (2, "out_of_range"),
         (4, "event_time_out_of_range"),
     ]
-    sent = read_all(kafka_bootstrap, topics.transactions, idle_s=1.0)
+    sent = read_all(kafka_bootstrap, topics.transactions, idle_s=3.0)
     assert sorted((m.key(), m.value()) for m in sent) == [
         (b"card-1", lines[0].encode()),
         (b"card-2", lines[2].encode()),
@@ -183,7 +183,7 @@ def test_dlq_replays_only_faithful_originals_the_decoder_now_accepts(
         "still refused: out_of_range",
         "truncated (over the size limit): only the head of the original is kept",
     ]
-    replayed = read_all(kafka_bootstrap, topics.transactions, idle_s=1.0)
+    replayed = read_all(kafka_bootstrap, topics.transactions, idle_s=3.0)
     assert [(m.key(), m.value()) for m in replayed] == [(b"card-1", clean)]
     again = json.loads(fraudctl(env, "dlq", "replay", "--from-offset", "4", "--json"))
     assert again["sent"] == 0
