@@ -32,6 +32,7 @@ METRIC_PROCESSES = {
     "api": ("services.api.audit", "services.api.auth", "services.api.metrics"),
     "retrainer": ("services.retrainer.metrics",),
     "review": ("services.review.metrics",),
+    "feedback": ("services.feedback.metrics", "services.storage_metrics"),
 }
 
 
@@ -218,7 +219,7 @@ def metrics_reference() -> str:
                 lines.append(
                     f"| `{name}` | {kind} | {labels} | {process} | {_cell(documentation)} |"
                 )
-    for family in FeedbackCollector(None, None).collect():
+    for family in FeedbackCollector(None).collect():
         lines.append(
             f"| `{family.name}_total` | counter | event | feedback | "
             f"{_cell(family.documentation)} (one series per counter field) |"

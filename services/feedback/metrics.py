@@ -42,7 +42,9 @@ class FeedbackCollector(Collector):
         self._stream = stream
 
     def collect(self) -> Iterator[CounterMetricFamily]:
-        family = CounterMetricFamily(STREAM, "Events of the feedback join, by event", ["event"])
+        family = CounterMetricFamily(
+            STREAM, "Events of the feedback join, by event", labels=["event"]
+        )
         if self._stream is not None and dataclasses.is_dataclass(self._stream):
             for field in dataclasses.fields(self._stream):
                 value = getattr(self._stream, field.name)

@@ -95,20 +95,14 @@ class Stream:
     joined: int = 0
 
 
-@dataclass
-class Sink:
-    rows_written: int = 0
-
-
 def test_feedback_counters_are_read_at_scrape_time() -> None:
-    stream, sink = Stream(), Sink()
+    stream = Stream()
     registry = CollectorRegistry()
-    registry.register(FeedbackCollector(stream, sink))
-    stream.labels, stream.joined, sink.rows_written = 4, 3, 3
+    registry.register(FeedbackCollector(stream))
+    stream.labels, stream.joined = 4, 3
     text = generate_latest(registry).decode()
     assert 'fraud_feedback_stream_events_total{event="labels"} 4.0' in text
     assert 'fraud_feedback_stream_events_total{event="joined"} 3.0' in text
-    assert 'fraud_feedback_sink_events_total{event="rows_written"} 3.0' in text
 
 
 def test_quality_ratios_and_row_counts_are_separate_metrics() -> None:
