@@ -69,6 +69,8 @@ def _default(param: Any) -> str:
         return "required"
     if default is None or (param.is_flag and default is False) or default == []:
         return ""
+    if isinstance(default, Path) and default.is_absolute() and default.is_relative_to(ROOT):
+        default = default.relative_to(ROOT)  # the same page from every checkout
     return f"`{default}`"
 
 

@@ -67,6 +67,7 @@ class FeedbackSettings(CommonSettings):
             app_id=f"{self.topic_prefix}{self.feedback_app_id}",
             bootstrap=self.kafka(),
             topics=self.topics(),
+            datadir=str(self.state_dir / "feedback"),
             partitions=self.feedback_partitions,
             store=self.feedback_store,
             retention_s=self.served_retention_s,

@@ -92,6 +92,9 @@ class FeedbackConfig:
     topics: Topics
     partitions: int = 3
     store: str = "memory://"
+    datadir: str | None = None
+    """faust's data folder (its table files); None: ``<app_id>-data`` in the working
+    directory, faust's own default."""
     retention_s: float = 7 * 86_400.0
     label_wait_s: float = 600.0
     batch_max: int = 500
@@ -153,6 +156,7 @@ def build_app(config: FeedbackConfig, sink: LabelledSink) -> tuple[faust.App, Fe
         table_standby_replicas=0,
         consumer_auto_offset_reset="earliest",
         web_enabled=False,
+        **_datadir(config),
         broker_session_timeout=config.session_timeout_s,
         consumer_group_instance_id=config.instance_id,
         broker_heartbeat_interval=min(3.0, config.session_timeout_s / 5),
@@ -344,6 +348,10 @@ def build_app(config: FeedbackConfig, sink: LabelledSink) -> tuple[faust.App, Fe
 
     served_table.on_recover(_on_recovered)
     return app, join
+
+
+def _datadir(config: FeedbackConfig) -> dict[str, Any]:
+    return {"datadir": config.datadir} if config.datadir else {}
 
 
 def _changelog(app: faust.App, name: str, config: FeedbackConfig) -> faust.TopicT:
