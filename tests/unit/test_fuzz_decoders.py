@@ -52,7 +52,7 @@ DECODERS: dict[str, Decoder[Any]] = {
     "erasure_request": Decoder(ErasureRequest),
 }
 SHAPES = 4  # the strategies below, each given its share of TOTAL per decoder
-PER_TEST = max(25, TOTAL // (len(DECODERS) * SHAPES + 1))
+PER_TEST = max(25, -(-TOTAL // (len(DECODERS) * SHAPES)))  # rounded up: at least TOTAL
 RUN: Counter[str] = Counter()
 
 NOW = datetime.now(UTC)
