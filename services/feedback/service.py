@@ -8,6 +8,7 @@ settings: they share the faust app id (consumer group) and split the internal pa
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import faust
 
@@ -44,6 +45,8 @@ def build_worker(settings: FeedbackSettings) -> tuple[faust.Worker, FeedbackSink
         only=("transactions.scored", "fraud.labels", "transactions.dlq"),
     )
     config = settings.app_config()
+    if config.datadir:  # faust expects its data folder to exist
+        Path(config.datadir).mkdir(parents=True, exist_ok=True)
     rewind_committed(
         settings.kafka(),
         config.app_id,
