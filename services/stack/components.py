@@ -64,13 +64,20 @@ def redis_answers(url: str) -> bool:
         return False
 
 
-def start_redis(data_dir: Path, log: Path) -> ManagedProcess:
-    """Start ``redis-server`` from PATH on a free port with its data under ``data_dir``."""
+def start_redis(data_dir: Path, log: Path, port: int | None = None) -> ManagedProcess:
+    """Start ``redis-server`` from PATH (on ``port``, else a free one) with its data under
+    ``data_dir``, persisted: an append-only file fsynced every second plus snapshots.
+
+    Without persistence a restart empties Redis and every card window, terminal count and
+    decision-ledger entry with it. ``everysec`` loses at most the last second of writes on
+    a crash of the machine (a crash of Redis alone loses nothing: the kernel still holds
+    the file).
+    """
     binary = shutil.which("redis-server")
     if binary is None:
         raise StackError(REDIS_HELP)
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     command = [
         binary,
         "--bind",
@@ -82,7 +89,9 @@ def start_redis(data_dir: Path, log: Path) -> ManagedProcess:
         "--save",
         "60 1000",
         "--appendonly",
-        "no",
+        "yes",
+        "--appendfsync",
+        "everysec",
         "--daemonize",
         "no",
     ]

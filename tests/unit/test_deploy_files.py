@@ -125,3 +125,13 @@ def test_the_image_is_built_in_two_stages_and_runs_without_tools_as_a_user() -> 
     build_text = "\n".join(line for stage in build for line in stage)
     assert "requirements/runtime.lock" in build_text and "dev.lock" not in build_text
     assert "COPY loadtest" not in build_text  # the product's wheel leaves the tools out
+
+
+def test_compose_redis_is_persisted_on_a_named_volume() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    redis = compose["services"]["redis"]
+    command = redis["command"]
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert command[command.index("--appendfsync") + 1] == "everysec"
+    volume, _, target = redis["volumes"][0].partition(":")
+    assert target == "/data" and volume in compose["volumes"]
