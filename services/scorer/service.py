@@ -57,6 +57,7 @@ from models.registry import ModelRegistry
 from services.allocator import tune_hot_path
 from services.scorer import metrics
 from services.scorer.champion import ChampionWatcher
+from services.scorer.crashpoints import CrashHook
 from services.scorer.ledger import DecisionLedger
 from services.scorer.pipeline import ScoredBatch, ScoringPipeline, StageClock
 from services.scorer.recovery import recently_decided
@@ -113,6 +114,8 @@ class Scorer:
                 **{
                     "statistics.interval.ms": settings.stats_interval_ms,
                     "stats_cb": metrics.record_stats,
+                    "session.timeout.ms": settings.session_timeout_ms,
+                    "max.poll.interval.ms": settings.max_poll_interval_ms,
                 },
             )
         )
@@ -121,6 +124,7 @@ class Scorer:
         self.decided = 0
         self.recovered: set[str] = set()
         self.unsettled: Unsettled | None = None
+        self.crash = CrashHook(settings.crash_at, settings.crash_after)
 
     # -- the loop ---------------------------------------------------------------------
     def run(self, max_idle_s: float | None = None) -> None:
@@ -201,6 +205,7 @@ class Scorer:
             frozenset(d.transaction_id for d in scored.decisions),
         )
         clock.lap("produce")
+        self.crash.reached("after_send")
         self.settle(clock)  # 8. the previous batch
         self.unsettled = sent
 
@@ -210,9 +215,12 @@ class Scorer:
         if unsettled is None:
             return
         self._wait_acked(unsettled)
+        self.crash.reached("after_ack")
         ids = [d.transaction_id for d in unsettled.scored.decisions]
         self._with_backoff(lambda: self.ledger.mark_decided(ids))
+        self.crash.reached("after_mark")
         self._commit(unsettled.messages, synchronous)  # only now: everything is acknowledged
+        self.crash.reached("after_commit")
         self.decided += len(ids)
         if clock is not None:
             clock.lap("commit")

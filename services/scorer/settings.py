@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import socket
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from services.scorer.crashpoints import CrashPoint
 from services.settings import CommonSettings
 
 
@@ -34,6 +35,30 @@ class ScorerSettings(CommonSettings):
     progress_log_s: float = Field(
         30.0, gt=0, description="period of the progress log line (decided, assignment, group)"
     )
+    session_timeout_ms: int = Field(
+        10_000,
+        ge=1_000,
+        description="consumer-group session timeout: a member silent this long loses its "
+        "partitions (librdkafka session.timeout.ms)",
+    )
+    max_poll_interval_ms: int = Field(
+        300_000,
+        ge=1_000,
+        description="longest time between two polls before the member leaves the group "
+        "(librdkafka max.poll.interval.ms); at least the session timeout",
+    )
+    crash_at: CrashPoint | None = Field(
+        None,
+        description="test hook of the fault-injection suite: SIGKILL the scorer at this "
+        "point of its batch cycle (services/scorer/crashpoints.py). Never set in production",
+    )
+    crash_after: int = Field(1, ge=1, description="test hook: at the n-th time crash_at is reached")
+
+    @model_validator(mode="after")
+    def _poll_interval_covers_session(self) -> ScorerSettings:
+        if self.max_poll_interval_ms < self.session_timeout_ms:
+            raise ValueError("max_poll_interval_ms must be at least session_timeout_ms")
+        return self
 
     def member_id(self) -> str:
         return self.instance_id or f"{socket.gethostname()}-scorer-{self.instance_index}"
