@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from services.stack.components import redis_answers, start_broker, start_redis
+from services.stack.components import redis_answers, start_broker, start_redis, stop_broker
 from services.stack.process import free_port, stop
 from streams.kafka import ensure_topics
 from streams.topics import Topics
@@ -35,7 +35,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield process.address
     finally:
-        stop(process)
+        stop_broker(process)
 
 
 @pytest.fixture()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import urlparse
@@ -55,6 +57,28 @@ def start_broker(
         stop(process)
         raise StackError(f"the embedded broker did not come up (log: {log}): {exc}") from exc
     return process
+
+
+def stop_broker(process: ManagedProcess, timeout_s: float = 30.0) -> None:
+    """Stop an embedded broker without losing what it acknowledged: ``noida-db stop kafka``
+    saves its data first, then the process group is stopped.
+
+    A signal alone (SIGTERM is ignored, so SIGKILL; SIGINT as well) loses what it
+    acknowledged since it last saved: on noida-db 0.2.3, a producer writing flat out had
+    7,000, 10,500 and 100,096 of 150,000-190,000 acknowledged records gone after the
+    restart in three trials; none after this (tests/integration/test_stack.py).
+    """
+    command = process.command
+    if "--data-dir" in command and process.alive():
+        data_dir = command[command.index("--data-dir") + 1]
+        with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+            subprocess.run(
+                [noida_binary(), "stop", "kafka", "--data-dir", data_dir],
+                capture_output=True,
+                timeout=timeout_s,
+                check=False,
+            )
+    stop(process)
 
 
 def redis_answers(url: str) -> bool:
@@ -113,4 +137,5 @@ __all__ = [
     "redis_answers",
     "start_broker",
     "start_redis",
+    "stop_broker",
 ]

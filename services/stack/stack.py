@@ -14,6 +14,7 @@ from services.stack.components import (
     redis_answers,
     start_broker,
     start_redis,
+    stop_broker,
 )
 from services.stack.process import ManagedProcess, PidFile, stop
 from streams.kafka import Endpoint, ensure_topics
@@ -115,7 +116,10 @@ def down(settings: CommonSettings) -> list[str]:
     stopped = []
     for name, process in pid_file.read().items():
         if process.alive():
-            stop(process)
+            if name == "kafka":
+                stop_broker(process)  # saves what it acknowledged first
+            else:
+                stop(process)
             stopped.append(name)
     pid_file.write({})
     return stopped
