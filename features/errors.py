@@ -33,3 +33,23 @@ class FeatureKernelMissing(FraudError):
     def __init__(self, source: str) -> None:
         super().__init__(f"card kernel not built from {source}: run `make setup`")
         self.source = source
+
+
+class FeatureStateLost(FeatureStoreUnavailable):
+    """The state epoch in Redis is not the one the store expects: Redis lost the state
+    (or it was rebuilt under a new epoch). Nothing of the batch was applied.
+
+    ``found`` is the epoch in Redis now (``None``: no epoch at all). A store cannot
+    continue on its own: its owner rebuilds the state or moves to the new epoch
+    (:mod:`features.realtime.epoch`). As a :class:`FeatureStoreUnavailable`, a caller
+    that knows nothing of epochs (the REST API) answers it as "not available now".
+    """
+
+    def __init__(self, where: str, expected: bytes, found: bytes | None) -> None:
+        super().__init__(
+            where,
+            f"state epoch {found.decode() if found else 'missing'}, "
+            f"expected {expected.decode()}: Redis lost the real-time state",
+        )
+        self.expected = expected
+        self.found = found

@@ -12,10 +12,13 @@
 --                      terminal index u32, day i32, time_us f64),
 --       terminal TTL flags (one byte per terminal, 1 = refresh its TTL),
 --       chain after, chain token (both '' outside a pipelined batch; the chain key is
---                 then KEYS[ncards + nterms + 1]).
+--                 then KEYS[ncards + nterms + 1]),
+--       expected state epoch ('' = not checked; else the epoch key is the last key).
 -- Card modes: 0 nothing to write, 1 overwrite the trailer in place with new records and
 --             a new trailer (SETRANGE at offset), 2 replace the value (SET, trimmed).
--- Reply: {2} if chain after is set and the chain key does not hold it (the previous chunk
+-- Reply: {3, epoch found or false} if the epoch key does not hold the expected epoch (Redis
+--        lost the state, or it was rebuilt: nothing was written; features/realtime/epoch.py),
+--        {2} if chain after is set and the chain key does not hold it (the previous chunk
 --        of a pipelined batch was not applied; nothing was written), {0, stale card
 --        indices} if any card's trailer differs from the expected one (nothing written),
 --        else {1, indices of terminal rows too late for their terminal, the terminal
@@ -27,6 +30,7 @@ local card_ttl, term_ttl = ARGV[4], ARGV[5]
 local slots, commit = tonumber(ARGV[6]), ARGV[7] == '1'
 local ops, payload, rows, refresh = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
 local after, token = ARGV[12] or '', ARGV[13] or ''
+local epoch = ARGV[14] or ''
 local NEG = -1e300
 -- Constant ranges and terminal offsets are passed to redis.call as strings: Redis formats a
 -- Lua number with snprintf, which cost ~12 % of this script (callgrind) when they were
@@ -42,6 +46,10 @@ local function slot_at(slot)
   return s
 end
 
+if epoch ~= '' then
+  local found = redis.call('GET', KEYS[#KEYS])
+  if found ~= epoch then return { 3, found } end
+end
 if after ~= '' and redis.call('GET', KEYS[nc + nt + 1]) ~= after then return { 2 } end
 
 local stale = {}

@@ -28,6 +28,11 @@ def run_script(state: dict[str, bytes], keys: list[str], argv: list[Any]) -> Rep
     payload: bytes = argv[8]
     rows: bytes = argv[9]
     after, token = (str(argv[11]), str(argv[12])) if len(argv) > 12 else ("", "")
+    epoch = argv[13] if len(argv) > 13 else b""
+    if epoch:
+        found = state.get(keys[-1])
+        if found != (epoch.encode() if isinstance(epoch, str) else epoch):
+            return [3, found]
     if after and state.get(keys[nc + nt]) != after.encode():
         return [2]
     stale = []

@@ -40,7 +40,7 @@ from features.definitions import (
     PROFILE_FEATURE_NAMES,
     TERMINAL_DAY_SLOTS,
 )
-from features.errors import FeatureStoreUnavailable
+from features.errors import FeatureStateLost, FeatureStoreUnavailable
 from features.interface import (
     DefaultProfileReader,
     FeatureMatrix,
@@ -139,6 +139,30 @@ class BatchFeatureStore(abc.ABC):
         self._chain_key = f"{prefix}:chain:{{{uuid.uuid4().hex}}}"
         """One key per store object: the token a pipelined batch's scripts pass on."""
         self._chain_serial = 0
+        self.epoch_key: str | None = None
+        self.epoch: bytes = b""
+        """The state epoch every script checks (``b""``: none; see :mod:`.epoch`)."""
+
+    def follow_epoch(self, epoch_key: str, epoch: bytes, prefix: str) -> None:
+        """From now on apply batches only while ``epoch_key`` holds ``epoch``, to the
+        namespace ``prefix`` (:mod:`features.realtime.epoch`). Moving to another namespace
+        forgets what the process cached of the old one."""
+        if prefix != self.prefix:
+            self.prefix = prefix
+            self._chain_key = f"{prefix}:chain:{{{uuid.uuid4().hex}}}"
+            self.clear_cache()
+            self._term_ttl_at.clear()
+        self.epoch_key, self.epoch = epoch_key, epoch
+
+    def _keys(self, keys: list[str]) -> list[str]:
+        """A script's keys, with the epoch key last when the epoch is checked."""
+        return [*keys, self.epoch_key] if self.epoch and self.epoch_key else keys
+
+    def _lost(self, reply: Reply) -> FeatureStateLost:
+        found = reply[1] if len(reply) > 1 else None
+        return FeatureStateLost(
+            self.epoch_key or "?", self.epoch, found if isinstance(found, bytes) else None
+        )
 
     @abc.abstractmethod
     def _fetch(self, keys: list[str]) -> list[bytes | None]:
@@ -239,6 +263,9 @@ class BatchFeatureStore(abc.ABC):
                 self._stop_at(sent, k)
                 raise
             c2 = clock()
+            if reply[0] == 3:  # the state epoch changed: nothing of this chunk or after
+                self._stop_at(sent, k)
+                raise self._lost(reply)
             if reply[0] != 1:  # refused: a card changed under the cache, or its predecessor was
                 if reply[0] == 0:
                     self.stale_cards += len(reply[1])  # type: ignore[arg-type]
@@ -314,7 +341,7 @@ class BatchFeatureStore(abc.ABC):
             terms = self._terminal_ttl_flags(batch.term_keys, now)
             plan = self._plan(batch, entries, True, now)
             argv = self._argv(batch, plan, terms, True, after=after, token=token)
-            finish = self._start([*keys, *batch.term_keys, self._chain_key], argv)
+            finish = self._start(self._keys([*keys, *batch.term_keys, self._chain_key]), argv)
         except BaseException:
             with contextlib.suppress(Exception):
                 profiles()
@@ -419,7 +446,8 @@ class BatchFeatureStore(abc.ABC):
             c0 = clock()
             self._read(keys, missing, entries, now)
             plan = self._plan(batch, entries, commit, now)
-            finish = self._start(keys + batch.term_keys, self._argv(batch, plan, terms, commit))
+            argv = self._argv(batch, plan, terms, commit)
+            finish = self._start(self._keys(keys + batch.term_keys), argv)
             c1 = clock()
             try:
                 # while Redis runs the script: the features that need only the plan, and
@@ -440,6 +468,9 @@ class BatchFeatureStore(abc.ABC):
                 spent["plan"] += c1 - c0
                 spent["card_features"] += c2 - c1
                 spent["wait"] += c3 - c2
+            if reply[0] == 3:
+                self.cards.discard(keys)
+                raise self._lost(reply)
             if reply[0] == 1:
                 if commit:
                     self._terminal_ttl_done(batch, plan, reply[1], terms, now)  # type: ignore[arg-type]
@@ -498,6 +529,7 @@ class BatchFeatureStore(abc.ABC):
             terms,
             after,
             token,
+            self.epoch,
         ]
 
     def _terminal_ttl_flags(self, term_keys: list[str], now: float) -> bytes:

@@ -51,7 +51,7 @@ def store(request: pytest.FixtureRequest) -> Iterator[BatchFeatureStore]:
 
 def state_of(store: BatchFeatureStore) -> dict[str, bytes]:
     if isinstance(store, InMemoryFeatureStore):
-        return dict(store.state)
+        return {k: v for k, v in store.state.items() if k.startswith(f"{store.prefix}:")}
     assert isinstance(store, RedisFeatureStore)
     keys = sorted(store.client.scan_iter(match=f"{store.prefix}:*", count=1000))
     return {k.decode(): store.client.get(k) for k in keys}
@@ -185,3 +185,55 @@ def test_profile_store_down_is_feature_store_unavailable_and_nothing_applied(
     with pytest.raises(FeatureStoreUnavailable, match="profiles"):
         store.update_and_read_batch([tx(1, timedelta(0), 10.0)])
     assert state_of(store) == {}
+
+
+def _put(store: BatchFeatureStore, key: str, value: bytes | None) -> None:
+    if isinstance(store, InMemoryFeatureStore):
+        if value is None:
+            store.state.pop(key, None)
+        else:
+            store.state[key] = value
+        return
+    assert isinstance(store, RedisFeatureStore)
+    if value is None:
+        store.client.delete(key)
+    else:
+        store.client.set(key, value)
+
+
+@pytest.mark.parametrize("chunk", [0, 4], ids=["one-script", "pipelined"])
+def test_a_changed_state_epoch_applies_nothing_and_says_what_it_found(
+    store: BatchFeatureStore, chunk: int
+) -> None:
+    """The epoch check rides in the batch script: while the key holds the expected epoch
+    batches apply; once it is gone or different, a batch applies nothing (not even its
+    first pipelined chunk) and the error carries the epoch found."""
+    from features.errors import FeatureStateLost
+
+    store.pipeline_chunk = chunk
+    base = store.prefix
+    key = f"{base}:epoch"
+    _put(store, key, b"0:aaaa")
+    store.follow_epoch(key, b"0:aaaa", store.prefix)
+    first = [tx(i, timedelta(minutes=i), 10.0 + i) for i in range(10)]
+    store.update_and_read_batch(first)
+    before = state_of(store)
+
+    _put(store, key, None)  # Redis lost it
+    later = [tx(100 + i, timedelta(hours=1, minutes=i), 5.0) for i in range(10)]
+    with pytest.raises(FeatureStateLost) as lost:
+        store.update_and_read_batch(later)
+    assert lost.value.expected == b"0:aaaa" and lost.value.found is None
+    assert {k: v for k, v in state_of(store).items() if k != key} == {
+        k: v for k, v in before.items() if k != key
+    }
+
+    _put(store, key, b"1:bbbb")  # rebuilt under another epoch
+    with pytest.raises(FeatureStateLost) as moved:
+        store.update_and_read_batch(later)
+    assert moved.value.found == b"1:bbbb"
+
+    store.follow_epoch(key, b"1:bbbb", f"{base}:g1")  # the rebuilt namespace
+    m = store.update_and_read_batch(later)
+    assert col(m, "card_is_new")[0] == 1.0  # nothing of generation 0 is read
+    assert state_of(store) and all(k.startswith(f"{base}:g1:") for k in state_of(store))

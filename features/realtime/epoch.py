@@ -1,0 +1,144 @@
+"""The state epoch: how a writer of the real-time state knows Redis still holds it.
+
+Redis can lose its data without an error anyone sees: a restart without persistence, a
+failover to a replica that was empty, a ``FLUSHALL``. Card windows and terminal counts
+then read as new, and velocity features silently drop to zero. So the state carries an
+epoch: one key, ``<prefix>:epoch`` = ``<generation>:<token>``, written when the state
+starts and replaced only when it is rebuilt. Every batch script checks it - inside the same
+``EVALSHA`` that applies the batch, so it costs no round trip - and applies nothing when
+the key differs from the epoch the store expects (:class:`features.errors.FeatureStateLost`).
+
+Generations name namespaces: generation 0 keeps its keys under ``<prefix>``, generation g
+under ``<prefix>:g<g>``. A rebuild writes a fresh namespace (nothing half-lost mixes in,
+and readers keep the old one until the new one is whole), then publishes the next
+generation's epoch; every store that meets it moves to the new namespace.
+
+The rebuild itself (replaying ``transactions``) is the scorer's: see
+``services/scorer/rebuild.py`` and ``docs/adr/0002-redis-state-epoch.md``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import redis
+
+from features.errors import FeatureStoreUnavailable
+
+REBUILD_LEASE_MS = 30_000
+"""How long a rebuild claim lasts unless renewed: a rebuilder that died is replaced."""
+
+
+@dataclass(frozen=True)
+class Epoch:
+    generation: int
+    token: str
+
+    @property
+    def value(self) -> bytes:
+        return f"{self.generation}:{self.token}".encode()
+
+    @classmethod
+    def parse(cls, raw: bytes | str | None) -> Epoch | None:
+        if raw is None:
+            return None
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        generation, sep, token = text.partition(":")
+        if not sep or not generation.isdigit() or not token:
+            return None  # not written by us: treated as no epoch at all
+        return cls(int(generation), token)
+
+    @classmethod
+    def first(cls) -> Epoch:
+        return cls(0, uuid.uuid4().hex[:16])
+
+    def successor(self, floor: int = 0) -> Epoch:
+        """The epoch of a rebuild: a generation above this one and above ``floor``."""
+        return Epoch(max(self.generation, floor) + 1, uuid.uuid4().hex[:16])
+
+    def namespace(self, prefix: str) -> str:
+        """The key prefix of this generation's state."""
+        return prefix if self.generation == 0 else f"{prefix}:g{self.generation}"
+
+    def __str__(self) -> str:
+        return self.value.decode()
+
+
+def epoch_key(prefix: str) -> str:
+    return f"{prefix}:epoch"
+
+
+def rebuild_key(prefix: str) -> str:
+    return f"{prefix}:rebuild"
+
+
+class EpochStore:
+    """Reading, creating and publishing the epoch, and the claim on a rebuild."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.key = epoch_key(prefix)
+
+    def read(self) -> Epoch | None:
+        return Epoch.parse(self._call(lambda: self.client.get(self.key)))
+
+    def create(self, epoch: Epoch) -> Epoch:
+        """Write ``epoch`` unless one exists; the epoch in force either way."""
+        self._call(lambda: self.client.set(self.key, epoch.value, nx=True))
+        current = self.read()
+        if current is None:  # flushed between the two calls: try once more
+            self._call(lambda: self.client.set(self.key, epoch.value, nx=True))
+            current = self.read()
+        if current is None:
+            raise FeatureStoreUnavailable(self.key, "the state epoch cannot be written")
+        return current
+
+    def publish(self, epoch: Epoch) -> None:
+        """A rebuilt namespace is whole: make ``epoch`` the one in force."""
+        self._call(lambda: self.client.set(self.key, epoch.value))
+
+    def holds_state(self, pages: int = 1000) -> bool:
+        """Whether card state exists under the base namespace. Scans at most ``pages``
+        pages of 1,000 keys; a keyspace larger than that is taken to hold some."""
+        cursor = 0
+        for _ in range(pages):
+            cursor, keys = self._call(partial(self._scan_cards, cursor))
+            if keys:
+                return True
+            if cursor == 0:
+                return False
+        return True
+
+    def _scan_cards(self, cursor: int) -> tuple[int, list[bytes]]:
+        found: tuple[int, list[bytes]] = self.client.scan(
+            cursor, match=f"{self.prefix}:card2:*", count=1000
+        )
+        return found
+
+    def claim_rebuild(self, owner: str) -> bool:
+        """Take (or renew, when ``owner`` holds it) the claim on rebuilding the state."""
+        key = rebuild_key(self.prefix)
+        if self._call(lambda: self.client.set(key, owner, nx=True, px=REBUILD_LEASE_MS)):
+            return True
+        held = self._call(lambda: self.client.get(key))
+        if held is not None and held.decode() == owner:
+            self._call(lambda: self.client.pexpire(key, REBUILD_LEASE_MS))
+            return True
+        return False
+
+    def release_rebuild(self, owner: str) -> None:
+        key = rebuild_key(self.prefix)
+        held = self._call(lambda: self.client.get(key))
+        if held is not None and held.decode() == owner:
+            self._call(lambda: self.client.delete(key))
+
+    def _call(self, command: Callable[[], Any]) -> Any:
+        try:
+            return command()
+        except (redis.RedisError, OSError) as exc:
+            raise FeatureStoreUnavailable(self.key, f"{type(exc).__name__}: {exc}") from exc
