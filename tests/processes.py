@@ -16,11 +16,18 @@ FRAUDCTL = [sys.executable, "-m", "services.cli"]
 class ServiceProcess:
     """A ``fraudctl`` subprocess in its own process group, with its output in a log file."""
 
-    def __init__(self, args: list[str], env: Mapping[str, str], log_path: Path) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        env: Mapping[str, str],
+        log_path: Path,
+        command: list[str] | None = None,
+    ) -> None:
+        """Run ``fraudctl <args>`` (or ``<command> <args>``)."""
         self.log_path = log_path
         self._log = log_path.open("ab")
         self.proc = subprocess.Popen(
-            [*FRAUDCTL, *args],
+            [*(command or FRAUDCTL), *args],
             env={**os.environ, **env},
             cwd=ROOT,
             stdout=self._log,
@@ -30,6 +37,13 @@ class ServiceProcess:
 
     def alive(self) -> bool:
         return self.proc.poll() is None
+
+    def pause(self) -> None:
+        """SIGSTOP: the process stalls (a long GC pause, a frozen VM), sockets stay open."""
+        os.killpg(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGCONT)
 
     def kill(self) -> None:
         """SIGKILL: the crash a test wants to survive."""
