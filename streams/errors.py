@@ -6,6 +6,9 @@ at its outermost loop and still act differently on the subclasses it knows.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 
 class FraudError(Exception):
     """Root of every error this project raises on purpose."""
@@ -25,13 +28,29 @@ class BrokerUnavailable(FraudError):
 
 
 class DeliveryFailed(FraudError):
-    """The broker refused or timed out a produce; the caller must not commit offsets."""
+    """The broker refused or timed out a produce; the caller must not commit offsets.
 
-    def __init__(self, topic: str, detail: str) -> None:
+    ``records`` are the failed records (``streams.producer.FailedRecord``) when known: the
+    ones to send again, and only those."""
+
+    def __init__(self, topic: str, detail: str, records: Sequence[Any] = ()) -> None:
         super().__init__(f"delivery to {topic} failed: {detail}")
         self.topic = topic
         self.detail = detail
+        self.records = list(records)
+
+
+class DeliveryRefused(DeliveryFailed):
+    """A delivery failed for a reason sending again cannot fix (the topic is gone, writing
+    is not authorised, the record is refused as it is, the producer hit a fatal error):
+    stop and say why, do not loop."""
 
 
 class StackError(FraudError):
     """The embedded stack (broker, Redis) could not be started, found or stopped."""
+
+
+class MembershipLost(FraudError):
+    """The consumer no longer holds the partitions of the work in hand (fenced, revoked,
+    dropped from its group): that work must not be written or committed; its records
+    replay at their new owner."""

@@ -1,9 +1,18 @@
-"""A producer that knows whether everything it sent was acknowledged.
+"""A producer that knows whether everything it sent was acknowledged, and what was not.
 
 Services produce a batch, then call :meth:`AckedProducer.wait_acked` (everything sent so
 far) or :meth:`AckedProducer.wait_for` (one :class:`Deliveries` group, while later groups
 are on their way); only when it returns may they commit the input offsets (DESIGN: commit
 only after both writes are acknowledged).
+
+A group keeps the records the broker did not take (:class:`FailedRecord`: topic, key,
+value, headers, timestamp and the error), so a caller resends those and only those
+(:meth:`AckedProducer.resend`) - never the records the broker already acknowledged. Each
+failure is classified: *transient* (the broker is down or restarting, a leader moved: the
+records can be sent again) or *permanent* (the topic does not exist, writing is not
+authorised, the record is refused as it is, or the producer hit a fatal error): sending
+again cannot help, and :class:`streams.errors.DeliveryRefused` says so.
+
 A full local queue is back-pressure: ``produce`` serves delivery reports until there is
 room instead of buffering without bound.
 """
@@ -12,17 +21,86 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from streams.errors import DeliveryFailed
+from streams.errors import DeliveryFailed, DeliveryRefused
 from streams.events import Decision, ReviewCase
 from streams.kafka import ClientConfig
 from streams.serde import encode
 from streams.topics import Topics
 
 DeliveryReport = Callable[[KafkaError | None, Message], None]
+
+PERMANENT_ERRORS = frozenset(
+    {
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.INVALID_RECORD,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.TOPIC_EXCEPTION,
+        KafkaError.INVALID_REQUIRED_ACKS,
+        KafkaError.UNSUPPORTED_VERSION,
+        KafkaError.UNSUPPORTED_FOR_MESSAGE_FORMAT,
+        KafkaError._INVALID_ARG,
+        KafkaError._FATAL,
+        KafkaError._FENCED,
+        KafkaError.PRODUCER_FENCED,
+        KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER,
+        KafkaError.INVALID_PRODUCER_EPOCH,
+        KafkaError.INVALID_PRODUCER_ID_MAPPING,
+    }
+)
+"""Delivery errors that sending the same record again cannot fix. The idempotent
+producer's sequence errors are among them: librdkafka raises them as fatal (a topic
+deleted under it, measured on the embedded broker), and the producer is then unusable."""
+
+MISSING_TOPIC_ERRORS = frozenset(
+    {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC, KafkaError._UNKNOWN_PARTITION}
+)
+"""Permanent once the broker confirms the topic is gone; transient while it restarts."""
+
+
+@dataclass(frozen=True)
+class FailedRecord:
+    """A record the broker did not acknowledge: enough to send it again, and why."""
+
+    topic: str
+    partition: int
+    key: bytes | None
+    value: bytes | None
+    headers: Any
+    timestamp_ms: int | None
+    code: int
+    reason: str
+
+    @property
+    def permanent(self) -> bool:
+        return self.code in PERMANENT_ERRORS
+
+    @property
+    def topic_missing(self) -> bool:
+        return self.code in MISSING_TOPIC_ERRORS
+
+    @classmethod
+    def of(cls, err: KafkaError, msg: Message) -> FailedRecord:
+        kind, ts = msg.timestamp()
+        partition = msg.partition()
+        key, value = msg.key(), msg.value()
+        return cls(
+            topic=str(msg.topic()),
+            partition=int(partition) if partition is not None else -1,
+            key=key.encode() if isinstance(key, str) else key,
+            value=value.encode() if isinstance(value, str) else value,
+            headers=msg.headers(),
+            timestamp_ms=ts if kind != 0 else None,
+            code=int(err.code()),
+            reason=f"{err.name()}: {err.str()}",
+        )
 
 
 class Deliveries:
@@ -32,23 +110,28 @@ class Deliveries:
     def __init__(self) -> None:
         self.outstanding = 0
         """Records sent and not yet answered by the broker."""
-        self.failures: list[tuple[str, str]] = []
+        self.failed: list[FailedRecord] = []
+        """Records the broker did not take since the group was last resent."""
+        self.sent = 0
+        self.resent = 0
 
     def report(self, err: KafkaError | None, msg: Message) -> None:
         self.outstanding -= 1
         if err is not None:
-            self.failures.append((str(msg.topic()), str(err)))
+            self.failed.append(FailedRecord.of(err, msg))
+
+    @property
+    def failures(self) -> list[tuple[str, str]]:
+        """(topic, reason) of each failed record."""
+        return [(r.topic, r.reason) for r in self.failed]
 
 
 class AckedProducer:
     def __init__(self, config: ClientConfig) -> None:
         self._producer = Producer(config)
-        self._failures: list[tuple[str, str]] = []
+        self._default = Deliveries()
+        """The group of records sent without one: what :meth:`wait_acked` waits for."""
         self.backpressure_waits = 0
-
-    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
-        if err is not None:
-            self._failures.append((str(msg.topic()), str(err)))
 
     def produce(
         self,
@@ -62,10 +145,12 @@ class AckedProducer:
         partition: int | None = None,
     ) -> None:
         """Queue one record (``value`` None: a tombstone). ``on_delivery`` replaces the
-        default report (which keeps failures for :meth:`wait_acked`) for callers that track
-        their records themselves; ``group`` counts the record in that group
+        default report (which counts the record for :meth:`wait_acked`) for callers that
+        track their records themselves; ``group`` counts the record in that group
         (:meth:`wait_for`); ``partition`` overrides the key's partitioner."""
-        report = group.report if group is not None else on_delivery or self._on_delivery
+        if group is None and on_delivery is None:
+            group = self._default
+        report = group.report if group is not None else on_delivery
         kwargs: dict[str, Any] = {"key": key, "on_delivery": report}
         if partition is not None:
             kwargs["partition"] = partition
@@ -76,29 +161,52 @@ class AckedProducer:
         while True:
             try:
                 self._producer.produce(topic, value, **kwargs)
-                if group is not None:
-                    group.outstanding += 1
-                return
             except BufferError:
                 self.backpressure_waits += 1
-                self._producer.poll(0.01)
+                self._serve(0.01)
+                continue
+            except KafkaException as exc:  # a fatal producer error: nothing is queued
+                raise _refused(topic, exc) from exc
+            if group is not None:
+                group.outstanding += 1
+                group.sent += 1
+            return
+
+    def resend(self, group: Deliveries, records: Sequence[FailedRecord]) -> None:
+        """Queue ``records`` (failed records of ``group``) again, in their first order, and
+        forget the group's failures: what fails this time is reported anew."""
+        group.failed = []
+        for r in records:
+            where = r.partition if r.partition >= 0 else None  # as first placed
+            self.produce(
+                r.topic, r.value, r.key, r.timestamp_ms, r.headers, group=group, partition=where
+            )
+            group.sent -= 1
+            group.resent += 1
 
     def poll(self, timeout_s: float = 0.0) -> int:
-        return int(self._producer.poll(timeout_s))
+        return self._serve(timeout_s)
 
     def wait_acked(self, timeout_s: float = 30.0) -> None:
-        """Block until every message sent so far is acknowledged; raise if any failed."""
-        remaining = self.flush(timeout_s)
-        if remaining:
-            raise DeliveryFailed("*", f"{remaining} messages not acknowledged in {timeout_s}s")
-        if self._failures:
-            failed = _delivery_failed(self._failures)
-            self._failures.clear()
-            raise failed
+        """Block until every record sent so far without a group is answered; raise if any
+        failed or time ran out. Records still unanswered then belong to this call: if they
+        fail later, the next call does not report them."""
+        group, self._default = self._default, Deliveries()
+        self.wait_for(group, timeout_s)
 
-    def wait_for(self, group: Deliveries, timeout_s: float = 30.0) -> None:
+    def wait_for(
+        self,
+        group: Deliveries,
+        timeout_s: float = 30.0,
+        idle: Callable[[], None] | None = None,
+    ) -> None:
         """Serve delivery reports until every record of ``group`` is answered (records
-        sent after it may still be on their way); raise if any failed or time ran out."""
+        sent after it may still be on their way); raise if any failed or time ran out.
+
+        ``idle`` is called between polls of at most 100 ms (e.g. to keep a consumer's group
+        membership alive while the broker is away). A group with a permanent failure
+        raises :class:`DeliveryRefused`; otherwise :class:`DeliveryFailed`, whose
+        ``records`` the caller may :meth:`resend` once they are all answered."""
         deadline = time.monotonic() + timeout_s
         while group.outstanding > 0:
             left = deadline - time.monotonic()
@@ -106,23 +214,50 @@ class AckedProducer:
                 raise DeliveryFailed(
                     "*", f"{group.outstanding} messages not acknowledged in {timeout_s}s"
                 )
-            self._producer.poll(min(left, 0.1))
-        if group.failures:
-            raise _delivery_failed(group.failures)
+            self._serve(min(left, 0.1))
+            if idle is not None:
+                idle()
+        if group.failed:
+            raise _delivery_failed(group.failed)
 
     def flush(self, timeout_s: float) -> int:
         """Serve delivery reports until nothing is outstanding or the timeout; the number
         of records still outstanding."""
-        return int(self._producer.flush(timeout_s))
+        try:
+            return int(self._producer.flush(timeout_s))
+        except KafkaException as exc:
+            raise _refused("*", exc) from exc
 
     def pending(self) -> int:
         return len(self._producer)
 
+    @property
+    def client(self) -> Producer:
+        """The librdkafka producer (its transaction calls, for the transactions mode)."""
+        return self._producer
 
-def _delivery_failed(failures: Sequence[tuple[str, str]]) -> DeliveryFailed:
-    """The error for records the broker refused: how many, and the first one's reason."""
-    topic, detail = failures[0]
-    return DeliveryFailed(topic, f"{len(failures)} messages failed, first: {detail}")
+    def _serve(self, timeout_s: float) -> int:
+        try:
+            return int(self._producer.poll(timeout_s))
+        except KafkaException as exc:  # raised for a fatal error, after its reports
+            raise _refused("*", exc) from exc
+
+
+def _refused(topic: str, exc: KafkaException) -> DeliveryRefused:
+    error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+    detail = f"{error.name()}: {error.str()}" if error is not None else str(exc)
+    return DeliveryRefused(topic, f"the producer refuses to send ({detail})")
+
+
+def _delivery_failed(failed: Sequence[FailedRecord]) -> DeliveryFailed:
+    """The error for records the broker did not take: how many, the first one's reason,
+    and whether sending them again can help."""
+    permanent = [r for r in failed if r.permanent]
+    first = permanent[0] if permanent else failed[0]
+    detail = f"{len(failed)} messages failed, first: {first.reason}"
+    if permanent:
+        return DeliveryRefused(first.topic, detail, records=list(failed))
+    return DeliveryFailed(first.topic, detail, records=list(failed))
 
 
 def produce_decisions(
