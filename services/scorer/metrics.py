@@ -73,6 +73,33 @@ MODEL_INFO = Info("fraud_model", "The model version serving decisions")
 MODEL_RELOADS = Counter("fraud_model_reloads_total", "Champion reload attempts", ["result"])
 BACKPRESSURE = Counter("fraud_backpressure_pauses_total", "Times consumption was paused", ["cause"])
 REVIEW_CASES = Counter("fraud_review_cases_total", "Cases sent to fraud.review")
+FAULT_ACTIVE = Gauge(
+    "fraud_fault_active", "1 while the fault lasts (services/scorer/faults.py)", ["fault"]
+)
+FAULTS_BEGUN = Counter("fraud_faults_total", "Faults that began", ["fault"])
+RECORDS_RESENT = Counter(
+    "fraud_records_resent_total", "Failed writes sent again (only those not in the log)"
+)
+RECORDS_LANDED = Counter(
+    "fraud_records_landed_unacknowledged_total",
+    "Failed writes found in the log anyway (acknowledgement lost): not sent again",
+)
+BATCHES_ABANDONED = Counter(
+    "fraud_batches_abandoned_total",
+    "Batches given up unwritten or uncommitted because their partitions moved",
+    ["reason"],
+)
+RECOVERY_INCOMPLETE = Counter(
+    "fraud_recovery_incomplete_total",
+    "Reads of the recent decisions that ended before every partition was read",
+)
+STATE_REBUILDS = Counter(
+    "fraud_state_rebuilds_total", "Real-time state rebuilds from transactions", ["result"]
+)
+STATE_REBUILD_TRANSACTIONS = Gauge(
+    "fraud_state_rebuild_transactions", "Transactions replayed by the last state rebuild"
+)
+STATE_GENERATION = Gauge("fraud_state_generation", "Generation of the real-time state in use")
 
 log = logging.getLogger("fraud.scorer")
 
