@@ -19,15 +19,21 @@ The rebuild itself (replaying ``transactions``) is the scorer's: see
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 
-from features.errors import FeatureStoreUnavailable
+from features.errors import FeatureStateLost, FeatureStoreUnavailable
+from features.interface import FeatureMatrix, FeatureStats
+from features.realtime.store import BatchFeatureStore
+from streams.events import Transaction
+
+R = TypeVar("R")
 
 REBUILD_LEASE_MS = 30_000
 """How long a rebuild claim lasts unless renewed: a rebuilder that died is replaced."""
@@ -142,3 +148,55 @@ class EpochStore:
             return command()
         except (redis.RedisError, OSError) as exc:
             raise FeatureStoreUnavailable(self.key, f"{type(exc).__name__}: {exc}") from exc
+
+
+class EpochFollower:
+    """A feature store kept on the epoch in force, for a process that writes the state but
+    never rebuilds it (the REST API).
+
+    Without an epoch yet it looks for one every ``recheck_s``; when a batch is refused
+    (:class:`FeatureStateLost`) it reads the epoch again and, if a rebuild published a
+    newer one, moves there and runs the batch again. While none is in force (Redis lost
+    the state and the scorers are rebuilding it) the error goes to the caller: the API
+    answers 503, it never scores against a lost state.
+    """
+
+    def __init__(self, store: BatchFeatureStore, epochs: EpochStore, recheck_s: float = 10.0):
+        self.store = store
+        self.stats: FeatureStats = store.stats
+        self.epochs = epochs
+        self.recheck_s = recheck_s
+        self._next_check = 0.0
+
+    def update_batch(self, transactions: Sequence[Transaction]) -> None:
+        self._call(lambda: self.store.update_batch(transactions))
+
+    def read_batch(self, transactions: Sequence[Transaction]) -> FeatureMatrix:
+        return self._call(lambda: self.store.read_batch(transactions))
+
+    def update_and_read_batch(self, transactions: Sequence[Transaction]) -> FeatureMatrix:
+        return self._call(lambda: self.store.update_and_read_batch(transactions))
+
+    def clear_cache(self) -> None:
+        self.store.clear_cache()
+
+    def _call(self, run: Callable[[], R]) -> R:
+        if not self.store.epoch and time.monotonic() >= self._next_check:
+            self._catch_up()
+        try:
+            return run()
+        except FeatureStateLost:
+            if not self._catch_up():
+                raise
+            return run()
+
+    def _catch_up(self) -> bool:
+        """Follow the epoch in force if it is not the store's; whether it moved."""
+        self._next_check = time.monotonic() + self.recheck_s
+        current = self.epochs.read()
+        if current is None or current.value == self.store.epoch:
+            return False
+        self.store.follow_epoch(
+            self.epochs.key, current.value, current.namespace(self.epochs.prefix)
+        )
+        return True

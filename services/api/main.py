@@ -24,7 +24,7 @@ from services.erasure.service import erase_customer
 from services.scorer.champion import ChampionWatcher
 from services.scorer.ledger import DecisionLedger
 from services.scorer.pipeline import ScoringPipeline
-from services.scorer.wiring import open_feature_store, redis_client
+from services.scorer.wiring import open_following_store, redis_client
 from streams.kafka import Endpoint, broker_reachable, producer_config
 from streams.producer import AckedProducer
 from streams.serde import Decoder, transaction_decoder
@@ -71,7 +71,7 @@ def build_context(settings: ApiSettings) -> tuple[ApiContext, ChampionWatcher]:
     producer = AckedProducer(producer_config(settings.kafka(), client_id="api", **{"linger.ms": 0}))
     topics = settings.topics()
     ctx = ApiContext(
-        pipeline=ScoringPipeline(open_feature_store(client, settings), champion.current),
+        pipeline=ScoringPipeline(open_following_store(client, settings), champion.current),
         ledger=ledger,
         producer=producer,
         audit=AuditLog(

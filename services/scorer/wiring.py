@@ -5,18 +5,30 @@ from __future__ import annotations
 
 import redis
 
+from features.interface import FeatureStore
 from features.profiles.layout import FeastLayout
 from features.profiles.reader import FeastRedisProfileReader
+from features.realtime.epoch import EpochFollower, EpochStore
 from features.realtime.redis_store import RedisFeatureStore
 from services.connections import redis_client
 from services.settings import CommonSettings
 
-__all__ = ["open_feature_store", "redis_client"]
+__all__ = ["open_feature_store", "open_following_store", "redis_client"]
 
 
 def open_feature_store(client: redis.Redis, settings: CommonSettings) -> RedisFeatureStore:
+    """The store of a scorer: its state epoch is settled by the scorer itself (it may
+    have to rebuild the state, see services/scorer/state.py)."""
     # verify_with_feast=False: importing Feast would cost the scorer ~140 MB of RSS; the
     # layout is verified against the pinned Feast by the tests and by the feedback writer.
     layout = FeastLayout(project=settings.feast_project, verify_with_feast=False)
     profiles = FeastRedisProfileReader(client, layout)
     return RedisFeatureStore(client, prefix=settings.redis_prefix, profiles=profiles)
+
+
+def open_following_store(client: redis.Redis, settings: CommonSettings) -> FeatureStore:
+    """The store of a process that writes the state but never rebuilds it (the REST API):
+    it keeps to the state epoch in force (:class:`features.realtime.epoch.EpochFollower`)."""
+    return EpochFollower(
+        open_feature_store(client, settings), EpochStore(client, settings.redis_prefix)
+    )
