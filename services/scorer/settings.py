@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -47,6 +48,21 @@ class ScorerSettings(CommonSettings):
         description="longest time between two polls before the member leaves the group "
         "(librdkafka max.poll.interval.ms); at least the session timeout",
     )
+    delivery_timeout_ms: int = Field(
+        8_000,
+        ge=1_000,
+        description="how long the producer tries a write before reporting it failed "
+        "(librdkafka message.timeout.ms); failed writes are resent by the scorer. At most "
+        "the session timeout: a stalled scorer's queued writes expire before its "
+        "partitions can move to another member",
+    )
+    delivery_mode: Literal["ledger", "transactions"] = Field(
+        "ledger",
+        description="'ledger': at-least-once writes made effectively-once by the Redis "
+        "decision ledger (any broker); 'transactions': each batch's writes and offsets in "
+        "one Kafka transaction (exactly-once v2: Apache Kafka; see "
+        "services/scorer/transactional.py)",
+    )
     crash_at: CrashPoint | None = Field(
         None,
         description="test hook of the fault-injection suite: SIGKILL the scorer at this "
@@ -58,6 +74,8 @@ class ScorerSettings(CommonSettings):
     def _poll_interval_covers_session(self) -> ScorerSettings:
         if self.max_poll_interval_ms < self.session_timeout_ms:
             raise ValueError("max_poll_interval_ms must be at least session_timeout_ms")
+        if self.delivery_timeout_ms > self.session_timeout_ms:
+            raise ValueError("delivery_timeout_ms must be at most session_timeout_ms")
         return self
 
     def member_id(self) -> str:

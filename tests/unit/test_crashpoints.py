@@ -40,10 +40,16 @@ def test_the_hook_kills_the_process_the_nth_time_its_point_is_reached() -> None:
     assert done.stdout.split() == ["1", "2"]  # the third after_ack never printed
 
 
-def test_group_timeouts_are_settings_and_the_poll_interval_covers_the_session() -> None:
-    settings = ScorerSettings(session_timeout_ms=6_000, max_poll_interval_ms=8_000)
+def test_group_timeouts_are_settings_checked_together() -> None:
+    """The poll interval covers the session, and a write expires within a session (a
+    stalled scorer's queued writes are dropped before its partitions can move)."""
+    settings = ScorerSettings(
+        session_timeout_ms=6_000, max_poll_interval_ms=8_000, delivery_timeout_ms=5_000
+    )
     assert (settings.session_timeout_ms, settings.max_poll_interval_ms) == (6_000, 8_000)
     with pytest.raises(ValidationError, match="at least session_timeout_ms"):
         ScorerSettings(session_timeout_ms=10_000, max_poll_interval_ms=5_000)
+    with pytest.raises(ValidationError, match="delivery_timeout_ms must be at most"):
+        ScorerSettings(session_timeout_ms=6_000, delivery_timeout_ms=8_000)
     with pytest.raises(ValidationError, match="crash_at"):
         ScorerSettings(crash_at="after_lunch")  # type: ignore[arg-type]
