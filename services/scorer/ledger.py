@@ -48,13 +48,9 @@ class DecisionLedger:
             found = self._client.mget([self._prefix + t for t in transaction_ids])
         except (redis.RedisError, OSError) as exc:
             raise FeatureStoreUnavailable("decision ledger", str(exc)) from exc
-        mask = np.fromiter((v is None for v in found), dtype=bool, count=len(found))
-        seen: set[str] = set()
-        for i, tid in enumerate(transaction_ids):
-            if tid in seen:
-                mask[i] = False
-            seen.add(tid)
-        return mask
+        return np.fromiter((v is None for v in found), dtype=bool, count=len(found)) & first_seen(
+            transaction_ids
+        )
 
     def mark_decided(self, transaction_ids: Sequence[str]) -> None:
         """Remember the ids for the ledger's TTL (atomically: all of them or none)."""
@@ -64,3 +60,14 @@ class DecisionLedger:
             self._mark(keys=[self._prefix + t for t in transaction_ids], args=[self._ttl_s])
         except (redis.RedisError, OSError) as exc:
             raise FeatureStoreUnavailable("decision ledger", str(exc)) from exc
+
+
+def first_seen(transaction_ids: Sequence[str]) -> np.ndarray:
+    """Mask of the first occurrence of each id in the batch (a repeat inside it is skipped)."""
+    mask = np.ones(len(transaction_ids), dtype=bool)
+    seen: set[str] = set()
+    for i, tid in enumerate(transaction_ids):
+        if tid in seen:
+            mask[i] = False
+        seen.add(tid)
+    return mask

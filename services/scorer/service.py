@@ -30,9 +30,23 @@ took before the crash, by the re-read of ``transactions.scored`` on assignment. 
 batch's writes fail and are resent (a broker outage), the next batch's may already be in,
 so a card's decisions can land out of order in that case (each carries its event time).
 
-Back-pressure: when Redis (features, ledger) is unavailable the scorer pauses its
-partitions, retries the same batch with exponential back-off and resumes when it passes;
-a full producer queue blocks ``produce`` until deliveries drain (bounded, never grows).
+Faults (each visible while it lasts: :mod:`services.scorer.faults`):
+
+* Redis unavailable: the scorer pauses its partitions and keeps polling them paused, so
+  the group keeps it (``max.poll.interval.ms`` never passes), and retries the same batch
+  with back-off until it passes;
+* writes not acknowledged: only the records that failed, and are not in the log after
+  all, are sent again once the broker answers (:mod:`services.scorer.delivery`); a
+  permanent refusal stops the scorer with the reason;
+* the partitions moved (revoked, lost, the member fenced or stopped past its session): a
+  batch begun before is not sent, resent or committed - the new owner replays it - and a
+  dropped member rejoins with a new consumer (:mod:`services.scorer.group`). A batch that
+  took longer than half a session is written only once the broker confirmed the member
+  still owns its partitions;
+* Redis lost the state (the epoch in the batch script changed): the state is rebuilt
+  from ``transactions`` before anything more is scored (:mod:`services.scorer.state`).
+
+A full producer queue blocks ``produce`` until deliveries drain (bounded, never grows).
 """
 
 from __future__ import annotations
@@ -42,50 +56,48 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from types import FrameType
 from typing import TypeVar
 
 import numpy as np
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from prometheus_client import start_http_server
 
 from features.definitions import FEATURE_NAMES, FEATURE_SET_ID
-from features.errors import FeatureStoreUnavailable
+from features.errors import FeatureStateLost, FeatureStoreUnavailable
 from features.interface import FeatureStore
+from features.realtime.epoch import EpochStore
 from models.registry import ModelRegistry
 from services.allocator import tune_hot_path
 from services.scorer import metrics
 from services.scorer.champion import ChampionWatcher
 from services.scorer.crashpoints import CrashHook
-from services.scorer.ledger import DecisionLedger
+from services.scorer.faults import FaultState
+from services.scorer.group import ScorerGroup, partition_list
+from services.scorer.ledger import DecisionLedger, first_seen
 from services.scorer.pipeline import ScoredBatch, ScoringPipeline, StageClock
-from services.scorer.recovery import recently_decided
+from services.scorer.rebuild import rebuild_from_transactions
+from services.scorer.recovery import owed_case, recover_whole
 from services.scorer.settings import ScorerSettings
+from services.scorer.settling import Settler, Unsettled
+from services.scorer.state import StateGuard
+from services.scorer.transactional import (
+    TransactionAborted,
+    TransactionalOutput,
+    transactional_config,
+)
 from services.scorer.wiring import open_feature_store, redis_client
-from streams.consume import next_batch
 from streams.dlq import encode_dead_letter
-from streams.errors import DeliveryFailed
+from streams.errors import DeliveryRefused, MembershipLost
+from streams.events import Decision
 from streams.intake import DecodedBatch, decode_batch
-from streams.kafka import consumer_config, producer_config
+from streams.kafka import producer_config
 from streams.producer import AckedProducer, Deliveries, produce_decisions
 from streams.serde import transaction_decoder
 from streams.topics import Topics
 
 log = logging.getLogger("fraud.scorer")
 T = TypeVar("T")
-
-
-@dataclass
-class Unsettled:
-    """A batch whose writes are sent but not yet acknowledged, committed or in the ledger."""
-
-    messages: Sequence[Message]
-    batch: DecodedBatch
-    scored: ScoredBatch
-    deliveries: Deliveries
-    ids: frozenset[str] = frozenset()
-    """The decided transaction ids (what the next batch's dedupe must treat as decided)."""
 
 
 class Scorer:
@@ -95,43 +107,81 @@ class Scorer:
         features: FeatureStore,
         ledger: DecisionLedger,
         champion: ChampionWatcher,
+        state: StateGuard | None = None,
     ) -> None:
         self.settings = settings
         self.topics: Topics = settings.topics()
         self.features = features
         self.ledger = ledger
         self.champion = champion
+        self.state = state
         self.pipeline = ScoringPipeline(features, champion.current)
         self.decoder = transaction_decoder.with_bounds(settings.event_time_bounds())
-        member = settings.member_id()
-        self.consumer = Consumer(
-            consumer_config(
+        self.faults = state.faults if state is not None else FaultState()
+        self.group = ScorerGroup(
+            settings, self.topics.transactions, self._on_assign, self._on_revoke, self._on_error
+        )
+        self.producer = AckedProducer(
+            producer_config(
                 settings.kafka(),
-                group_id=settings.group_id,
-                client_id=member,
-                instance_id=member,
-                assignment_strategy=settings.kafka_assignment_strategy,
+                client_id=settings.member_id(),
                 **{
-                    "statistics.interval.ms": settings.stats_interval_ms,
-                    "stats_cb": metrics.record_stats,
-                    "session.timeout.ms": settings.session_timeout_ms,
-                    "max.poll.interval.ms": settings.max_poll_interval_ms,
+                    "message.timeout.ms": settings.delivery_timeout_ms,
+                    "error_cb": self._on_error,
+                    **transactional_config(settings),
                 },
             )
         )
-        self.producer = AckedProducer(producer_config(settings.kafka(), client_id=member))
+        self.transactional = (
+            TransactionalOutput(self.producer.client)
+            if settings.delivery_mode == "transactions"
+            else None
+        )
         self.running = True
-        self.decided = 0
         self.recovered: set[str] = set()
-        self.unsettled: Unsettled | None = None
+        self.owed: dict[str, Decision] = {}
+        """Flagged decisions in the log without a review case (found on assignment)."""
+        self.recovery_pending = False
         self.crash = CrashHook(settings.crash_at, settings.crash_after)
+        self.settler = Settler(
+            settings,
+            self.topics,
+            self.producer,
+            self.group,
+            ledger,
+            self.faults,
+            self.crash,
+            self._with_backoff,
+            lambda: self.running,
+            self.recovered.update,
+        )
+        self.stall_s = settings.session_timeout_ms / 2000
+
+    @property
+    def consumer(self) -> Consumer:
+        return self.group.consumer
+
+    @property
+    def unsettled(self) -> Unsettled | None:
+        return self.settler.unsettled
+
+    @property
+    def decided(self) -> int:
+        return self.settler.decided
+
+    def settle(self, clock: StageClock | None = None, *, synchronous: bool = False) -> None:
+        """Settle the batch sent before (see :mod:`services.scorer.settling`)."""
+        self.settler.settle(clock, synchronous=synchronous)
 
     # -- the loop ---------------------------------------------------------------------
     def run(self, max_idle_s: float | None = None) -> None:
         """Consume until stopped (SIGTERM/SIGINT) or, when given, ``max_idle_s`` without input."""
-        self.consumer.subscribe(
-            [self.topics.transactions], on_assign=self._on_assign, on_revoke=self._on_revoke
-        )
+        if self.state is not None:  # before any batch: is the state there to write to?
+            self.state.start(self.group.committed_offsets())
+            self.group.metadata = self.state.metadata
+        if self.transactional is not None:
+            self.transactional.start()
+        self.group.subscribe()
         log.info(
             "stage=start member=%s model=%s",
             self.settings.member_id(),
@@ -143,10 +193,11 @@ class Scorer:
                 if time.monotonic() >= next_progress:
                     next_progress = time.monotonic() + self.settings.progress_log_s
                     self._log_progress()
+                if self.group.lost:
+                    self._rejoin(self.group.lost)
+                    continue
                 clock = StageClock()
-                messages = next_batch(
-                    self.consumer, self.settings.batch_max, self.settings.poll_timeout_ms / 1000
-                )
+                messages = self.group.next_batch()
                 clock.lap("poll")
                 if not messages:
                     self.settle(clock)  # nothing to overlap the previous batch's acks with
@@ -156,6 +207,15 @@ class Scorer:
                 idle_since = time.monotonic()
                 metrics.BATCH_SIZE.observe(len(messages))
                 self.process(messages, clock)
+        except DeliveryRefused as exc:
+            self.faults.begin("refused", str(exc))
+            log.error(
+                "stage=produce writes refused for good, stopping: %s. Nothing of the batch "
+                "is committed; it replays once the cause is fixed",
+                exc,
+            )
+            self.settler.unsettled = None  # not settled: a retry would be refused the same way
+            raise
         finally:
             self.close()
 
@@ -172,31 +232,63 @@ class Scorer:
             group.get("rebalance_cnt", "?"),
         )
 
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """New partitions may replay decided transactions: learn them from our output."""
-        log.info("stage=assign partitions=%s", _partition_list(partitions))
-        if self.settings.recovery_tail:
-            self.recovered = recently_decided(
-                self.settings.kafka(), self.topics.scored, self.settings.recovery_tail
-            )
-            log.info("stage=dedupe recovered %d recent decisions", len(self.recovered))
+    def _on_error(self, error: KafkaError) -> None:
+        """Client-level errors of the consumer and the producer: every broker down is the
+        ``broker`` fault (it ends once writes are acknowledged or partitions assigned)."""
+        if error.code() == KafkaError._ALL_BROKERS_DOWN:
+            self.faults.begin("broker", f"no broker answers: {error.str()}")
 
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Settle before giving partitions up; their cards will be written by another
-        member: forget them (saves re-reads)."""
-        log.info("stage=revoke partitions=%s", _partition_list(partitions))
+    def _on_assign(self, partitions: list[TopicPartition]) -> None:
+        """New partitions may replay decided transactions: learn them from our output
+        before the next batch is scored (not here: a failed read must not kill the
+        callback, and the read must keep the membership alive)."""
+        # transactions: offsets commit with the output, so nothing replays that was visible
+        self.recovery_pending = bool(self.settings.recovery_tail) and not self.transactional
+        self.faults.end("group", "partitions assigned")
+        self.faults.end("broker", "partitions assigned")
+
+    def _on_revoke(self, partitions: list[TopicPartition], lost: bool) -> None:
+        """Partitions go to another member. Revoked (still ours until this returns):
+        settle the unsettled batch if its writes get acknowledged in time, else give it
+        up. Lost (already someone else's): give it up. Either way forget their cards."""
         metrics.forget_partitions((p.topic, p.partition) for p in partitions)
-        self.settle(synchronous=True)
+        if lost:
+            self.faults.begin("group", f"partitions {partition_list(partitions)} lost")
+        self.settler.revoked(lost)
         self.features.clear_cache()
+
+    def _rejoin(self, reason: str) -> None:
+        self.faults.begin("group", f"membership lost: {reason}")
+        if self.unsettled is not None and not self.unsettled.closed:
+            self.settler.abandon(self.unsettled, "fenced")
+        self.settler.unsettled = None
+        self.group.rejoin()
 
     def process(self, messages: Sequence[Message], clock: StageClock) -> None:
         """Score a batch and send its writes, then settle the batch before it; this one is
         settled after the next batch is sent (or when no record comes)."""
+        polled_at, generation = time.monotonic(), self.group.generation
         batch = decode_batch(messages, self.decoder)  # 1. decode + validate
+        if batch.transport_errors:
+            self.group.membership.screen(messages)
+            if self.group.lost:
+                return  # not ours any more: replayed after the rejoin
         clock.lap("decode")
-        scored = self._with_backoff(lambda: self._score(batch, clock))  # 2-6
+        try:
+            scored = self._with_backoff(lambda: self._score(batch, clock), generation)  # 2-6
+            stalled = time.monotonic() - polled_at > self.stall_s
+            if stalled and not self.group.confirm([*self._pending(), *messages]):
+                raise MembershipLost("the batch stalled and the group moved on")
+        except MembershipLost as exc:
+            metrics.BATCHES_ABANDONED.labels("unsent").inc()
+            log.warning("stage=abandon batch of %d records not sent: %s", len(messages), exc)
+            self.group.rewind(messages)
+            return
         for letter in batch.dead_letters:
             metrics.DEAD_LETTERS.labels(letter.reason).inc()
+        if self.transactional is not None:
+            self._transact(messages, batch, scored, clock)
+            return
         sent = Unsettled(  # 7. one Decision per transaction, ReviewCase per flag
             messages,
             batch,
@@ -207,27 +299,17 @@ class Scorer:
         clock.lap("produce")
         self.crash.reached("after_send")
         self.settle(clock)  # 8. the previous batch
-        self.unsettled = sent
+        self.settler.unsettled = sent
 
-    def settle(self, clock: StageClock | None = None, *, synchronous: bool = False) -> None:
-        """The unsettled batch, if any: wait for its acks, mark it decided, commit."""
-        unsettled, self.unsettled = self.unsettled, None
-        if unsettled is None:
-            return
-        self._wait_acked(unsettled)
-        self.crash.reached("after_ack")
-        ids = [d.transaction_id for d in unsettled.scored.decisions]
-        self._with_backoff(lambda: self.ledger.mark_decided(ids))
-        self.crash.reached("after_mark")
-        self._commit(unsettled.messages, synchronous)  # only now: everything is acknowledged
-        self.crash.reached("after_commit")
-        self.decided += len(ids)
-        if clock is not None:
-            clock.lap("commit")
+    def _pending(self) -> Sequence[Message]:
+        return self.unsettled.messages if self.unsettled is not None else ()
 
     def _score(self, batch: DecodedBatch, clock: StageClock) -> ScoredBatch:
+        if self.recovery_pending:
+            self._recover()
         txs = batch.transactions
-        fresh = self.ledger.undecided([t.transaction_id for t in txs])  # 3. dedupe
+        ids = [t.transaction_id for t in txs]
+        fresh = first_seen(ids) if self.transactional else self.ledger.undecided(ids)  # 3.
         sent = self.unsettled.ids if self.unsettled is not None else frozenset()
         if self.recovered or sent:
             recovered = self.recovered
@@ -237,29 +319,67 @@ class Scorer:
                 count=len(txs),
             )
         skipped = len(txs) - int(fresh.sum())
+        owed = []
         if skipped:
             metrics.DUPLICATES.inc(skipped)
+            if self.owed:  # decided before a crash, but the case never made it
+                owed = [
+                    owed_case(self.owed.pop(t.transaction_id), t)
+                    for t, keep in zip(txs, fresh, strict=True)
+                    if not keep and t.transaction_id in self.owed
+                ]
             txs = [t for t, keep in zip(txs, fresh, strict=True) if keep]
             produced = [p for p, keep in zip(batch.produced_at_ms, fresh, strict=True) if keep]
         else:
             produced = batch.produced_at_ms
         clock.lap("dedupe")
-        return self.pipeline.score(txs, produced, clock)  # 4-6. features, ONNX, policy, reasons
+        scored = self.pipeline.score(txs, produced, clock)  # 4-6. features, ONNX, policy, reasons
+        scored.review_cases.extend(owed)
+        return scored
 
-    def _wait_acked(self, unsettled: Unsettled) -> None:
-        """Until the broker acknowledged the batch's writes; resend them if any failed.
-        Gives up (raises) only when stopping: nothing is committed, the batch replays."""
-        while True:
-            try:
-                self.producer.wait_for(unsettled.deliveries)
-                return
-            except DeliveryFailed as exc:  # nothing is committed; the broker may be restarting
-                metrics.BACKPRESSURE.labels("producer").inc()
-                if not self.running:
-                    raise
-                log.warning("stage=produce %s; resending the batch's writes", exc)
-                time.sleep(1.0)
-                unsettled.deliveries = self._send(unsettled.batch, unsettled.scored)
+    def _recover(self) -> None:
+        """The recent decisions and the review cases they owe, read whole."""
+        found = recover_whole(
+            self.settings.kafka(),
+            self.topics,
+            self.settings.recovery_tail,
+            self.group.keep_alive,
+            self.group.wait,
+        )
+        self.recovered |= found.decided
+        self.owed = found.owed
+        self.recovery_pending = False
+        log.info(
+            "stage=dedupe recovered %d recent decisions, %d owe a review case",
+            len(self.recovered),
+            len(self.owed),
+        )
+
+    def _transact(
+        self,
+        messages: Sequence[Message],
+        batch: DecodedBatch,
+        scored: ScoredBatch,
+        clock: StageClock,
+    ) -> None:
+        """The batch's writes and offsets as one Kafka transaction (FRAUD_DELIVERY_MODE=
+        transactions, :mod:`services.scorer.transactional`); an aborted one is replayed."""
+        assert self.transactional is not None
+
+        def produce() -> None:
+            self._send(batch, scored)
+            self.crash.reached("after_send")
+
+        try:
+            self.transactional.write(messages, produce, self.consumer.consumer_group_metadata)
+        except (TransactionAborted, MembershipLost) as exc:
+            metrics.BATCHES_ABANDONED.labels("aborted").inc()
+            log.warning("stage=commit transaction of %d records aborted: %s", len(messages), exc)
+            self.group.rewind(messages)
+            return
+        clock.lap("commit")
+        self.crash.reached("after_commit")
+        self.settler.decided += len(scored.decisions)
 
     def _send(self, batch: DecodedBatch, scored: ScoredBatch) -> Deliveries:
         """Queue the batch's dead letters, decisions and review cases; their acks, counted."""
@@ -272,43 +392,29 @@ class Scorer:
         )
         return deliveries
 
-    def _commit(self, messages: Sequence[Message], synchronous: bool = False) -> None:
-        next_offsets: dict[tuple[str, int], int] = {}
-        for m in messages:
-            if m.error() is None:
-                key = (str(m.topic()), int(m.partition() or 0))
-                next_offsets[key] = max(next_offsets.get(key, 0), int(m.offset() or 0) + 1)
-        offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
-        if offsets and synchronous:
-            try:
-                self.consumer.commit(offsets=offsets, asynchronous=False)
-            except KafkaException as exc:  # e.g. a rebalance moved on: the batch is in the
-                # ledger, so the new owner's replay of it is not decided twice
-                log.warning("stage=commit %s", exc)
-        elif offsets:
-            self.consumer.commit(offsets=offsets, asynchronous=True)
-
-    def _with_backoff(self, step: Callable[[], T]) -> T:
-        """Run ``step``; while Redis is down, pause partitions and retry with back-off."""
+    def _with_backoff(self, step: Callable[[], T], generation: int) -> T:
+        """Run ``step``; while Redis is down, keep the partitions paused (and the membership
+        alive) and retry with back-off; when Redis lost the state, rebuild it first."""
         delay = 0.05
-        paused: list[TopicPartition] = []
-        try:
-            while True:
-                try:
-                    return step()
-                except FeatureStoreUnavailable as exc:
-                    if not paused:
-                        paused = self.consumer.assignment()
-                        self.consumer.pause(paused)
-                        metrics.BACKPRESSURE.labels("redis").inc()
-                    log.warning("stage=features redis unavailable (%s); retry in %.2fs", exc, delay)
-                    time.sleep(delay)
-                    delay = min(delay * 2, self.settings.max_backoff_s)
-                    if not self.running:
-                        raise
-        finally:
-            if paused:
-                self.consumer.resume(paused)
+        while True:
+            try:
+                result = step()
+                self.faults.end("redis")
+                return result
+            except FeatureStateLost as exc:
+                if self.state is None:
+                    raise
+                self.state.recover(exc, self.group.keep_alive)
+                self.group.metadata = self.state.metadata
+            except FeatureStoreUnavailable as exc:
+                if not self.faults.active("redis"):
+                    metrics.BACKPRESSURE.labels("redis").inc()
+                self.faults.begin("redis", f"Redis unavailable: {exc.detail}")
+                self.group.wait(delay)
+                delay = min(delay * 2, self.settings.max_backoff_s)
+                if not self.running:
+                    raise
+            self.group.check(generation)
 
     # -- lifecycle --------------------------------------------------------------------
     def stop(self, *_: object) -> None:
@@ -319,17 +425,14 @@ class Scorer:
             self.settle(synchronous=True)
         except Exception as exc:  # not settled: not committed either, so it replays
             log.warning("stage=commit last batch not settled: %s", exc)
-        self.consumer.close()
+        self.group.close()
         self.champion.stop()
         log.info("stage=stop decided=%d", self.decided)
 
 
-def _partition_list(partitions: Sequence[TopicPartition]) -> str:
-    return ",".join(str(p.partition) for p in sorted(partitions, key=lambda p: p.partition)) or "-"
-
-
 def build_scorer(settings: ScorerSettings, scorer_class: type[Scorer] = Scorer) -> Scorer:
-    """The scorer with its Redis feature store, decision ledger and champion watcher."""
+    """The scorer with its Redis feature store (following the state epoch), decision
+    ledger and champion watcher."""
     client = redis_client(settings)
     features = open_feature_store(client, settings)
     ledger = DecisionLedger(client, settings.redis_prefix, settings.dedupe_ttl_s)
@@ -339,7 +442,15 @@ def build_scorer(settings: ScorerSettings, scorer_class: type[Scorer] = Scorer) 
         FEATURE_SET_ID,
         interval_s=settings.reload_interval_s,
     )
-    return scorer_class(settings, features, ledger, champion)
+
+    state = StateGuard(
+        EpochStore(client, settings.redis_prefix),
+        features,
+        FaultState(),
+        rebuild_from_transactions(client, settings),
+        owner=settings.member_id(),
+    )
+    return scorer_class(settings, features, ledger, champion, state)
 
 
 def main(settings: ScorerSettings | None = None) -> None:
@@ -363,4 +474,7 @@ def main(settings: ScorerSettings | None = None) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     scorer.champion.start()
-    scorer.run()
+    try:
+        scorer.run()
+    except DeliveryRefused as exc:
+        raise SystemExit(f"scorer stopped: {exc}") from exc

@@ -24,7 +24,7 @@ import msgspec
 import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from services.stack.components import start_broker, start_redis
+from services.stack.components import start_broker, start_redis, stop_broker
 from services.stack.process import ManagedProcess, free_port, stop
 from streams.events import Transaction
 from streams.kafka import consumer_config, ensure_topics, producer_config
@@ -46,6 +46,7 @@ SCORER_SETTINGS = {
     # shortened so that a case's stall outlasts them in seconds, not minutes
     "FRAUD_SESSION_TIMEOUT_MS": "6000",
     "FRAUD_MAX_POLL_INTERVAL_MS": "10000",
+    "FRAUD_DELIVERY_TIMEOUT_MS": "5000",
     "FRAUD_PROGRESS_LOG_S": "5",
     "FRAUD_STATS_INTERVAL_MS": "1000",
 }
@@ -76,9 +77,15 @@ class OwnBroker:
         self.process = start_broker(self.address, self.data, self.log)
 
     def stop(self) -> None:
-        """Stop the broker's process group (it ignores SIGTERM: its child is SIGKILLed)."""
+        """Stop the broker as an operator would: it saves what it acknowledged first."""
         if self.process is not None:
-            stop(self.process, grace_s=2.0)
+            stop_broker(self.process)
+            self.process = None
+
+    def crash(self) -> None:
+        """SIGKILL: the embedded broker loses what it acknowledged since it last saved."""
+        if self.process is not None:
+            stop(self.process, grace_s=0.5)
             self.process = None
 
 
@@ -419,6 +426,19 @@ class FaultRun:
                 with contextlib.suppress(ValueError):
                     samples[key] = float(value)
         return samples
+
+    def fault_visible(self, fault: str, names: Sequence[str] | None = None) -> bool:
+        """Whether a live scorer reports ``fault`` as active now (its gauge)."""
+        key = f'fraud_fault_active{{fault="{fault}"}}'
+        return any(self.scrape(n).get(key) == 1.0 for n in names or self.names)
+
+    def fault_logged(self, fault: str) -> bool:
+        """Whether a scorer logged the fault's beginning and its end."""
+        logs = self.logs()
+        return (
+            f"stage=fault fault={fault} state=begin" in logs
+            and f"stage=fault fault={fault} state=end" in logs
+        )
 
     def wait_for(self, check: Callable[[], bool], timeout_s: float, what: str) -> float:
         """Poll ``check`` until true; the seconds it took."""

@@ -25,7 +25,17 @@ def test_redis_flushed_mid_stream_rebuilds_the_state_before_deciding_on(
         run.wait_decided(8_000)
         run.redis.client().flushall()
         run.healed()
+        run.wait_for(
+            lambda: any(
+                run.scrape(n).get('fraud_faults_total{fault="state_lost"}', 0) >= 1
+                for n in run.names
+            ),
+            60,
+            "state_lost alert metric",
+        )
         run.finish()
         outcome = run.outcome("Redis FLUSHALL mid-stream", reference)
     fault_report.append(outcome)
-    outcome.assert_exactly_once()
+    outcome.assert_exactly_once()  # features after the rebuild equal the reference
+    assert run.fault_logged("state_lost")
+    assert "stage=state rebuilt epoch 1:" in run.logs()

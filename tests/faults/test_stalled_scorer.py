@@ -30,9 +30,11 @@ def test_a_scorer_stopped_past_its_session_timeout_writes_no_duplicate(
         stalled = run.scorer("scorer-1")
         stalled.pause()
         time.sleep(STALL_S)
+        assert run.scrape("scorer-1") == {}  # visible as a scorer down (ScorerDown alert)
         stalled.resume()
         run.healed()
         run.finish()
         outcome = run.outcome("scorer SIGSTOPped 15 s (> session timeout)", reference)
     fault_report.append(outcome)
     outcome.assert_exactly_once()
+    assert run.fault_logged("group")  # it came back without its partitions, and rejoined
