@@ -24,7 +24,7 @@ def test_redis_stopped_past_the_poll_interval_decides_each_transaction_once(
     fault_report: list[Outcome],
 ) -> None:
     assert int(SCORER_SETTINGS["FRAUD_MAX_POLL_INTERVAL_MS"]) < OUTAGE_S * 1000
-    with FaultRun(tmp_path, champion_state, fault_stream[:30_000]) as run:
+    with FaultRun(tmp_path, champion_state, fault_stream[:20_000]) as run:
         run.start_stream()
         run.wait_decided(8_000)
         run.redis.stop()

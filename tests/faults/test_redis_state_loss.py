@@ -20,7 +20,7 @@ def test_redis_flushed_mid_stream_rebuilds_the_state_before_deciding_on(
     reference: Reference,
     fault_report: list[Outcome],
 ) -> None:
-    with FaultRun(tmp_path, champion_state, fault_stream[:30_000]) as run:
+    with FaultRun(tmp_path, champion_state, fault_stream[:20_000]) as run:
         run.start_stream()
         run.wait_decided(8_000)
         run.redis.client().flushall()

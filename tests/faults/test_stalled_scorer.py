@@ -24,7 +24,7 @@ def test_a_scorer_stopped_past_its_session_timeout_writes_no_duplicate(
     fault_report: list[Outcome],
 ) -> None:
     assert int(SCORER_SETTINGS["FRAUD_SESSION_TIMEOUT_MS"]) < STALL_S * 1000
-    with FaultRun(tmp_path, champion_state, fault_stream[:30_000]) as run:
+    with FaultRun(tmp_path, champion_state, fault_stream[:20_000]) as run:
         run.start_stream()
         run.wait_decided(8_000)
         stalled = run.scorer("scorer-1")
