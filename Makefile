@@ -6,8 +6,8 @@ STAMP  := $(VENV)/.installed
 
 KERNEL := features/card_kernel.c features/card_kernel.h features/card_kernel_build.py
 
-.PHONY: setup test test-unit test-integration test-e2e lint docs format demo bench \
-	fuzz stack-up stack-down schemas clean
+.PHONY: setup test test-unit test-integration test-e2e test-faults soak lint docs format demo \
+	bench fuzz stack-up stack-down schemas clean
 
 $(STAMP): requirements/runtime.lock requirements/dev.lock pyproject.toml setup.py $(KERNEL)
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11) on PATH"; exit 1; }
@@ -31,6 +31,12 @@ test-integration: setup  ## the real broker and Redis (started when FRAUD_TEST_*
 
 test-e2e: setup  ## the real processes end to end
 	bash scripts/run-tests.sh -m e2e
+
+test-faults: setup  ## the fault-injection tier alone (its own broker and Redis per case)
+	bash scripts/run-tests.sh -m faults tests/faults
+
+soak: setup  ## the fault tier several times over (SOAK_ROUNDS, default 3); summaries in bench/results
+	bash scripts/soak.sh
 
 lint: setup  ## ruff, mypy, the import contracts (pyproject.toml) and the docs build
 	$(BIN)/ruff check .

@@ -34,8 +34,8 @@ from tests.integration.scorer_helpers import (
 
 __all__ = ["champion_state", "small_world", "trained_bundle"]
 
-STREAM = 40_000
-"""Transactions in the longest case's stream (40 s at the paced rate)."""
+STREAM = 30_000
+"""Transactions in the longest case's stream (30 s at the paced rate)."""
 
 _OUTCOMES: list[Outcome] = []
 

@@ -25,7 +25,7 @@ def test_sigkill_at_every_point_of_the_batch_cycle_decides_each_transaction_once
     reference: Reference,
     fault_report: list[Outcome],
 ) -> None:
-    with FaultRun(tmp_path, champion_state, fault_stream[:40_000]) as run:
+    with FaultRun(tmp_path, champion_state, fault_stream[:30_000]) as run:
         run.start_stream()
         run.wait_decided(3_000)
         run.scorer("scorer-0").kill()
