@@ -30,21 +30,14 @@ took before the crash, by the re-read of ``transactions.scored`` on assignment. 
 batch's writes fail and are resent (a broker outage), the next batch's may already be in,
 so a card's decisions can land out of order in that case (each carries its event time).
 
-Faults (each visible while it lasts: :mod:`services.scorer.faults`):
-
-* Redis unavailable: the scorer pauses its partitions and keeps polling them paused, so
-  the group keeps it (``max.poll.interval.ms`` never passes), and retries the same batch
-  with back-off until it passes;
-* writes not acknowledged: only the records that failed, and are not in the log after
-  all, are sent again once the broker answers (:mod:`services.scorer.delivery`); a
-  permanent refusal stops the scorer with the reason;
-* the partitions moved (revoked, lost, the member fenced or stopped past its session): a
-  batch begun before is not sent, resent or committed - the new owner replays it - and a
-  dropped member rejoins with a new consumer (:mod:`services.scorer.group`). A batch that
-  took longer than half a session is written only once the broker confirmed the member
-  still owns its partitions;
-* Redis lost the state (the epoch in the batch script changed): the state is rebuilt
-  from ``transactions`` before anything more is scored (:mod:`services.scorer.state`).
+Faults (docs/adr/0003-delivery-under-faults.md; each visible while it lasts,
+:mod:`services.scorer.faults`): waits for Redis or the broker keep the partitions paused
+and polled, so the group keeps the member; failed writes are resent only if not in the
+log (:mod:`.delivery`), a permanent refusal stops the scorer; a batch whose partitions
+moved is neither written, resent nor committed (:mod:`.group`, :mod:`.settling`); a lost
+Redis state is rebuilt before anything more is scored (:mod:`.state`).
+``FRAUD_DELIVERY_MODE=transactions`` writes each batch and its offsets as one Kafka
+transaction instead (:mod:`.transactional`).
 
 A full producer queue blocks ``produce`` until deliveries drain (bounded, never grows).
 """
