@@ -199,23 +199,28 @@ class AckedProducer:
         group: Deliveries,
         timeout_s: float = 30.0,
         idle: Callable[[], None] | None = None,
+        idle_after_s: float = 1.0,
     ) -> None:
         """Serve delivery reports until every record of ``group`` is answered (records
         sent after it may still be on their way); raise if any failed or time ran out.
 
-        ``idle`` is called between polls of at most 100 ms (e.g. to keep a consumer's group
-        membership alive while the broker is away). A group with a permanent failure
+        Once the wait has lasted ``idle_after_s``, ``idle`` is called between polls of at
+        most 100 ms (e.g. to keep a consumer's group membership alive while the broker is
+        away; an acknowledgement that takes milliseconds never pauses the consumer). A
+        group with a permanent failure
         raises :class:`DeliveryRefused`; otherwise :class:`DeliveryFailed`, whose
         ``records`` the caller may :meth:`resend` once they are all answered."""
-        deadline = time.monotonic() + timeout_s
+        started = time.monotonic()
+        deadline = started + timeout_s
         while group.outstanding > 0:
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            left = deadline - now
             if left <= 0:
                 raise DeliveryFailed(
                     "*", f"{group.outstanding} messages not acknowledged in {timeout_s}s"
                 )
             self._serve(min(left, 0.1))
-            if idle is not None:
+            if idle is not None and now - started >= idle_after_s:
                 idle()
         if group.failed:
             raise _delivery_failed(group.failed)

@@ -94,8 +94,9 @@ def test_a_stopped_embedded_broker_keeps_every_record_it_acknowledged(tmp_path: 
     """Stopped while a producer writes as fast as it can, the broker comes back with every
     record it acknowledged (a signal alone lost up to 100,000 of 150,000)."""
     import threading
+    import time
 
-    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
     from confluent_kafka.admin import NewTopic
 
     from services.stack.components import start_broker, stop_broker
@@ -104,7 +105,14 @@ def test_a_stopped_embedded_broker_keeps_every_record_it_acknowledged(tmp_path: 
     bootstrap = f"127.0.0.1:{free_port()}"
     broker = start_broker(bootstrap, tmp_path / "kafka", tmp_path / "kafka.log")
     admin = admin_client(bootstrap)
-    admin.create_topics([NewTopic("acked", 1, 1)])["acked"].result(30)
+    for attempt in range(5):  # a just-started broker may not have its controller yet
+        try:
+            admin.create_topics([NewTopic("acked", 1, 1)])["acked"].result(30)
+            break
+        except KafkaException:
+            if attempt == 4:
+                raise
+            time.sleep(2.0)
     acked = [0]
     writing = threading.Event()
     writing.set()

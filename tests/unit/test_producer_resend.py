@@ -147,3 +147,21 @@ def test_wait_acked_does_not_report_an_earlier_calls_failures(producer: AckedPro
     producer.produce("t", b"new")
     producer.wait_acked(1)
     assert FakeProducer.produced == [b"slow", b"new"]
+
+
+def test_a_quick_acknowledgement_never_calls_idle_a_long_wait_does(
+    producer: AckedProducer,
+) -> None:
+    """The scorer keeps its group alive in ``idle`` by pausing its partitions; a wait of
+    milliseconds must not pause them (a pause drops the consumer's prefetched records)."""
+    calls: list[int] = []
+    quick = Deliveries()
+    producer.produce("t", b"quick", group=quick)
+    producer.wait_for(quick, 1.0, idle=lambda: calls.append(1), idle_after_s=0.2)
+    assert calls == []
+    FakeProducer.hold = staticmethod(lambda v: v == b"slow")
+    slow = Deliveries()
+    producer.produce("t", b"slow", group=slow)
+    with pytest.raises(DeliveryFailed, match="not acknowledged"):
+        producer.wait_for(slow, 0.5, idle=lambda: calls.append(1), idle_after_s=0.2)
+    assert len(calls) >= 1
