@@ -14,7 +14,7 @@ and readers keep the old one until the new one is whole), then publishes the nex
 generation's epoch; every store that meets it moves to the new namespace.
 
 The rebuild itself (replaying ``transactions``) is the scorer's: see
-``services/scorer/rebuild.py`` and ``docs/adr/0002-redis-state-epoch.md``.
+``services/scorer/rebuild.py`` and ``docs/adr/0007-redis-state-epoch.md``.
 """
 
 from __future__ import annotations

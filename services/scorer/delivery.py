@@ -88,8 +88,10 @@ def _wait_for_broker(
 ) -> None:
     while not broker_reachable(bootstrap, timeout_s=1.0):
         keep_alive()
-        if not running() or (give_up is not None and time.monotonic() > give_up):
-            raise DeliveryFailed("*", "the broker did not come back")
+        if not running():
+            raise DeliveryFailed("*", "stopped while waiting for the broker")
+        if give_up is not None and time.monotonic() > give_up:
+            raise DeliveryFailed("*", "the broker did not come back in time")
         time.sleep(0.2)
 
 

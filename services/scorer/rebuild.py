@@ -15,7 +15,7 @@ just before it).
 What this cannot bring back: history older than the topic's retention (then the rebuild
 says ``complete=False``: card and terminal windows reach back only as far as the retained
 history), and the Feast profiles (terminal label risk), which the feedback processor and
-``fraudctl features materialize`` write. See docs/adr/0002-redis-state-epoch.md.
+``fraudctl features materialize`` write. See docs/adr/0007-redis-state-epoch.md.
 """
 
 from __future__ import annotations

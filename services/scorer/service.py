@@ -30,7 +30,7 @@ took before the crash, by the re-read of ``transactions.scored`` on assignment. 
 batch's writes fail and are resent (a broker outage), the next batch's may already be in,
 so a card's decisions can land out of order in that case (each carries its event time).
 
-Faults (docs/adr/0003-delivery-under-faults.md; each visible while it lasts,
+Faults (docs/adr/0008-delivery-under-faults.md; each visible while it lasts,
 :mod:`services.scorer.faults`): waits for Redis or the broker keep the partitions paused
 and polled, so the group keeps the member; failed writes are resent only if not in the
 log (:mod:`.delivery`), a permanent refusal stops the scorer; a batch whose partitions

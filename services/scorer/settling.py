@@ -36,7 +36,7 @@ from services.scorer.group import ScorerGroup
 from services.scorer.ledger import DecisionLedger
 from services.scorer.pipeline import ScoredBatch, StageClock
 from services.scorer.settings import ScorerSettings
-from streams.errors import DeliveryFailed, MembershipLost
+from streams.errors import DeliveryFailed, DeliveryRefused, MembershipLost
 from streams.intake import DecodedBatch
 from streams.producer import AckedProducer, Deliveries
 from streams.topics import Topics
@@ -118,6 +118,10 @@ class Settler:
             self.crash.reached("after_commit")
         except MembershipLost as exc:
             self.abandon(unsettled, "revoked", str(exc))
+        except DeliveryFailed as exc:
+            if isinstance(exc, DeliveryRefused) or not unsettled.closed:
+                raise
+            # a rebalance callback (run by the wait's poll) gave the batch up meanwhile
         finally:
             if self.unsettled is unsettled:
                 self.unsettled = None

@@ -1,5 +1,5 @@
 """The scorer's side of the state epoch: under which epoch it writes, how it tells that
-Redis lost the state, and the rebuild that follows (docs/adr/0002-redis-state-epoch.md).
+Redis lost the state, and the rebuild that follows (docs/adr/0007-redis-state-epoch.md).
 
 At start the scorer reads the epoch. None and no committed offsets: a first run, so it
 creates generation 0. None while the group has committed offsets, or an epoch that is not

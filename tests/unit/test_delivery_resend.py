@@ -102,3 +102,31 @@ def test_a_topic_the_broker_confirms_gone_is_refused(monkeypatch: pytest.MonkeyP
     with pytest.raises(DeliveryRefused, match="scored does not exist"):
         _deliver(producer)
     assert producer.resent == []
+
+
+def test_a_batch_given_up_during_the_wait_stops_the_wait_without_resending(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A rebalance callback that runs inside the wait's poll may give the batch up; the
+    wait then ends (the caller sees the batch closed) and nothing is sent again."""
+    from streams.errors import DeliveryFailed
+
+    closed = [False]
+    monkeypatch.setattr(delivery, "broker_reachable", lambda *a, **k: closed[0])
+
+    def keep_alive() -> None:
+        closed[0] = True  # the callback ran: the batch is someone else's now
+
+    producer = ScriptedProducer([[record(b"d1")]])
+    with pytest.raises(DeliveryFailed):
+        delivery.deliver(
+            producer,  # type: ignore[arg-type]
+            Deliveries(),
+            bootstrap="broker:9092",
+            faults=FaultState(),
+            keep_alive=keep_alive,
+            still_ours=lambda: not closed[0],
+            running=lambda: not closed[0],
+            answer_timeout_s=1.0,
+        )
+    assert producer.resent == []
