@@ -112,18 +112,17 @@ class Deliveries:
         """Records sent and not yet answered by the broker."""
         self.failed: list[FailedRecord] = []
         """Records the broker did not take since the group was last resent."""
+        self.failures: list[tuple[str, str]] = []
+        """(topic, reason) of each of them, for callers that only report."""
         self.sent = 0
         self.resent = 0
 
     def report(self, err: KafkaError | None, msg: Message) -> None:
         self.outstanding -= 1
         if err is not None:
-            self.failed.append(FailedRecord.of(err, msg))
-
-    @property
-    def failures(self) -> list[tuple[str, str]]:
-        """(topic, reason) of each failed record."""
-        return [(r.topic, r.reason) for r in self.failed]
+            record = FailedRecord.of(err, msg)
+            self.failed.append(record)
+            self.failures.append((record.topic, record.reason))
 
 
 class AckedProducer:
@@ -175,7 +174,7 @@ class AckedProducer:
     def resend(self, group: Deliveries, records: Sequence[FailedRecord]) -> None:
         """Queue ``records`` (failed records of ``group``) again, in their first order, and
         forget the group's failures: what fails this time is reported anew."""
-        group.failed = []
+        group.failed, group.failures = [], []
         for r in records:
             where = r.partition if r.partition >= 0 else None  # as first placed
             self.produce(
