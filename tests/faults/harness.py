@@ -256,16 +256,20 @@ class FaultRun:
 
     # -- lifecycle ----------------------------------------------------------------------
     def __enter__(self) -> FaultRun:
-        self.broker.start()
-        self.redis.start()
-        ensure_topics(self.broker.address, self.topics)
-        for name in self.names:
-            self.start_scorer(name)
-        self.wait_assigned()
-        self.watcher = DecisionWatcher(
-            self.broker.address, self.topics.scored, self.topics.partition_count(SCORED)
-        )
-        self.watcher.start()
+        try:
+            self.broker.start()
+            self.redis.start()
+            ensure_topics(self.broker.address, self.topics)
+            for name in self.names:
+                self.start_scorer(name)
+            self.wait_assigned()
+            self.watcher = DecisionWatcher(
+                self.broker.address, self.topics.scored, self.topics.partition_count(SCORED)
+            )
+            self.watcher.start()
+        except BaseException:
+            self.__exit__()  # nothing this run started outlives it
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -103,16 +103,6 @@ def test_a_stopped_embedded_broker_keeps_every_record_it_acknowledged(tmp_path: 
     from streams.kafka import admin_client
 
     bootstrap = f"127.0.0.1:{free_port()}"
-    broker = start_broker(bootstrap, tmp_path / "kafka", tmp_path / "kafka.log")
-    admin = admin_client(bootstrap)
-    for attempt in range(5):  # a just-started broker may not have its controller yet
-        try:
-            admin.create_topics([NewTopic("acked", 1, 1)])["acked"].result(30)
-            break
-        except KafkaException:
-            if attempt == 4:
-                raise
-            time.sleep(2.0)
     acked = [0]
     writing = threading.Event()
     writing.set()
@@ -137,18 +127,29 @@ def test_a_stopped_embedded_broker_keeps_every_record_it_acknowledged(tmp_path: 
         producer.purge()
         producer.poll(0)
 
-    writer = threading.Thread(target=write, daemon=True)
-    writer.start()
-    try:
-        while acked[0] < 50_000:
-            writer.join(0.05)
-        stop_broker(broker)
-        acknowledged = acked[0]
-    finally:
-        writing.clear()
-        writer.join(10)
     broker = start_broker(bootstrap, tmp_path / "kafka", tmp_path / "kafka.log")
-    try:
+    try:  # whichever broker runs is stopped, whatever fails
+        admin = admin_client(bootstrap)
+        for attempt in range(5):  # a just-started broker may not have its controller yet
+            try:
+                admin.create_topics([NewTopic("acked", 1, 1)])["acked"].result(30)
+                break
+            except KafkaException:
+                if attempt == 4:
+                    raise
+                time.sleep(2.0)
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        try:
+            deadline = time.monotonic() + 120
+            while acked[0] < 50_000 and time.monotonic() < deadline:
+                writer.join(0.05)
+            stop_broker(broker)
+            acknowledged = acked[0]
+        finally:
+            writing.clear()
+            writer.join(10)
+        broker = start_broker(bootstrap, tmp_path / "kafka", tmp_path / "kafka.log")
         reader = Consumer({"bootstrap.servers": bootstrap, "group.id": "check"})
         _, high = reader.get_watermark_offsets(TopicPartition("acked", 0), timeout=10)
         reader.close()
