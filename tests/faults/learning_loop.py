@@ -17,8 +17,8 @@ from pathlib import Path
 
 from confluent_kafka import Consumer
 
-from services.stack.components import start_broker
-from services.stack.process import ManagedProcess, free_port, port_open, stop
+from services.stack.components import start_broker, stop_broker
+from services.stack.process import ManagedProcess, free_port, port_open
 from streams.events import ModelEvent
 from streams.kafka import consumer_config
 from streams.serde import model_event_decoder
@@ -43,10 +43,11 @@ class OwnBroker:
             self.outages[-1] = (self.outages[-1][0], time.monotonic())
 
     def stop(self) -> None:
-        """Stop it (its whole process group); the outage starts now."""
+        """Stop it as an operator would (saving what it acknowledged, see
+        :func:`stop_broker`); the outage starts now."""
         self.outages.append((time.monotonic(), None))
         if self.process is not None:
-            stop(self.process)
+            stop_broker(self.process)
             self.process = None
 
 
@@ -58,7 +59,7 @@ def own_broker(folder: Path) -> Iterator[OwnBroker]:
         yield broker
     finally:
         if broker.process is not None:
-            stop(broker.process)
+            stop_broker(broker.process)
 
 
 def wait_until(
