@@ -31,12 +31,16 @@ SETTINGS_CLASSES: dict[str, str] = {
     "review": "services.review.settings:ReviewSettings",
     "simulator": "services.commands.simulate:SimulatorSettings",
     "erasure": "services.erasure.settings:ErasureSettings",
+    "cases": "services.cases.settings:CaseIngestSettings",
+    "case-store": "services.cases.settings:CaseStoreSettings",
 }
 """Service name -> its settings class (``fraudctl config show --service NAME``)."""
 
 OTHER_VARIABLES: dict[str, str] = {
     "FRAUD_TEST_KAFKA_BOOTSTRAP": "tests: the broker to use (else the tests start one)",
     "FRAUD_TEST_REDIS_URL": "tests: the Redis to use (else 127.0.0.1:6379 or one started)",
+    "FRAUD_TEST_POSTGRES_URL": "tests: the PostgreSQL of the case store tests "
+    "(else postgresql+psycopg://postgres@127.0.0.1:5432/test)",
     "FRAUD_FUZZ_EXAMPLES": "tests: fuzzed payloads over every decoder (make fuzz sets more)",
     "FRAUD_FUZZ_REPORT": "tests: where the fuzz run writes its counts",
     "FRAUD_FAULTS_REPORT": "tests: where the fault suite writes its summary (make soak sets it)",
@@ -73,6 +77,15 @@ SETTINGS_FIELDS: frozenset[str] = frozenset(
         "audit_delivery",
         "batch_max",
         "batch_within_s",
+        "case_approval_amount",
+        "case_batch_max",
+        "case_history_per_card",
+        "case_instance_id",
+        "case_lease_s",
+        "case_sla_s",
+        "cases_db_url",
+        "cases_group_id",
+        "cases_metrics_port",
         "chargeback_group_id",
         "check_every_rows",
         "check_every_s",
