@@ -1,4 +1,4 @@
-"""``fraudctl serve scorer | api``: the long-running processes."""
+"""``fraudctl serve scorer | api | cases | ...``: the long-running processes."""
 
 from __future__ import annotations
 
@@ -51,6 +51,24 @@ def api(port: int | None = setting_option("port", "--port", help="HTTP port (800
         main(ApiSettings(**overrides(port=port)))
     except FraudError as exc:
         console.print(f"[red]api cannot start:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+@app.command("cases")
+def cases(
+    metrics_port: int | None = setting_option(
+        "cases_metrics_port", "--metrics-port", help="Prometheus /metrics port, 0 = off"
+    ),
+) -> None:
+    """The case ingester: fraud.review and the cards' decisions into the case store that
+    the review console (served by the API) works on."""
+    from services.cases.service import main
+    from services.cases.settings import CaseIngestSettings
+
+    try:
+        main(CaseIngestSettings(**overrides(cases_metrics_port=metrics_port)))
+    except FraudError as exc:
+        console.print(f"[red]case ingester cannot start:[/red] {exc}")
         raise typer.Exit(2) from exc
 
 
