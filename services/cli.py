@@ -30,6 +30,7 @@ from services.commands import (
     serve,
     simulate,
     stack,
+    topics,
     train,
 )
 
@@ -42,6 +43,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(stack.app, name="stack")
+app.add_typer(topics.app, name="topics")
 app.add_typer(config.app, name="config")
 app.command("simulate")(simulate.simulate)
 app.command("train")(train.train)

@@ -12,17 +12,31 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.settings_names import unknown_variables
 from streams.errors import ConfigError
 from streams.kafka import DEFAULT_ASSIGNMENT_STRATEGY, AssignmentStrategy, KafkaConnection
 from streams.serde import EventTimeBounds
-from streams.topics import Topics
+from streams.topics import BY_BASE, Topics
 
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+class TopicLayout(BaseModel):
+    """One topic's layout (``FRAUD_TOPIC_LAYOUT``); what is left out keeps its default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    partitions: int | None = Field(None, ge=1)
+    replication_factor: int | None = Field(None, ge=1)
+    min_insync_replicas: int | None = Field(None, ge=1)
+
+
+LAYOUT_DEFAULT = "default"
+"""The ``FRAUD_TOPIC_LAYOUT`` key whose replication settings apply to every topic."""
 
 
 class CommonSettings(BaseSettings):
@@ -89,8 +103,24 @@ class CommonSettings(BaseSettings):
         "it cannot be scored as of its time); 0 = no lower bound (replays of history)",
     )
     topic_prefix: str = Field("", description="prefix added to every topic name")
+    topic_layout: dict[str, TopicLayout] = Field(
+        default_factory=dict,
+        description="partitions, replication_factor and min_insync_replicas per topic base "
+        'name, as JSON (FRAUD_TOPIC_LAYOUT=\'{"default": {"replication_factor": 3, '
+        '"min_insync_replicas": 2}, "transactions": {"partitions": 48}}\') or one variable '
+        "each with dots written as underscores (FRAUD_TOPIC_LAYOUT__TRANSACTIONS__PARTITIONS"
+        "=48); `default` sets every topic's replication. transactions.scored has as many "
+        "partitions as transactions unless set. Used when topics are created",
+    )
     redis_prefix: str = Field("fraud", description="prefix of every Redis key of this project")
     state_dir: Path = Field(Path("state"), description="local state: broker data, PIDs, registry")
+    stack_wait_s: float = Field(
+        30.0,
+        ge=0,
+        description="how long `stack up` waits for a configured broker or Redis (set by "
+        "FRAUD_KAFKA_BOOTSTRAP / FRAUD_REDIS_URL) before it fails; only the embedded default "
+        "is started when missing",
+    )
     feast_project: str = Field(
         "fraud", description="Feast project: the namespace of profile keys in the online store"
     )
@@ -192,8 +222,50 @@ class CommonSettings(BaseSettings):
         )
 
     def topics(self) -> Topics:
-        return Topics(prefix=self.topic_prefix)
+        """Topic names and layout (validated with the settings: :meth:`_check_topics`)."""
+        layout = {_topic_base(key): value for key, value in self.topic_layout.items()}
+        default = layout.pop(LAYOUT_DEFAULT, TopicLayout())
+
+        def pick(attribute: str) -> dict[str, int]:
+            return {
+                base: found
+                for base, one in layout.items()
+                if (found := getattr(one, attribute)) is not None
+            }
+
+        return Topics(
+            prefix=self.topic_prefix,
+            partitions=pick("partitions"),
+            replication=pick("replication_factor"),
+            min_insync=pick("min_insync_replicas"),
+            default_replication=default.replication_factor or 1,
+            default_min_insync=default.min_insync_replicas,
+        )
+
+    @model_validator(mode="after")
+    def _check_topics(self) -> CommonSettings:
+        for key, value in self.topic_layout.items():
+            base = _topic_base(key)
+            if base == LAYOUT_DEFAULT and value.partitions is not None:
+                raise ConfigError(
+                    "FRAUD_TOPIC_LAYOUT: `default` sets replication only; partitions are "
+                    "set per topic"
+                )
+            if base != LAYOUT_DEFAULT and base not in BY_BASE:
+                raise ConfigError(
+                    f"FRAUD_TOPIC_LAYOUT: no topic {key!r} (topics: {', '.join(BY_BASE)})"
+                )
+        problems = self.topics().problems()
+        if problems:
+            raise ConfigError(f"FRAUD_TOPIC_LAYOUT: {'; '.join(problems)}")
+        return self
 
     @property
     def registry_dir(self) -> Path:
         return self.state_dir / "registry"
+
+
+def _topic_base(key: str) -> str:
+    """A layout key as a topic base name: environment variable names cannot hold dots."""
+    key = key.lower()
+    return key if key in BY_BASE or key == LAYOUT_DEFAULT else key.replace("_", ".")

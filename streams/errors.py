@@ -27,6 +27,19 @@ class BrokerUnavailable(FraudError):
         self.detail = detail
 
 
+class TopicLayoutRefused(FraudError):
+    """The broker refused to create a topic as the settings lay it out (e.g. a replication
+    factor above its number of brokers)."""
+
+    def __init__(self, bootstrap: str, detail: str) -> None:
+        super().__init__(
+            f"broker at {bootstrap} refused the topic layout: {detail} "
+            "(FRAUD_TOPIC_LAYOUT sets partitions, replication_factor, min_insync_replicas)"
+        )
+        self.bootstrap = bootstrap
+        self.detail = detail
+
+
 class DeliveryFailed(FraudError):
     """The broker refused or timed out a produce; the caller must not commit offsets.
 

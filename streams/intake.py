@@ -14,12 +14,19 @@ from streams.serde import Decoder, Rejection, transaction_decoder
 
 @dataclass
 class DecodedBatch:
-    """The good transactions (with their produce timestamps) and the rejected records."""
+    """The good transactions (with their produce timestamps and partitions) and the
+    rejected records."""
 
     transactions: list[Transaction] = field(default_factory=list)
     produced_at_ms: list[int] = field(default_factory=list)
+    partitions: list[int] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     transport_errors: list[str] = field(default_factory=list)
+
+    def partition_of(self) -> dict[str, int]:
+        """transaction_id -> the partition it was read from (where its decision goes)."""
+        ids = (t.transaction_id for t in self.transactions)
+        return dict(zip(ids, self.partitions, strict=False))  # a batch built without them: none
 
 
 def decode_batch(
@@ -39,6 +46,7 @@ def decode_batch(
         ts_type, ts = message.timestamp()
         batch.transactions.append(result)
         batch.produced_at_ms.append(ts if ts_type != TIMESTAMP_NOT_AVAILABLE else -1)
+        batch.partitions.append(int(message.partition() or 0))
     return batch
 
 

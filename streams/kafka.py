@@ -32,8 +32,8 @@ from typing import Any, Literal
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.errors import BrokerUnavailable
-from streams.topics import Topics
+from streams.errors import BrokerUnavailable, TopicLayoutRefused
+from streams.topics import Topics, TopicSpec
 
 ClientConfig = dict[str, Any]
 AssignmentStrategy = Literal["roundrobin", "range", "cooperative-sticky"]
@@ -186,22 +186,82 @@ def ensure_topics(
     """
     wanted = [(name, spec) for name, spec in topics.all() if only is None or spec.base in only]
     admin = admin_client(endpoint)
-    new = [
-        NewTopic(
-            name,
-            num_partitions=topics.partition_count(spec),
-            replication_factor=1,
-            config={
-                "retention.ms": str(spec.retention_ms),
-                "max.message.bytes": str(spec.max_message_bytes),
-                **(extra_config or {}),
-            },
-        )
-        for name, spec in wanted
-    ]
-    result = _create_topics(admin, new, timeout_s)
+    new = [new_topic(topics, spec, extra_config) for _, spec in wanted]
+    try:
+        result = _create_topics(admin, new, timeout_s)
+    except KafkaException as exc:
+        raise TopicLayoutRefused(str(endpoint), str(exc.args[0])) from exc
     _wait_for_topics(admin, [name for name, _ in wanted], timeout_s)
     return result
+
+
+def new_topic(
+    topics: Topics, spec: TopicSpec, extra_config: Mapping[str, str] | None = None
+) -> NewTopic:
+    """The creation request of one topic: the deployment's layout and the spec's limits."""
+    config = {
+        "retention.ms": str(spec.retention_ms),
+        "max.message.bytes": str(spec.max_message_bytes),
+    }
+    insync = topics.min_insync_replicas(spec)
+    if insync is not None:
+        config["min.insync.replicas"] = str(insync)
+    return NewTopic(
+        topics.name(spec),
+        num_partitions=topics.partition_count(spec),
+        replication_factor=topics.replication_factor(spec),
+        config={**config, **(extra_config or {})},
+    )
+
+
+def describe_topics(
+    endpoint: Endpoint, topics: Topics, timeout_s: float = 10.0
+) -> list[TopicState]:
+    """What the broker holds of each topic of the deployment, beside what settings ask."""
+    metadata = admin_client(endpoint).list_topics(timeout=timeout_s)
+    out = []
+    for name, spec in topics.all():
+        found = metadata.topics.get(name)
+        partitions = list(found.partitions.values()) if found is not None else []
+        out.append(
+            TopicState(
+                name=name,
+                partitions=topics.partition_count(spec),
+                replication_factor=topics.replication_factor(spec),
+                min_insync_replicas=topics.min_insync_replicas(spec),
+                existing_partitions=len(partitions) if found is not None else None,
+                existing_replicas=min((len(p.replicas) for p in partitions), default=0),
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class TopicState:
+    """One topic as settings want it and as the broker has it (None: it does not exist)."""
+
+    name: str
+    partitions: int
+    replication_factor: int
+    min_insync_replicas: int | None
+    existing_partitions: int | None
+    existing_replicas: int
+
+    @property
+    def differs(self) -> str:
+        """How the existing topic differs from the settings ('' when it does not).
+        Partitions are never added here: that would move keys (cards) between
+        partitions, and with them the scorer that owns a card's state."""
+        if self.existing_partitions is None:
+            return "missing"
+        found = []
+        if self.existing_partitions != self.partitions:
+            found.append(f"{self.existing_partitions} partitions, settings say {self.partitions}")
+        if self.existing_replicas != self.replication_factor:
+            found.append(
+                f"{self.existing_replicas} replicas, settings say {self.replication_factor}"
+            )
+        return "; ".join(found)
 
 
 def _create_topics(admin: AdminClient, new: list[NewTopic], timeout_s: float) -> dict[str, str]:

@@ -20,7 +20,7 @@ room instead of buffering without bound.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -271,9 +271,15 @@ def produce_decisions(
     cases: Sequence[ReviewCase],
     on_delivery: DeliveryReport | None = None,
     group: Deliveries | None = None,
+    partition_of: Mapping[str, int] | None = None,
 ) -> None:
     """Queue decisions on ``transactions.scored`` and review cases on ``fraud.review``,
-    both keyed by card_id (the stream scorer and the API's audit log write them alike)."""
+    both keyed by card_id (the stream scorer and the API's audit log write them alike).
+
+    ``partition_of`` (transaction_id -> partition of the transaction) puts each decision
+    in the partition number of its transaction, so a scorer's recovery reads only the
+    partitions it was assigned; without it the key chooses."""
+    where = partition_of or {}
     for decision in decisions:
         producer.produce(
             topics.scored,
@@ -281,6 +287,7 @@ def produce_decisions(
             decision.card_id,
             on_delivery=on_delivery,
             group=group,
+            partition=where.get(decision.transaction_id),
         )
     for case in cases:
         producer.produce(

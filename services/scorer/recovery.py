@@ -2,10 +2,11 @@
 
 The ledger marks a transaction decided only after its writes are acknowledged, so a crash
 between the acknowledgement and the mark would replay an already-written decision. When
-partitions are assigned (start, restart, rebalance) the scorer reads the tail of every
-``transactions.scored`` partition: the transaction_ids found there count as decided. The
-tail is far longer than what can be uncommitted (offsets are committed after every
-batch), so a replay finds its earlier decision whichever process wrote it.
+partitions are assigned (start, restart, rebalance) the scorer reads the tail of the same
+partitions of ``transactions.scored`` (a decision is written to its transaction's
+partition number): the transaction_ids found there count as decided. The tail is far
+longer than what can be uncommitted (offsets are committed after every batch), so a replay
+finds its earlier decision whichever process wrote it.
 
 A batch's decision and its review case go to different partitions, so a crash can leave
 a flagged decision in the log without its case. The scorer also reads ``fraud.review``
@@ -23,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 import msgspec
@@ -72,11 +73,12 @@ def recover(
     tail: int,
     timeout_s: float = 30.0,
     keep_alive: Callable[[], None] = lambda: None,
+    partitions: Collection[int] | None = None,
 ) -> Recovered:
-    """The decided ids of the last ``tail`` decisions of each partition of the scored
-    topic, those of them still owed a review case, and whether all was read within
-    ``timeout_s`` (``keep_alive`` is called between reads). Raises ``KafkaException`` when
-    a topic's metadata cannot be read."""
+    """The decided ids of the last ``tail`` decisions of each of ``partitions`` (None:
+    every partition) of the scored topic, those of them still owed a review case, and
+    whether all was read within ``timeout_s`` (``keep_alive`` is called between reads).
+    Raises ``KafkaException`` when a topic's metadata cannot be read."""
     reader = Consumer(
         consumer_config(bootstrap, group_id="scorer-recovery", client_id="scorer-recovery")
     )
@@ -102,7 +104,7 @@ def recover(
 
     try:
         deadline = time.monotonic() + timeout_s
-        ranges = _tail_ranges(reader, topics.scored, tail)
+        ranges = _tail_ranges(reader, topics.scored, tail, partitions)
         unread = _read(reader, topics.scored, ranges, on_decision, deadline, keep_alive)
         if flagged and not unread:
             since = int(oldest[0]) - CASE_MARGIN_MS
@@ -121,12 +123,13 @@ def recover_whole(
     tail: int,
     keep_alive: Callable[[], None],
     wait: Callable[[float], None],
+    partitions: Collection[int] | None = None,
 ) -> Recovered:
     """:func:`recover` until the read is whole (a partial one could let a replay decide a
     transaction twice), each incomplete or failed read logged and counted."""
     while True:
         try:
-            found = recover(bootstrap, topics, tail, keep_alive=keep_alive)
+            found = recover(bootstrap, topics, tail, keep_alive=keep_alive, partitions=partitions)
         except KafkaException as exc:
             log.warning("stage=dedupe recent decisions not readable: %s; reading again", exc)
             wait(1.0)
@@ -161,10 +164,15 @@ def _partitions(reader: Consumer, topic: str) -> list[int]:
     return sorted(metadata.topics[topic].partitions)
 
 
-def _tail_ranges(reader: Consumer, topic: str, tail: int) -> dict[int, tuple[int, int]]:
-    """[start, end) offsets of the last ``tail`` records of each non-empty partition."""
+def _tail_ranges(
+    reader: Consumer, topic: str, tail: int, only: Collection[int] | None = None
+) -> dict[int, tuple[int, int]]:
+    """[start, end) offsets of the last ``tail`` records of each non-empty partition (of
+    ``only``, when given)."""
     out = {}
     for p in _partitions(reader, topic):
+        if only is not None and p not in only:
+            continue
         low, high = reader.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
         if high > low:
             out[p] = (max(low, high - tail), high)

@@ -338,6 +338,7 @@ class Scorer:
             self.settings.recovery_tail,
             self.group.keep_alive,
             self.group.wait,
+            partitions={tp.partition for tp in self.consumer.assignment()},
         )
         self.recovered |= found.decided
         self.owed = found.owed
@@ -381,7 +382,12 @@ class Scorer:
             value, key = encode_dead_letter(letter)
             self.producer.produce(self.topics.dlq, value, key, group=deliveries)
         produce_decisions(
-            self.producer, self.topics, scored.decisions, scored.review_cases, group=deliveries
+            self.producer,
+            self.topics,
+            scored.decisions,
+            scored.review_cases,
+            group=deliveries,
+            partition_of=batch.partition_of(),  # recovery reads the assigned partitions only
         )
         return deliveries
 

@@ -24,13 +24,13 @@ def test_up_twice_is_harmless_and_down_stops_only_what_up_started(
         state_dir=tmp_path / "state",
         topic_prefix="stacktest.",
     )
-    first = stack.up(settings)
+    first = stack.up(settings, start_missing=True)  # an embedded broker on a port of its own
     try:
         assert first.kafka.ready and first.kafka.started_here and first.kafka.pid
         assert first.redis.ready and not first.redis.started_here  # the machine's Redis: used
         assert set(first.topics.values()) == {"created"} and len(first.topics) == len(ALL_TOPICS)
 
-        second = stack.up(settings)
+        second = stack.up(settings, start_missing=True)
         assert second.kafka.pid == first.kafka.pid  # nothing new started
         assert set(second.topics.values()) == {"exists"}
 
