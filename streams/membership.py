@@ -10,6 +10,11 @@ the wait, not paused yet) is held back, in order, for the service to take first 
 resumes (:meth:`Membership.take_held`); held records of partitions the service loses are
 dropped, since the new owner reads them from the committed offsets.
 
+librdkafka keeps a partition's pause across a rebalance: a partition paused during a wait,
+lost or revoked, and assigned back to this member later is still paused, and nothing of
+it is fetched. So a partition taken away while paused is remembered as *stale*, and the
+first :meth:`Membership.resume` after it is assigned again resumes it.
+
 Error events say when the membership is gone all the same (the process was stopped past
 its session, the broker fenced a static member): :attr:`Membership.lost` names why, and
 the service must give up its unsettled work and rejoin.
@@ -53,6 +58,8 @@ class Membership:
     def __init__(self, consumer: GroupConsumer) -> None:
         self.consumer = consumer
         self.paused: list[TopicPartition] = []
+        self.stale: set[tuple[str, int]] = set()
+        """Partitions taken away while paused: librdkafka still holds them paused."""
         self.held: list[Message] = []
         self.lost: str | None = None
         """Why the membership is gone (an error event's text); ``None`` while it holds."""
@@ -83,27 +90,37 @@ class Membership:
         return records
 
     def resume(self) -> None:
-        """End of a wait: resume what was paused and is still assigned."""
-        if not self.paused:
+        """End of a wait: resume what was paused and is still assigned, and what was
+        taken away while paused and has been assigned back since."""
+        if not self.paused and not self.stale:
             return
-        assigned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
-        still = [tp for tp in self.paused if (tp.topic, tp.partition) in assigned]
+        assigned = self.consumer.assignment()
+        paused = {(tp.topic, tp.partition) for tp in self.paused}
+        still = [tp for tp in assigned if (tp.topic, tp.partition) in paused]
+        again = [
+            tp
+            for tp in assigned
+            if (tp.topic, tp.partition) in self.stale and (tp.topic, tp.partition) not in paused
+        ]
         self.paused = []
-        if still:
-            self.consumer.resume(still)
+        self.stale -= {(tp.topic, tp.partition) for tp in assigned}
+        if still or again:
+            self.consumer.resume([*still, *again])
 
     def take_held(self) -> list[Message]:
         held, self.held = self.held, []
         return held
 
     def forget(self, partitions: Iterable[TopicPartition]) -> None:
-        """``partitions`` were revoked or lost: drop their held records, and do not resume
-        them (a partition assigned again later starts unpaused)."""
+        """``partitions`` were revoked or lost: drop their held records; the paused ones
+        are resumed if and when they are assigned back (see the module doc)."""
         gone = {(tp.topic, tp.partition) for tp in partitions}
         self.held = [m for m in self.held if (m.topic(), m.partition()) not in gone]
+        self.stale |= {(tp.topic, tp.partition) for tp in self.paused} & gone
         self.paused = [tp for tp in self.paused if (tp.topic, tp.partition) not in gone]
 
     def reset(self, consumer: GroupConsumer) -> None:
         """A new consumer replaces a lost one: nothing paused, held or lost."""
         self.consumer = consumer
         self.paused, self.held, self.lost = [], [], None
+        self.stale = set()

@@ -87,3 +87,24 @@ def test_revoked_partitions_drop_their_held_records_and_are_not_resumed() -> Non
     membership.resume()
     assert consumer.paused == {0}  # never resumed: no longer assigned
     assert [(m.partition(), m.offset()) for m in membership.take_held()] == [(1, 9)]
+
+
+def test_a_partition_lost_while_paused_is_resumed_when_assigned_back() -> None:
+    """librdkafka keeps the pause of a partition that leaves and comes back (the broker
+    restarted, the group gave the partitions away, then handed them back): without a
+    resume nothing of it would ever be fetched again."""
+    consumer = FakeConsumer([0, 2, 4])
+    membership = Membership(consumer)
+    membership.keep_alive()  # the broker is down: a wait pauses what is assigned
+    consumer.assigned = []
+    membership.forget([TopicPartition("tx", p) for p in (0, 2, 4)])  # lost
+    membership.resume()
+    assert consumer.paused == {0, 2, 4}  # not assigned: nothing to resume yet
+    consumer.assigned = [TopicPartition("tx", p) for p in (0, 2)]  # assigned back
+    membership.resume()
+    assert consumer.paused == {4}
+    assert membership.stale == {("tx", 4)}
+    consumer.assigned = [TopicPartition("tx", p) for p in (0, 2, 4)]
+    membership.keep_alive()  # a later wait pauses all three again, then ends
+    membership.resume()
+    assert consumer.paused == set() and membership.stale == set()
