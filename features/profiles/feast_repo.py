@@ -10,7 +10,7 @@ unique project; a deployment can also pick a Redis DB with ``db=N`` in the conne
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -76,8 +76,11 @@ def repo_objects() -> list[Any]:
     return [terminal, customer, source, view]
 
 
-def feast_connection_string(redis_url: str) -> str:
-    """Feast's ``host:port,db=N,password=...`` form of a ``redis://`` URL."""
+def feast_connection_string(redis_url: str, options: Mapping[str, object] | None = None) -> str:
+    """Feast's ``host:port,db=N,password=...`` form of a ``redis://`` URL; ``options``
+    (e.g. ``ssl_ca_certs``, ``ssl_certfile``: the TLS files of
+    ``CommonSettings.redis_options``) are passed through as more ``key=value`` parts,
+    which Feast hands to the Redis client as keyword arguments."""
     parsed = urlparse(redis_url)
     if parsed.scheme not in ("redis", "rediss") or not parsed.hostname:
         raise ProfileInputError(f"not a redis:// URL: {parsed.scheme}://{parsed.hostname}")
@@ -91,6 +94,10 @@ def feast_connection_string(redis_url: str) -> str:
         parts.append(f"password={unquote(parsed.password)}")
     if parsed.scheme == "rediss":
         parts.append("ssl=true")
+    for key, value in (options or {}).items():
+        if "," in str(value) or "=" in str(value):
+            raise ProfileInputError(f"redis option {key} cannot hold ',' or '=' for Feast")
+        parts.append(f"{key}={value}")
     return ",".join(parts)
 
 

@@ -4,9 +4,11 @@ writer state (so label updates continue incrementally from the materialised poin
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import redis
@@ -45,6 +47,7 @@ def materialize(
     delay_days: int = DEFAULT_DELAY_DAYS,
     state_prefix: str = "fraud",
     seed_writer: bool = True,
+    redis_options: Mapping[str, Any] | None = None,
 ) -> MaterializeReport:
     """Materialise the simulator's history (``streams.simulator.read_history``) up to ``end``."""
     from streams.simulator import read_history
@@ -60,6 +63,7 @@ def materialize(
         delay_days=delay_days,
         state_prefix=state_prefix,
         seed_writer=seed_writer,
+        redis_options=redis_options,
     )
 
 
@@ -74,8 +78,11 @@ def materialize_frames(
     delay_days: int = DEFAULT_DELAY_DAYS,
     state_prefix: str = "fraud",
     seed_writer: bool = True,
+    redis_options: Mapping[str, Any] | None = None,
 ) -> MaterializeReport:
-    """As :func:`materialize`, from frames already in memory."""
+    """As :func:`materialize`, from frames already in memory. ``redis_options`` are the
+    Redis client's TLS files (``CommonSettings.redis_options``), for Feast's writes and the
+    profile writer's alike."""
     end = (end or datetime.now(UTC)).replace(microsecond=0)
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -84,9 +91,8 @@ def materialize_frames(
     timings["source"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    store = open_store(
-        repo_dir, project=project, connection_string=feast_connection_string(redis_url)
-    )
+    connection = feast_connection_string(redis_url, redis_options)
+    store = open_store(repo_dir, project=project, connection_string=connection)
     apply_repo(store)
     timings["apply"] = time.perf_counter() - started
 
@@ -101,7 +107,7 @@ def materialize_frames(
     applied = deferred = 0
     if seed_writer:
         started = time.perf_counter()
-        client = redis.Redis.from_url(redis_url)
+        client = redis.Redis.from_url(redis_url, **(redis_options or {}))
         writer = TerminalRiskWriter(
             client,
             layout_for(store),

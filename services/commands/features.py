@@ -148,6 +148,7 @@ def materialize(
             delay_days=settings.label_delay_days,
             state_prefix=settings.redis_prefix,
             seed_writer=seed_writer,
+            redis_options=settings.redis_options(),
         )
     result = {
         "project": report.project,

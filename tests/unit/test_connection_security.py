@@ -12,6 +12,8 @@ from pathlib import Path
 import faust
 import pytest
 
+from features.profiles.errors import ProfileInputError
+from features.profiles.feast_repo import feast_connection_string
 from services.api.settings import ApiSettings
 from services.feedback.settings import FeedbackSettings
 from services.settings import CommonSettings
@@ -114,6 +116,18 @@ def test_redis_tls_files_reach_the_client_options(tmp_path: Path) -> None:
         redis_ssl_ca_file=ca, redis_ssl_cert_file=cert, redis_ssl_key_file=key
     ).redis_options()
     assert options == {"ssl_ca_certs": str(ca), "ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+
+
+def test_redis_tls_files_reach_feasts_connection_string(tmp_path: Path) -> None:
+    """`features materialize` writes through Feast: its connection string must carry the
+    same TLS files as every other Redis client, and refuse a value Feast would misparse."""
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    options = CommonSettings(redis_ssl_ca_file=ca).redis_options()
+    text = feast_connection_string("rediss://u:p%40ss@cache.example:6380/2", options)
+    assert text == f"cache.example:6380,db=2,username=u,password=p@ss,ssl=true,ssl_ca_certs={ca}"
+    with pytest.raises(ProfileInputError):
+        feast_connection_string("rediss://cache.example:6380", {"ssl_ca_certs": "/a,b"})
 
 
 def test_no_service_builds_a_kafka_or_redis_client_from_the_raw_settings() -> None:
