@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 KERNEL := features/card_kernel.c features/card_kernel.h features/card_kernel_build.py
 
-.PHONY: setup test test-unit test-integration test-e2e test-faults soak lint docs format demo \
+.PHONY: setup test test-unit test-integration test-e2e test-cluster test-faults soak lint docs format demo \
 	bench fuzz stack-up stack-down schemas clean
 
 $(STAMP): requirements/runtime.lock requirements/dev.lock pyproject.toml setup.py $(KERNEL)
@@ -31,6 +31,9 @@ test-integration: setup  ## the real broker and Redis (started when FRAUD_TEST_*
 
 test-e2e: setup  ## the real processes end to end
 	bash scripts/run-tests.sh -m e2e
+
+test-cluster: setup  ## a local Redis Cluster (3 primaries + 3 replicas) started by the tier
+	bash scripts/run-tests.sh -m cluster tests/cluster
 
 test-faults: setup  ## the fault-injection tier alone (its own broker and Redis per case)
 	bash scripts/run-tests.sh -m faults tests/faults

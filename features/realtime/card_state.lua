@@ -13,7 +13,11 @@
 --       terminal TTL flags (one byte per terminal, 1 = refresh its TTL),
 --       chain after, chain token (both '' outside a pipelined batch; the chain key is
 --                 then KEYS[ncards + nterms + 1]),
---       expected state epoch ('' = not checked; else the epoch key is the last key).
+--       expected state epoch ('' = not checked; else the epoch key is the last key),
+--       on Redis Cluster: the number of keys, then the key names (KEYS then holds one
+--       anchor key of the node: declared keys of several slots are refused with CROSSSLOT).
+-- Every key is read before the first write, so a key this node does not serve (a slot
+-- moved: "non local key") fails the script before it changed anything.
 -- Card modes: 0 nothing to write, 1 overwrite the trailer in place with new records and
 --             a new trailer (SETRANGE at offset), 2 replace the value (SET, trimmed).
 -- Reply: {3, epoch found or false} if the epoch key does not hold the expected epoch (Redis
@@ -32,6 +36,11 @@ local ops, payload, rows, refresh = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
 local after, token = ARGV[12] or '', ARGV[13] or ''
 local epoch = ARGV[14] or ''
 local NEG = -1e300
+local K = KEYS
+if ARGV[15] then
+  K = {}
+  for i = 1, tonumber(ARGV[15]) do K[i] = ARGV[15 + i] end
+end
 -- Constant ranges and terminal offsets are passed to redis.call as strings: Redis formats a
 -- Lua number with snprintf, which cost ~12 % of this script (callgrind) when they were
 -- numbers. (A card's write offset is still a number: one per written card, and turning it
@@ -47,24 +56,28 @@ local function slot_at(slot)
 end
 
 if epoch ~= '' then
-  local found = redis.call('GET', KEYS[#KEYS])
+  local found = redis.call('GET', K[#K])
   if found ~= epoch then return { 3, found } end
 end
-if after ~= '' and redis.call('GET', KEYS[nc + nt + 1]) ~= after then return { 2 } end
+if after ~= '' and redis.call('GET', K[nc + nt + 1]) ~= after then return { 2 } end
 
 local stale = {}
 for ci = 1, nc do
   local p = (ci - 1) * 28
   local expect = ''
   if string.byte(ops, p + 3) == 1 then expect = string.sub(ops, p + 17, p + 28) end
-  if redis.call('GETRANGE', KEYS[ci], '-12', '-1') ~= expect then stale[#stale + 1] = ci end
+  if redis.call('GETRANGE', K[ci], '-12', '-1') ~= expect then stale[#stale + 1] = ci end
 end
 if #stale > 0 then return { 0, stale } end
 
 local pre = {}
-for s = 1, nt, 4000 do
-  local part = redis.call('MGET', unpack(KEYS, nc + s, nc + math.min(nt, s + 3999)))
-  for j = 1, #part do pre[s + j - 1] = part[j] end
+if K == KEYS then
+  for s = 1, nt, 4000 do
+    local part = redis.call('MGET', unpack(K, nc + s, nc + math.min(nt, s + 3999)))
+    for j = 1, #part do pre[s + j - 1] = part[j] end
+  end
+else -- a cluster node refuses a command over keys of several slots, even in a script
+  for ti = 1, nt do pre[ti] = redis.call('GET', K[nc + ti]) end
 end
 
 local tmax, tmax0, mods, late_rows = {}, {}, {}, {}
@@ -98,14 +111,14 @@ if commit then
   for ci = 1, nc do
     local mode, ttl_flag, _, _, off, start, len = struct.unpack('<BBBBIII', ops, (ci - 1) * 28 + 1)
     if mode == 1 then
-      redis.call('SETRANGE', KEYS[ci], off, string.sub(payload, start + 1, start + len))
-      if ttl_flag == 1 then redis.call('PEXPIRE', KEYS[ci], card_ttl) end
+      redis.call('SETRANGE', K[ci], off, string.sub(payload, start + 1, start + len))
+      if ttl_flag == 1 then redis.call('PEXPIRE', K[ci], card_ttl) end
     elseif mode == 2 then
-      redis.call('SET', KEYS[ci], string.sub(payload, start + 1, start + len), 'PX', card_ttl)
+      redis.call('SET', K[ci], string.sub(payload, start + 1, start + len), 'PX', card_ttl)
     end
   end
   for ti, cells in pairs(mods) do
-    local key, tv = KEYS[nc + ti], pre[ti]
+    local key, tv = K[nc + ti], pre[ti]
     if next(cells) == nil then
       -- every row of this terminal was late for it: nothing changed
     elseif tv then
@@ -127,7 +140,7 @@ if commit then
   end
 end
 
-if commit and token ~= '' then redis.call('SET', KEYS[nc + nt + 1], token, 'PX', '60000') end
+if commit and token ~= '' then redis.call('SET', K[nc + nt + 1], token, 'PX', '60000') end
 
 local reply = { 1, late_rows }
 for ti = 1, nt do reply[ti + 2] = pre[ti] end

@@ -24,8 +24,9 @@ class RedisFeatureStore(BatchFeatureStore):
     (two when some cards are not in the process's card cache).
 
     ``client`` must return bytes (``decode_responses=False``). Every key of a card
-    (terminal) carries the hash tag ``{card_id}`` (``{terminal_id}``); the script is
-    declared ``allow-cross-slot-keys`` so a batch can later be split per cluster node.
+    (terminal) carries the hash tag ``{card_id}`` (``{terminal_id}``); on a Redis
+    Cluster :class:`features.realtime.cluster_store.ClusterFeatureStore` splits the batch
+    per node (the script is declared ``allow-cross-slot-keys`` for that).
     A connection failure raises :class:`FeatureStoreUnavailable`; the script is atomic, so
     nothing of the failed batch was applied, and a retry of the same batch is safe.
     """

@@ -8,6 +8,7 @@ lateness, some beyond it) with replayed duplicates, through the real Redis in ba
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -71,9 +72,14 @@ def serve(
 def test_online_offline_parity_on_a_replayed_multi_day_stream(
     redis_client: redis.Redis, redis_prefix: str
 ) -> None:
+    assert_parity(RedisFeatureStore(redis_client, prefix=redis_prefix))
+
+
+def assert_parity(store: RedisFeatureStore) -> np.ndarray:
+    """Serve the replayed stream through ``store`` and check it against the offline
+    builder; returns the served raw features (the same on every store)."""
     stream, labels = arrival_stream(days=24, seed=11)
     txs = transactions(stream)
-    store = RedisFeatureStore(redis_client, prefix=redis_prefix)
     raw, flags = serve(store, txs)
 
     first = ~stream["transaction_id"].duplicated(keep="first").to_numpy()
@@ -107,9 +113,10 @@ def test_online_offline_parity_on_a_replayed_multi_day_stream(
     assert applied.sum() >= 100
     assert np.array_equal(raw[dups[applied]], raw[origin[applied]])
     assert (flags[dups[applied]] & RowFlag.DUPLICATE != 0).all()
+    return raw
 
 
-def _state(client: redis.Redis, prefix: str) -> dict[str, bytes]:
+def state_of(client: redis.Redis, prefix: str) -> dict[str, bytes]:
     """Every card and terminal value (not a store's pipelining chain key: a token that
     expires in a minute and is named per store object)."""
     keys = client.scan_iter(match=f"{prefix}:*", count=1000)
@@ -119,22 +126,33 @@ def _state(client: redis.Redis, prefix: str) -> dict[str, bytes]:
 def test_replaying_10000_transactions_changes_nothing(
     redis_client: redis.Redis, redis_prefix: str
 ) -> None:
+    assert_replay_changes_nothing(
+        redis_client, redis_prefix, lambda prefix: RedisFeatureStore(redis_client, prefix=prefix)
+    )
+
+
+def assert_replay_changes_nothing(
+    redis_client: redis.Redis, redis_prefix: str, open_store: Callable[[str], RedisFeatureStore]
+) -> np.ndarray:
+    """The same 10,000 transactions served once, and twice on a second namespace: equal
+    features and equal state; returns the features served."""
     stream, _ = arrival_stream(days=12, seed=5)
     stream = stream.drop_duplicates("transaction_id").iloc[:10_000]
     txs = transactions(stream)
-    once = RedisFeatureStore(redis_client, prefix=f"{redis_prefix}a")
-    twice = RedisFeatureStore(redis_client, prefix=f"{redis_prefix}b")
+    once = open_store(f"{redis_prefix}a")
+    twice = open_store(f"{redis_prefix}b")
     served_once, _ = serve(once, txs)
     served_first, _ = serve(twice, txs)
     served_again, flags = serve(twice, txs)  # a crash before any commit: all replayed
 
     assert np.array_equal(served_once, served_first)
     assert np.array_equal(served_again, served_once)
-    assert _state(redis_client, f"{redis_prefix}b") == _state(redis_client, f"{redis_prefix}a")
-    assert len(_state(redis_client, f"{redis_prefix}a")) > 1000
+    assert state_of(redis_client, f"{redis_prefix}b") == state_of(redis_client, f"{redis_prefix}a")
+    assert len(state_of(redis_client, f"{redis_prefix}a")) > 1000
     accepted = flags & RowFlag.TOO_LATE == 0
     assert (flags[accepted] & RowFlag.DUPLICATE != 0).all()
     assert twice.stats.duplicates == int(accepted.sum()) > 9_000
+    return served_once
 
 
 def test_redis_unavailable_is_a_typed_error() -> None:

@@ -1,0 +1,91 @@
+"""A local Redis Cluster from the ``redis-server`` binary: 3 primaries and 3 replicas on
+free loopback ports, joined by ``redis-cli --cluster create``. For the cluster test tier
+and benchmarks; production runs a managed or operator-run cluster and names it with
+``FRAUD_REDIS_URL=redis-cluster://host:port``."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from services.stack.components import REDIS_HELP
+from services.stack.process import ManagedProcess, free_port, spawn, stop, wait_until
+from streams.errors import StackError
+
+
+@dataclass(frozen=True)
+class LocalCluster:
+    nodes: list[ManagedProcess]
+    ports: list[int]
+
+    @property
+    def url(self) -> str:
+        """The settings' URL (any node: the client learns the others)."""
+        return f"redis-cluster://127.0.0.1:{self.ports[0]}/0"
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            stop(node)
+
+
+def _answers(port: int) -> bool:
+    try:
+        return bool(redis.Redis(port=port, socket_timeout=1.0).ping())
+    except (redis.RedisError, OSError):
+        return False
+
+
+def start_cluster(data_dir: Path, primaries: int = 3, replicas: int = 1) -> LocalCluster:
+    """Start ``primaries * (1 + replicas)`` nodes (no persistence: a test's cluster) and
+    join them; returns once every slot is served (``cluster_state:ok``)."""
+    binary, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    if binary is None or cli is None:
+        raise StackError(REDIS_HELP)
+    nodes: list[ManagedProcess] = []
+    ports: list[int] = []
+    try:
+        for i in range(primaries * (1 + replicas)):
+            port, bus = free_port(), free_port()
+            folder = data_dir / f"node{i}"
+            folder.mkdir(parents=True, exist_ok=True)
+            command = [
+                binary,
+                "--bind", "127.0.0.1",
+                "--port", str(port),
+                "--cluster-enabled", "yes",
+                "--cluster-port", str(bus),
+                "--cluster-config-file", str((folder / "nodes.conf").resolve()),
+                "--cluster-node-timeout", "2000",
+                "--dir", str(folder.resolve()),
+                "--save", "",
+                "--appendonly", "no",
+                "--daemonize", "no",
+            ]  # fmt: skip
+            nodes.append(spawn(f"redis-{i}", command, f"127.0.0.1:{port}", folder / "log"))
+            ports.append(port)
+        if not wait_until(lambda: all(_answers(p) for p in ports), 15.0):
+            raise StackError(f"redis cluster nodes did not answer (logs under {data_dir})")
+        create = [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports)]
+        create += ["--cluster-replicas", str(replicas), "--cluster-yes"]
+        done = subprocess.run(create, capture_output=True, text=True, timeout=60, check=False)
+        if done.returncode != 0:
+            raise StackError(f"redis-cli --cluster create failed: {done.stdout}{done.stderr}")
+        if not wait_until(lambda: all(_cluster_ok(p) for p in ports), 30.0):
+            raise StackError("the redis cluster did not reach cluster_state:ok")
+    except BaseException:
+        for node in nodes:
+            stop(node)
+        raise
+    return LocalCluster(nodes, ports)
+
+
+def _cluster_ok(port: int) -> bool:
+    try:
+        info = redis.Redis(port=port, socket_timeout=1.0).cluster("INFO")
+    except (redis.RedisError, OSError):
+        return False
+    return bool(info.get("cluster_state") == "ok")

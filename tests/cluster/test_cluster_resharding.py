@@ -1,0 +1,79 @@
+"""Slots move while batches run: a live reshard of 2,000 slots and a primary failover
+(``CLUSTER FAILOVER``) in the middle of a stream change no feature and no state."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+import time
+
+import numpy as np
+import pytest
+import redis
+from redis.cluster import RedisCluster
+
+from features.realtime import RedisFeatureStore
+from features.realtime.cluster_store import ClusterFeatureStore
+from services.stack.process import wait_until
+from services.stack.redis_cluster import LocalCluster
+from tests.integration.test_feature_parity import arrival_stream, serve, state_of, transactions
+
+pytestmark = pytest.mark.cluster
+
+SLOTS_MOVED = 2_000
+
+
+def _reshard(cluster: LocalCluster, client: RedisCluster) -> subprocess.CompletedProcess[str]:
+    primaries = sorted(client.get_primaries(), key=lambda n: n.port)
+    ids = [redis.Redis(port=n.port).cluster("MYID") for n in primaries[:2]]
+    ids = [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
+    cli = shutil.which("redis-cli")
+    assert cli is not None
+    command = [cli, "--cluster", "reshard", f"127.0.0.1:{cluster.ports[0]}"]
+    command += ["--cluster-from", ids[0], "--cluster-to", ids[1]]
+    command += ["--cluster-slots", str(SLOTS_MOVED), "--cluster-yes", "--cluster-pipeline", "20"]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+
+
+def _fail_over(client: RedisCluster) -> int:
+    """Promote a replica by ``CLUSTER FAILOVER``; its port once it serves as primary."""
+    replica = client.get_replicas()[0]
+    node = redis.Redis(port=replica.port)
+    node.execute_command("CLUSTER FAILOVER")
+    assert wait_until(lambda: node.role()[0] in (b"master", "master"), 30.0)
+    return int(replica.port)
+
+
+def test_a_live_reshard_and_a_failover_mid_stream_change_nothing(
+    redis_cluster: LocalCluster,
+    cluster_client: RedisCluster,
+    cluster_prefix: str,
+    redis_client: redis.Redis,
+    redis_prefix: str,
+) -> None:
+    stream, _ = arrival_stream(days=12, seed=7)
+    txs = transactions(stream.drop_duplicates("transaction_id").iloc[:10_000])
+    reference = RedisFeatureStore(redis_client, prefix=redis_prefix)
+    expected, _ = serve(reference, txs)
+
+    store = ClusterFeatureStore(cluster_client, prefix=cluster_prefix)
+    served = [serve(store, txs[:3_000])[0]]
+    done: list[subprocess.CompletedProcess[str]] = []
+    mover = threading.Thread(target=lambda: done.append(_reshard(redis_cluster, cluster_client)))
+    mover.start()
+    position = 3_000
+    while mover.is_alive() and position < 6_000:  # batches while the slots migrate
+        served.append(serve(store, txs[position : position + 250], batch=250)[0])
+        position += 250
+        time.sleep(0.05)
+    mover.join(300)
+    assert done and done[0].returncode == 0, done[0].stdout[-2000:] if done else "no reshard"
+    served.append(serve(store, txs[position:7_000])[0])
+    promoted = _fail_over(cluster_client)
+    served.append(serve(store, txs[7_000:])[0])
+
+    assert np.array_equal(np.vstack(served), expected)
+    assert state_of(cluster_client, cluster_prefix) == state_of(redis_client, redis_prefix)  # type: ignore[arg-type]
+    assert store.redirects > 0  # batches did meet moved slots and were sent again
+    assert promoted in {n.port for n in cluster_client.get_primaries()}
