@@ -139,6 +139,7 @@ SETTINGS_FIELDS: frozenset[str] = frozenset(
         "max_batch",
         "max_poll_interval_ms",
         "max_request_bytes",
+        "max_unsettled_batches",
         "metrics_port",
         "metrics_public",
         "min_new_labels",

@@ -92,7 +92,9 @@ class Decision(Struct, frozen=True, kw_only=True):
 
     ``features`` is the exact vector the model saw, in the order of ``feature_set``.
     ``timings_ms`` holds the batch's per-stage durations; ``latency_ms`` is the time from
-    the transaction's produce timestamp to the decision.
+    the transaction's produce timestamp to the decision. ``reasons`` is empty on the
+    stream (a flagged transaction's reasons come with its review case, computed after the
+    decision is sent) and filled in the REST API's answers.
     """
 
     transaction_id: Id

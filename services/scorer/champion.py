@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from models.errors import ModelError
+from models.explain import Explainer
 from models.export import check_parity
 from models.registry import ModelRegistry, ModelVersion
 from models.scoring import ONNX_FILE
@@ -62,6 +63,7 @@ class ChampionWatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._refused: set[str] = set()
+        self._explainers: dict[str, Explainer] = {}
         champion = registry.champion()
         if champion is None:
             raise ModelError(
@@ -74,6 +76,30 @@ class ChampionWatcher:
 
     def current(self) -> ServingModel:
         return self._current
+
+    def explainer(self, version: str) -> Explainer:
+        """The explainer of ``version`` (a flagged decision owed its review case may come
+        from a model no longer serving): the champion's, else loaded from the registry
+        (the last one kept), else - the version gone - the champion's, logged."""
+        current = self._current
+        if version == current.version:
+            return current.explainer
+        if version not in self._explainers:
+            try:
+                entry = self._registry.get(version)
+                explainer = Explainer.from_files(
+                    entry.path / "model.txt", self._names, entry.reference()
+                )
+            except (ModelError, OSError, ValueError) as exc:
+                log.warning(
+                    "stage=explain model %s not loadable (%s): reasons from %s",
+                    version,
+                    exc,
+                    current.version,
+                )
+                return current.explainer
+            self._explainers = {version: explainer}
+        return self._explainers[version]
 
     def check_once(self) -> bool:
         """Load the champion if it changed; True when a new model now serves."""

@@ -4,7 +4,9 @@ The fault-injection suite (``tests/faults``) needs a crash exactly between two s
 settling a batch, which a kill from outside lands on only by chance. The points, in the
 order a batch passes them:
 
-* ``after_send`` - its decisions, review cases and dead letters are queued to the producer;
+* ``after_send`` - its decisions and dead letters are queued to the producer;
+* ``before_cases`` - its reasons are computed, its review cases not yet queued (the hook
+  first flushes the producer, so the decisions are in the log without their cases);
 * ``after_ack`` - the broker acknowledged all of them;
 * ``after_mark`` - its transactions are marked decided in the ledger;
 * ``after_commit`` - its offsets are committed.
@@ -17,10 +19,17 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from collections.abc import Callable
 from typing import Literal
 
-CrashPoint = Literal["after_send", "after_ack", "after_mark", "after_commit"]
-CRASH_POINTS: tuple[CrashPoint, ...] = ("after_send", "after_ack", "after_mark", "after_commit")
+CrashPoint = Literal["after_send", "before_cases", "after_ack", "after_mark", "after_commit"]
+CRASH_POINTS: tuple[CrashPoint, ...] = (
+    "after_send",
+    "before_cases",
+    "after_ack",
+    "after_mark",
+    "after_commit",
+)
 
 log = logging.getLogger("fraud.scorer")
 
@@ -33,11 +42,14 @@ class CrashHook:
         self.after = after
         self.reached_count = 0
 
-    def reached(self, point: CrashPoint) -> None:
+    def reached(self, point: CrashPoint, prepare: Callable[[], object] | None = None) -> None:
+        """``prepare`` runs just before the kill (e.g. to make a window certain)."""
         if self.point != point:
             return
         self.reached_count += 1
         if self.reached_count >= self.after:
+            if prepare is not None:
+                prepare()
             log.warning("stage=crash_hook point=%s batch=%d: SIGKILL", point, self.reached_count)
             for handler in logging.getLogger().handlers:
                 handler.flush()

@@ -1,8 +1,12 @@
-"""Scoring a batch of transactions: features -> ONNX -> policy -> reasons -> events.
+"""Scoring a batch of transactions: features -> ONNX -> policy -> (reasons) -> events.
 
 The stream scorer and the REST API both call :meth:`ScoringPipeline.score`; there is one
-copy of the decision logic. Stage names (``features``, ``inference``, ``policy``,
-``explain``) are the ones in the logs and in ``fraud_stage_latency_seconds``.
+copy of the decision logic. The REST API explains flagged rows before it answers
+(``explain=True``: its response carries the reasons); the stream scorer sends decisions
+without waiting for reasons and hands the flagged rows (:attr:`ScoredBatch.flagged`) to
+:class:`services.scorer.reasons.ReasonsWorker`, whose review cases follow. Stage names
+(``features``, ``inference``, ``policy``, ``explain``) are the ones in the logs and in
+``fraud_stage_latency_seconds``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from features.definitions import FEATURE_SET_ID
 from features.interface import FeatureStore
 from models.serving import ServingModel
 from services.scorer import metrics
+from services.scorer.reasons import Flagged, review_case
 from streams.events import Decision, Reason, ReviewCase, Transaction
 
 
@@ -25,7 +30,10 @@ from streams.events import Decision, Reason, ReviewCase, Transaction
 class ScoredBatch:
     decisions: list[Decision] = field(default_factory=list)
     review_cases: list[ReviewCase] = field(default_factory=list)
+    """Cases ready to send with the decisions (reasons computed, or rebuilt as owed)."""
     timings_ms: dict[str, float] = field(default_factory=dict)
+    flagged: Flagged = field(default_factory=Flagged)
+    """Flagged rows whose review cases wait for their reasons (``explain=False``)."""
 
 
 class StageClock:
@@ -54,8 +62,13 @@ class ScoringPipeline:
         produced_at_ms: Sequence[int] | None = None,
         clock: StageClock | None = None,
         submitted_by: str | None = None,
+        *,
+        explain: bool = True,
     ) -> ScoredBatch:
-        """``submitted_by``: the API caller's identity, recorded on each decision."""
+        """``submitted_by``: the API caller's identity, recorded on each decision.
+        ``explain``: compute the flagged rows' reasons now (decisions and review cases
+        carry them); False leaves the decisions' reasons empty and the rows in
+        :attr:`ScoredBatch.flagged` for the reasons worker."""
         clock = clock or StageClock()
         if not transactions:
             return ScoredBatch(timings_ms=clock.timings_ms)
@@ -71,13 +84,15 @@ class ScoringPipeline:
         flagged = np.flatnonzero(outcomes != "approve")
         clock.lap("policy")
 
-        reasons: dict[int, list[Reason]] = {}
-        if len(flagged):
-            explained = served.explainer.explain(values[flagged])
-            reasons = dict(zip(flagged.tolist(), explained, strict=True))
-        clock.lap("explain")
+        reasons: dict[int, list[Reason]] | None = None
+        if explain:
+            reasons = {}
+            if len(flagged):
+                explained = served.explainer.explain(values[flagged])
+                reasons = dict(zip(flagged.tolist(), explained, strict=True))
+            clock.lap("explain")
 
-        return self._events(
+        batch = self._events(
             transactions,
             produced_at_ms,
             values,
@@ -88,6 +103,14 @@ class ScoringPipeline:
             clock,
             submitted_by,
         )
+        if reasons is None and len(flagged):
+            batch.flagged = Flagged(
+                [batch.decisions[i] for i in flagged.tolist()],
+                [transactions[i] for i in flagged.tolist()],
+                values[flagged],
+                served.explainer,
+            )
+        return batch
 
     @staticmethod
     def _events(
@@ -96,7 +119,7 @@ class ScoringPipeline:
         values: np.ndarray,
         scores: np.ndarray,
         outcomes: np.ndarray,
-        reasons: dict[int, list[Reason]],
+        reasons: dict[int, list[Reason]] | None,
         version: str,
         clock: StageClock,
         submitted_by: str | None,
@@ -119,28 +142,18 @@ class ScoringPipeline:
                 model_version=version,
                 feature_set=FEATURE_SET_ID,
                 features=rows[i],
-                reasons=reasons.get(i, []),
+                reasons=reasons.get(i, []) if reasons is not None else [],
                 timings_ms=clock.timings_ms,
                 latency_ms=latencies[i],
                 decided_at=now,
                 submitted_by=submitted_by,
             )
             batch.decisions.append(decision)
-            if decision.decision != "approve":
-                batch.review_cases.append(
-                    ReviewCase(
-                        case_id=tx.transaction_id,
-                        transaction=tx,
-                        score=decision.score,
-                        decision=decision.decision,
-                        model_version=version,
-                        reasons=decision.reasons,
-                        created_at=now,
-                    )
-                )
+            if reasons is not None and decision.decision != "approve":
+                batch.review_cases.append(review_case(decision, tx, decision.reasons))
         for outcome, count in zip(*np.unique(outcomes, return_counts=True), strict=True):
             metrics.DECISIONS.labels(str(outcome)).inc(int(count))
-        metrics.REVIEW_CASES.inc(len(batch.review_cases))
+        metrics.REVIEW_CASES.inc(int(np.count_nonzero(outcomes != "approve")))
         return batch
 
 

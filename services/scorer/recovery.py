@@ -11,8 +11,9 @@ finds its earlier decision whichever process wrote it.
 A batch's decision and its review case go to different partitions, so a crash can leave
 a flagged decision in the log without its case. The scorer also reads ``fraud.review``
 from a minute before the oldest flagged decision of the tail: every flagged decision with
-no case there is *owed* one, sent (rebuilt from the decision, which carries the score,
-model version and reasons) when its transaction replays - once.
+no case there is *owed* one, sent when its transaction replays - once: rebuilt from the
+decision (score, model version, the feature vector it served) and explained again
+(:mod:`services.scorer.reasons`; stream decisions carry no reasons of their own).
 
 The read says whether it reached the end of every partition (``complete``): a partial
 set would let a replay decide a transaction twice, so the scorer reads again (keeping
@@ -31,7 +32,7 @@ import msgspec
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from services.scorer import metrics
-from streams.events import Decision, ReviewCase, Transaction
+from streams.events import Decision
 from streams.kafka import Endpoint, consumer_config
 from streams.topics import Topics
 
@@ -144,19 +145,6 @@ def recover_whole(
             len(found.decided),
         )
         wait(1.0)
-
-
-def owed_case(decision: Decision, transaction: Transaction) -> ReviewCase:
-    """The review case a flagged decision should have had, rebuilt from it."""
-    return ReviewCase(
-        case_id=decision.transaction_id,
-        transaction=transaction,
-        score=decision.score,
-        decision=decision.decision,
-        model_version=decision.model_version,
-        reasons=decision.reasons,
-        created_at=decision.decided_at,
-    )
 
 
 def _partitions(reader: Consumer, topic: str) -> list[int]:

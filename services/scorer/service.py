@@ -1,8 +1,9 @@
 """The scorer process, top to bottom.
 
-    poll -> decode (bad -> DLQ) -> dedupe -> features -> inference -> policy -> explain
-         -> produce Decision (every tx) + ReviewCase (flagged)
-         -> settle the previous batch: wait for its acks -> mark decided -> commit offsets
+    poll -> decode (bad -> DLQ) -> dedupe -> features -> inference -> policy
+         -> produce Decision (every tx)            flagged rows -> reasons worker (TreeSHAP)
+         -> settle earlier batches: their ReviewCases (once explained) -> wait for acks
+            -> mark decided -> commit offsets
 
 One process is one member of the ``scorer`` consumer group (static membership, so a
 restarted process reclaims its partitions at once; the assignment strategy is a setting,
@@ -14,19 +15,27 @@ committed only after the broker acknowledged every decision, review case and dea
 of the batch. Feature updates are idempotent per transaction_id, and the decision ledger
 stops a replayed transaction from being decided twice.
 
+Reasons off the decision's path (:mod:`.reasons`, docs/adr/0010-reasons-off-the-decision-path.md):
+a batch's decisions are sent as soon as it is scored, with empty reasons; its flagged rows
+are explained on a worker thread and their review cases follow. A batch is settled only
+once its review cases are sent too, and a flagged decision found in the log without its
+case after a crash is explained again and its case sent when it replays.
+
 Polling (:func:`streams.consume.next_batch`): a batch is what arrived while the previous
 one was scored, taken at once; only an idle scorer waits (``poll_timeout_ms``) for the
 first record. So batches grow with the load and no cycle idles while records wait.
 
-Settling one batch late: the scorer sends batch N+1's writes before it settles batch N -
-waits for what is left of N's acks (they had N+1's poll and scoring to arrive), marks N in
-the ledger, commits N's offsets - so the ack round trip overlaps the next batch's work
-instead of stalling the loop. Each batch's writes are counted on their own
-(:class:`streams.producer.Deliveries`), and N's transaction ids count as decided in N+1's
-dedupe. When it polls, the scorer holds at most one unsettled batch; it is settled before
-partitions are revoked, when no record comes and on shutdown. A crash can leave two batches
-sent and not committed; their replay is skipped by the ledger or, for writes the broker
-took before the crash, by the re-read of ``transactions.scored`` on assignment. When a
+Settling late: the scorer sends batch N+1's writes before it settles batch N - sends N's
+review cases if not yet sent, waits for what is left of N's acks (they had N+1's poll and
+scoring to arrive), marks N in the ledger, commits N's offsets - so the ack round trip and
+the reasons overlap the next batch's work instead of stalling the loop. A batch whose
+reasons are not computed yet stays unsettled; when it polls, the scorer holds at most
+``max_unsettled_batches`` (:mod:`.settling`). Each batch's writes are counted on their own
+(:class:`streams.producer.Deliveries`), and the unsettled batches' transaction ids count as
+decided in the next batch's dedupe. They are settled before partitions are revoked, when
+no record comes and on shutdown. A crash can leave several batches sent and not committed;
+their replay is skipped by the ledger or, for writes the broker took before the crash, by
+the re-read of ``transactions.scored`` on assignment. When a
 batch's writes fail and are resent (a broker outage), the next batch's may already be in,
 so a card's decisions can land out of order in that case (each carries its event time).
 
@@ -69,8 +78,9 @@ from services.scorer.faults import FaultState
 from services.scorer.group import ScorerGroup, partition_list
 from services.scorer.ledger import DecisionLedger, first_seen
 from services.scorer.pipeline import ScoredBatch, ScoringPipeline, StageClock
+from services.scorer.reasons import Flagged, ReasonsWorker
 from services.scorer.rebuild import rebuild_from_transactions
-from services.scorer.recovery import owed_case, recover_whole
+from services.scorer.recovery import recover_whole
 from services.scorer.settings import ScorerSettings
 from services.scorer.settling import Settler, Unsettled
 from services.scorer.state import StateGuard
@@ -109,6 +119,7 @@ class Scorer:
         self.champion = champion
         self.state = state
         self.pipeline = ScoringPipeline(features, champion.current)
+        self.reasons = ReasonsWorker(champion.explainer)
         self.decoder = transaction_decoder.with_bounds(settings.event_time_bounds())
         self.faults = state.faults if state is not None else FaultState()
         self.group = ScorerGroup(
@@ -146,7 +157,7 @@ class Scorer:
             self.crash,
             self._with_backoff,
             lambda: self.running,
-            self.recovered.update,
+            self._written,
         )
         self.stall_s = settings.session_timeout_ms / 2000
 
@@ -163,8 +174,14 @@ class Scorer:
         return self.settler.decided
 
     def settle(self, clock: StageClock | None = None, *, synchronous: bool = False) -> None:
-        """Settle the batch sent before (see :mod:`services.scorer.settling`)."""
+        """Settle every batch sent (see :mod:`services.scorer.settling`)."""
         self.settler.settle(clock, synchronous=synchronous)
+
+    def _written(self, decided: frozenset[str], owed: dict[str, Decision]) -> None:
+        """Decisions of a given-up batch that are in the log anyway (and the flagged ones
+        among them whose review case is not): its replay must not decide them again."""
+        self.recovered.update(decided)
+        self.owed.update(owed)
 
     # -- the loop ---------------------------------------------------------------------
     def run(self, max_idle_s: float | None = None) -> None:
@@ -207,7 +224,7 @@ class Scorer:
                 "is committed; it replays once the cause is fixed",
                 exc,
             )
-            self.settler.unsettled = None  # not settled: a retry would be refused the same way
+            self.settler.clear()  # not settled: a retry would be refused the same way
             raise
         finally:
             self.close()
@@ -252,9 +269,7 @@ class Scorer:
 
     def _rejoin(self, reason: str) -> None:
         self.faults.begin("group", f"membership lost: {reason}")
-        if self.unsettled is not None and not self.unsettled.closed:
-            self.settler.abandon(self.unsettled, "fenced")
-        self.settler.unsettled = None
+        self.settler.abandon_all("fenced")
         self.group.rejoin()
 
     def process(self, messages: Sequence[Message], clock: StageClock) -> None:
@@ -268,7 +283,7 @@ class Scorer:
                 return  # not ours any more: replayed after the rejoin
         clock.lap("decode")
         try:
-            scored = self._with_backoff(lambda: self._score(batch, clock), generation)  # 2-6
+            scored, owed = self._with_backoff(lambda: self._score(batch, clock), generation)
             stalled = time.monotonic() - polled_at > self.stall_s
             if stalled and not self.group.confirm([*self._pending(), *messages]):
                 raise MembershipLost("the batch stalled and the group moved on")
@@ -279,25 +294,30 @@ class Scorer:
             return
         for letter in batch.dead_letters:
             metrics.DEAD_LETTERS.labels(letter.reason).inc()
+        flagged = [scored.flagged, owed]
         if self.transactional is not None:
-            self._transact(messages, batch, scored, clock)
+            self._transact(messages, batch, scored, flagged, clock)
             return
-        sent = Unsettled(  # 7. one Decision per transaction, ReviewCase per flag
+        sent = Unsettled(  # 7. one Decision per transaction; its ReviewCase follows
             messages,
             batch,
             scored,
             self._send(batch, scored),
             frozenset(d.transaction_id for d in scored.decisions),
+            cases=self.reasons.submit(flagged),
+            flagged=flagged,
         )
         clock.lap("produce")
+        self.settler.add(sent)
         self.crash.reached("after_send")
-        self.settle(clock)  # 8. the previous batch
-        self.settler.unsettled = sent
+        self.settler.settle_sent(clock)  # 8. the batches before it, in order
 
     def _pending(self) -> Sequence[Message]:
-        return self.unsettled.messages if self.unsettled is not None else ()
+        return self.settler.messages()
 
-    def _score(self, batch: DecodedBatch, clock: StageClock) -> ScoredBatch:
+    def _score(self, batch: DecodedBatch, clock: StageClock) -> tuple[ScoredBatch, Flagged]:
+        """2-5: the batch's decisions (flagged rows not explained yet), and the replayed
+        transactions owed a review case."""
         if self.recovery_pending:
             self._recover()
         txs = batch.transactions
@@ -312,23 +332,23 @@ class Scorer:
                 count=len(txs),
             )
         skipped = len(txs) - int(fresh.sum())
-        owed = []
+        owed = Flagged()
         if skipped:
             metrics.DUPLICATES.inc(skipped)
             if self.owed:  # decided before a crash, but the case never made it
-                owed = [
-                    owed_case(self.owed.pop(t.transaction_id), t)
+                replayed = [
+                    t
                     for t, keep in zip(txs, fresh, strict=True)
                     if not keep and t.transaction_id in self.owed
                 ]
+                owed = Flagged([self.owed.pop(t.transaction_id) for t in replayed], replayed)
             txs = [t for t, keep in zip(txs, fresh, strict=True) if keep]
             produced = [p for p, keep in zip(batch.produced_at_ms, fresh, strict=True) if keep]
         else:
             produced = batch.produced_at_ms
         clock.lap("dedupe")
-        scored = self.pipeline.score(txs, produced, clock)  # 4-6. features, ONNX, policy, reasons
-        scored.review_cases.extend(owed)
-        return scored
+        scored = self.pipeline.score(txs, produced, clock, explain=False)  # 4-5.
+        return scored, owed
 
     def _recover(self) -> None:
         """The recent decisions and the review cases they owe, read whole."""
@@ -354,15 +374,20 @@ class Scorer:
         messages: Sequence[Message],
         batch: DecodedBatch,
         scored: ScoredBatch,
+        flagged: Sequence[Flagged],
         clock: StageClock,
     ) -> None:
         """The batch's writes and offsets as one Kafka transaction (FRAUD_DELIVERY_MODE=
-        transactions, :mod:`services.scorer.transactional`); an aborted one is replayed."""
+        transactions, :mod:`services.scorer.transactional`); an aborted one is replayed.
+        Nothing of it is visible before the commit, so the review cases' reasons are
+        computed inside the transaction, after the decisions are queued."""
         assert self.transactional is not None
 
         def produce() -> None:
-            self._send(batch, scored)
+            deliveries = self._send(batch, scored)
             self.crash.reached("after_send")
+            cases = self.reasons.explain_now(flagged)
+            produce_decisions(self.producer, self.topics, [], cases, group=deliveries)
 
         try:
             self.transactional.write(messages, produce, self.consumer.consumer_group_metadata)
@@ -425,6 +450,7 @@ class Scorer:
         except Exception as exc:  # not settled: not committed either, so it replays
             log.warning("stage=commit last batch not settled: %s", exc)
         self.group.close()
+        self.reasons.close()
         self.champion.stop()
         log.info("stage=stop decided=%d", self.decided)
 

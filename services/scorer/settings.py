@@ -63,6 +63,15 @@ class ScorerSettings(CommonSettings):
         "one Kafka transaction (exactly-once v2: Apache Kafka; see "
         "services/scorer/transactional.py)",
     )
+    max_unsettled_batches: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="sent batches a scorer holds unsettled when it polls: each waits for "
+        "its review cases' reasons (computed off the decisions' path) and its acks before "
+        "its offsets are committed; past this it waits for the oldest (1 = settle one "
+        "batch late)",
+    )
     crash_at: CrashPoint | None = Field(
         None,
         description="test hook of the fault-injection suite: SIGKILL the scorer at this "

@@ -202,6 +202,8 @@ class Outcome:
     review_cases: int
     review_duplicates: int
     review_missing: int
+    review_unexplained: int
+    """Review cases without reasons (every flagged transaction's case carries them)."""
     features_differ: int
     committed_to_end: bool
     recovery_s: float | None
@@ -212,13 +214,14 @@ class Outcome:
         return asdict(self)
 
     def assert_exactly_once(self) -> None:
-        """One decision per transaction, every flagged one reviewed once, offsets
-        committed to the end, features equal to the fault-free run."""
+        """One decision per transaction, every flagged one reviewed once with its reasons,
+        offsets committed to the end, features equal to the fault-free run."""
         summary = json.dumps(self.row())
         assert self.lost == 0, summary
         assert self.duplicates == 0, summary
         assert self.decisions == self.transactions, summary
         assert self.review_duplicates == 0 and self.review_missing == 0, summary
+        assert self.review_unexplained == 0, summary
         assert self.features_differ == 0, summary
         assert self.committed_to_end, summary
 
@@ -384,6 +387,7 @@ class FaultRun:
             review_cases=len(cases),
             review_duplicates=sum(n - 1 for n in case_counts.values()),
             review_missing=len(flagged - set(case_counts)),
+            review_unexplained=sum(1 for c in cases if not c.reasons),  # type: ignore[union-attr]
             features_differ=differ,
             committed_to_end=committed_equals_end(
                 self.broker.address,
