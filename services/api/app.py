@@ -31,9 +31,16 @@ from features.definitions import FEATURE_SET_ID
 from models.registry import ModelRegistry
 from services.api.audit import AuditLog
 from services.api.auth import ApiKeys
-from services.api.contracts import ErasureRequest, LabelSubmission
+from services.api.cases import case_router
+from services.api.contracts import (
+    CaseNoteSubmission,
+    CaseVerdict,
+    ErasureRequest,
+    LabelSubmission,
+)
 from services.api.keys import Principal
 from services.api.metrics import RequestMetrics
+from services.cases.desk import CaseDesk
 from services.scorer.ledger import DecisionLedger
 from services.scorer.pipeline import ScoringPipeline
 from streams.errors import FraudError
@@ -64,6 +71,8 @@ class ApiContext:
     docs_public: bool = False
     erase: Callable[[ErasureRequest, Principal], dict[str, Any]] | None = None
     """Runs one erasure (``POST /v1/erasures``); None: the endpoint answers 503."""
+    cases: CaseDesk | None = None
+    """The case store behind ``/v1/cases`` and the console; None: they answer 503."""
     scoring: threading.Lock = field(default_factory=threading.Lock)
     """The feature store (its card cache) and the dedupe check serve one request at a time
     (scoring runs on the event loop's thread; the lock keeps any other caller out)."""
@@ -102,7 +111,8 @@ def _with_event_components(app: FastAPI) -> None:
         if app.openapi_schema is None:
             spec = generate()
             _, components = msgspec.json.schema_components(
-                [Transaction, LabelSubmission, ErasureRequest], ref_template=_REF
+                [Transaction, LabelSubmission, ErasureRequest, CaseVerdict, CaseNoteSubmission],
+                ref_template=_REF,
             )
             spec.setdefault("components", {}).setdefault("schemas", {}).update(components)
             app.openapi_schema = spec
@@ -203,10 +213,14 @@ def create_app(ctx: ApiContext) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         ctx.audit.start()
+        if ctx.cases is not None:
+            ctx.cases.start()
         try:
             yield
         finally:
             await run_in_threadpool(ctx.audit.close)
+            if ctx.cases is not None:
+                await run_in_threadpool(ctx.cases.close)
 
     app = FastAPI(
         lifespan=lifespan,
@@ -267,6 +281,16 @@ def create_app(ctx: ApiContext) -> FastAPI:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "erasure is not configured")
         report = await run_in_threadpool(ctx.erase, wanted, principal)
         return JSONResponse(report)
+
+    app.include_router(
+        case_router(
+            lambda: ctx.cases,
+            lambda request, scope: ctx.keys.require(request, scope),
+            lambda request: _read_body(request, ctx.max_request_bytes),
+            _BODY,
+            _one_body_schema,
+        )
+    )
 
     @app.get("/v1/models/current", responses=_AUTH)
     def current_model(request: Request) -> dict[str, Any]:

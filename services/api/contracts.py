@@ -31,3 +31,18 @@ class ErasureRequest(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     card_ids: Annotated[list[Id], Meta(max_length=1000)] = []
     discover: bool = False
     """Also scan the retained transactions and review topics for the customer."""
+
+
+class CaseVerdict(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``POST /v1/cases/{id}/verdict`` (scope ``review``): fraud / legit resolve the case
+    and emit its label (the analyst is the key's identity, the time the server's);
+    escalate and needs_info hand it on. A retried verdict answers as the first did."""
+
+    verdict: Literal["fraud", "legit", "escalate", "needs_info"]
+    note: Annotated[str, Meta(max_length=2000)] | None = None
+
+
+class CaseNoteSubmission(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``POST /v1/cases/{id}/note``: free text, redacted of card numbers before storage."""
+
+    text: Annotated[str, Meta(min_length=1, max_length=2000)]

@@ -28,7 +28,7 @@ from typing import Literal, get_args
 
 from streams.errors import ConfigError
 
-Scope = Literal["score", "labels", "chargeback", "read", "metrics", "docs", "admin"]
+Scope = Literal["score", "labels", "chargeback", "read", "metrics", "docs", "admin", "review"]
 SCOPES: tuple[Scope, ...] = get_args(Scope)
 SCOPE_HELP = {
     "score": "POST /v1/score: decide transactions (they feed the card's windows)",
@@ -38,6 +38,8 @@ SCOPE_HELP = {
     "metrics": "GET /metrics (when FRAUD_METRICS_PUBLIC is false)",
     "docs": "GET /docs and /openapi.json (when FRAUD_DOCS_PUBLIC is false)",
     "admin": "POST /v1/erasures (erase one customer's data)",
+    "review": "the review console and /v1/cases: claim cases, give verdicts (labels under "
+    "the key's name), notes",
 }
 PREFIX = "fk"
 _KEY_ID_BYTES = 8

@@ -20,6 +20,7 @@ from services.api.contracts import LabelSubmission
 from services.api.keys import KeyFile, KeyRing
 from services.api.ratelimit import RateLimiter
 from services.api.settings import ApiSettings
+from services.cases.service import open_desk
 from services.erasure.service import erase_customer
 from services.scorer.champion import ChampionWatcher
 from services.scorer.ledger import DecisionLedger
@@ -70,6 +71,10 @@ def build_context(settings: ApiSettings) -> tuple[ApiContext, ChampionWatcher]:
     # shared default of 1 ms batches across requests, which cost ~1 ms on every answer
     producer = AckedProducer(producer_config(settings.kafka(), client_id="api", **{"linger.ms": 0}))
     topics = settings.topics()
+    cases = None
+    if settings.cases_enabled:
+        relay_producer = AckedProducer(producer_config(settings.kafka(), client_id="api-cases"))
+        cases = open_desk(settings, relay_producer, topics)
     ctx = ApiContext(
         pipeline=ScoringPipeline(open_following_store(client, settings), champion.current),
         ledger=ledger,
@@ -99,6 +104,7 @@ def build_context(settings: ApiSettings) -> tuple[ApiContext, ChampionWatcher]:
             requested_by=f"api:{principal.name}",
             discover_in_topics=wanted.discover,
         ).as_dict(),
+        cases=cases,
     )
     return ctx, champion
 

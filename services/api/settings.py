@@ -7,11 +7,12 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 from services.api.audit import AuditDelivery
+from services.cases.settings import CaseStoreSettings
 from services.erasure.settings import ErasureSettings
 from streams.errors import ConfigError
 
 
-class ApiSettings(ErasureSettings):
+class ApiSettings(ErasureSettings, CaseStoreSettings):
     api_keys_file: Path | None = Field(
         None,
         description="the API key file (salted hashes, never secrets; `fraudctl keys create` "
@@ -52,6 +53,15 @@ class ApiSettings(ErasureSettings):
         False,
         description="serve /docs and /openapi.json without a key (else the 'docs' scope)",
     )
+    cases_enabled: bool = Field(
+        True, description="serve /v1/cases and the review console (/console) from the case store"
+    )
+    console_login_s: float = Field(8 * 3600.0, gt=0, description="how long a console login lasts")
+    console_secret_file: Path | None = Field(
+        None,
+        description="the key that signs console login cookies (created, mode 0600, when "
+        "missing) [state_dir/console-secret]",
+    )
     tls_cert_file: Path | None = Field(None, description="serve HTTPS with this certificate")
     tls_key_file: Path | None = Field(None, description="private key of tls_cert_file")
 
@@ -63,6 +73,10 @@ class ApiSettings(ErasureSettings):
             if path is not None and not path.is_file():
                 raise ConfigError(f"{path}: no such file (a TLS setting points at it)")
         return self
+
+    @property
+    def console_secret_path(self) -> Path:
+        return self.console_secret_file or self.state_dir / "console-secret"
 
     @property
     def keys_path(self) -> Path:

@@ -65,3 +65,19 @@ class QueueCollector(Collector):
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         return iter(())
+
+
+_watched: QueueCollector | None = None
+
+
+def watch_queue(stats: Callable[[], dict[str, Any]]) -> None:
+    """Report this store's queue on the process's default registry (registered once; a
+    later store replaces the earlier one)."""
+    global _watched
+    if _watched is None:
+        from prometheus_client import REGISTRY
+
+        _watched = QueueCollector(stats)
+        REGISTRY.register(_watched)
+    else:
+        _watched.stats = stats

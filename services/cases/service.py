@@ -8,14 +8,18 @@ import threading
 from types import FrameType
 
 from confluent_kafka import Consumer
-from prometheus_client import REGISTRY, start_http_server
+from prometheus_client import start_http_server
 
+from services.cases.desk import CaseDesk
 from services.cases.ingester import CaseIngester, IngestCounts, default_instance_id
-from services.cases.metrics import QueueCollector
+from services.cases.metrics import watch_queue
+from services.cases.relay import LabelRelay
 from services.cases.settings import CaseIngestSettings, CaseStoreSettings
 from services.cases.store import CaseStore
+from services.cases.workflow import Workflow
 from streams.kafka import consumer_config, producer_config
 from streams.producer import AckedProducer
+from streams.topics import Topics
 
 log = logging.getLogger("fraud.cases")
 
@@ -31,6 +35,14 @@ def open_store(settings: CaseStoreSettings) -> CaseStore:
     )
     store.migrate()
     return store
+
+
+def open_desk(settings: CaseStoreSettings, producer: AckedProducer, topics: Topics) -> CaseDesk:
+    """The API's case desk: the migrated store, its workflow, the label relay."""
+    store = open_store(settings)
+    watch_queue(store.stats)
+    relay = LabelRelay(store, producer, topics.labels)
+    return CaseDesk(store, Workflow(store), relay)
 
 
 def build_ingester(settings: CaseIngestSettings, store: CaseStore) -> CaseIngester:
@@ -53,7 +65,7 @@ def main(settings: CaseIngestSettings, idle_exit_s: float | None = None) -> Inge
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     store = open_store(settings)
     if settings.cases_metrics_port:
-        REGISTRY.register(QueueCollector(store.stats))
+        watch_queue(store.stats)
         start_http_server(settings.cases_metrics_port)
     ingester = build_ingester(settings, store)
     stop = threading.Event()

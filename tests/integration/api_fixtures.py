@@ -30,6 +30,9 @@ class Keys:
     throttled: dict[str, str]
     everything: dict[str, str]
     """Every scope, no rate limit (the schema fuzzer's key)."""
+    ana: dict[str, str]
+    bo: dict[str, str]
+    """Two analysts of the review console (scope review)."""
     path: Path
 
 
@@ -47,6 +50,8 @@ def keys(tmp_path: Path) -> Keys:
         ops=header("ops", "metrics+docs"),
         throttled=header("batch-job", "read", rate=1.0),
         everything=header("fuzzer", "+".join(SCOPES), rate=0.0),
+        ana=header("ana", "review", rate=0.0),
+        bo=header("bo", "review", rate=0.0),
         path=key_file.path,
     )
 
@@ -60,6 +65,7 @@ def context(
     redis_prefix: str,
     champion_state: Path,
     keys: Keys,
+    tmp_path: Path,
 ) -> Iterator[ApiContext]:
     settings = ApiSettings(
         audit_delivery=getattr(request, "param", "acked"),
@@ -73,10 +79,14 @@ def context(
         max_request_bytes=64 * 1024,
         max_batch=50,
         event_time_max_age_s=0,  # the small world's history is dated 2026-01
+        cases_db_url=f"sqlite:///{tmp_path / 'cases.db'}",
+        console_secret_file=tmp_path / "console-secret",
     )
     ctx, champion = build_context(settings)
     yield ctx
     ctx.audit.close()  # the app's lifespan closed it already, unless a test used ctx directly
+    if ctx.cases is not None:
+        ctx.cases.close()
     champion.stop()
 
 
