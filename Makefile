@@ -19,6 +19,7 @@ $(STAMP): requirements/runtime.lock requirements/dev.lock pyproject.toml setup.p
 	touch $(STAMP)
 
 setup: $(STAMP)  ## create .venv from both locks (runtime + dev) and install the project
+	@bash scripts/install-browser.sh
 
 test: setup  ## all test tiers against the real broker and Redis (starts what is missing)
 	bash scripts/run-tests.sh

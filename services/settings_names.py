@@ -41,6 +41,8 @@ OTHER_VARIABLES: dict[str, str] = {
     "FRAUD_TEST_REDIS_URL": "tests: the Redis to use (else 127.0.0.1:6379 or one started)",
     "FRAUD_TEST_POSTGRES_URL": "tests: the PostgreSQL of the case store tests "
     "(else postgresql+psycopg://postgres@127.0.0.1:5432/test)",
+    "FRAUD_TEST_SCREENSHOTS_DIR": "tests: where the console's browser test writes its "
+    "screenshots (docs/img for the documentation)",
     "FRAUD_FUZZ_EXAMPLES": "tests: fuzzed payloads over every decoder (make fuzz sets more)",
     "FRAUD_FUZZ_REPORT": "tests: where the fuzz run writes its counts",
     "FRAUD_FAULTS_REPORT": "tests: where the fault suite writes its summary (make soak sets it)",

@@ -24,6 +24,7 @@ import msgspec
 from fastapi import FastAPI, HTTPException, Request, Response, status
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
@@ -32,6 +33,9 @@ from models.registry import ModelRegistry
 from services.api.audit import AuditLog
 from services.api.auth import ApiKeys
 from services.api.cases import case_router
+from services.api.console import STATIC as CONSOLE_STATIC
+from services.api.console import ConsoleContext, console_router
+from services.api.console_login import LoginSigner
 from services.api.contracts import (
     CaseNoteSubmission,
     CaseVerdict,
@@ -73,6 +77,10 @@ class ApiContext:
     """Runs one erasure (``POST /v1/erasures``); None: the endpoint answers 503."""
     cases: CaseDesk | None = None
     """The case store behind ``/v1/cases`` and the console; None: they answer 503."""
+    console: LoginSigner | None = None
+    """Signs the review console's login cookies; None: the console is off."""
+    secure_cookies: bool = False
+    """Console cookies only over HTTPS (the API serves TLS)."""
     scoring: threading.Lock = field(default_factory=threading.Lock)
     """The feature store (its card cache) and the dedupe check serve one request at a time
     (scoring runs on the event loop's thread; the lock keeps any other caller out)."""
@@ -289,6 +297,18 @@ def create_app(ctx: ApiContext) -> FastAPI:
             lambda request: _read_body(request, ctx.max_request_bytes),
             _BODY,
             _one_body_schema,
+        )
+    )
+
+    app.mount("/console/static", StaticFiles(directory=CONSOLE_STATIC), name="console-static")
+    app.include_router(
+        console_router(
+            ConsoleContext(
+                desk=lambda: ctx.cases,
+                keys=lambda: ctx.keys,
+                signer=lambda: ctx.console,
+                secure_cookie=lambda: ctx.secure_cookies,
+            )
         )
     )
 

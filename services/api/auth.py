@@ -30,6 +30,16 @@ class ApiKeys:
         self._ring = ring
         self._limiter = limiter
 
+    def login(self, presented: str) -> Principal | None:
+        """The key's principal, for the console's login form (no rate, no scope check)."""
+        principal = self._ring.authenticate(presented.strip())
+        if principal is None:
+            AUTH_FAILURES.labels("unknown_key").inc()
+        return principal
+
+    def active(self, key_id: str) -> Principal | None:
+        return self._ring.active(key_id)
+
     def require(self, request: Request, scope: str, cost: float = 1.0) -> Principal:
         """The caller, if its key is valid, holds ``scope`` and is within its rate; ``cost``
         is how many units of the rate the request takes (a batch: its size)."""

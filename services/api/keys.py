@@ -186,10 +186,7 @@ class KeyRing:
             self._stamp = stamp
 
     def authenticate(self, presented: str) -> Principal | None:
-        now = time.monotonic()
-        if now - self._checked > self._reload_s:
-            self._checked = now
-            self._load()
+        self._refresh()
         parts = split_key(presented)
         if parts is None:
             return None
@@ -200,3 +197,16 @@ class KeyRing:
         if not hmac.compare_digest(digest, stored.digest):
             return None
         return stored.principal()
+
+    def active(self, key_id: str) -> Principal | None:
+        """The principal of a key that is still active (a console login names its key: a
+        revoked key ends the login within ``reload_s``)."""
+        self._refresh()
+        stored = self._keys.get(key_id)
+        return stored.principal() if stored is not None else None
+
+    def _refresh(self) -> None:
+        now = time.monotonic()
+        if now - self._checked > self._reload_s:
+            self._checked = now
+            self._load()

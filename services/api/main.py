@@ -16,6 +16,7 @@ from services.allocator import tune_hot_path
 from services.api.app import ApiContext, create_app
 from services.api.audit import AuditLog
 from services.api.auth import ApiKeys
+from services.api.console_login import LoginSigner, load_secret
 from services.api.contracts import LabelSubmission
 from services.api.keys import KeyFile, KeyRing
 from services.api.ratelimit import RateLimiter
@@ -105,6 +106,10 @@ def build_context(settings: ApiSettings) -> tuple[ApiContext, ChampionWatcher]:
             discover_in_topics=wanted.discover,
         ).as_dict(),
         cases=cases,
+        console=LoginSigner(load_secret(settings.console_secret_path), settings.console_login_s)
+        if cases is not None
+        else None,
+        secure_cookies=settings.tls_cert_file is not None,
     )
     return ctx, champion
 
