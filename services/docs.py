@@ -33,6 +33,7 @@ METRIC_PROCESSES = {
     "retrainer": ("services.retrainer.metrics",),
     "review": ("services.review.metrics",),
     "feedback": ("services.feedback.metrics", "services.storage_metrics"),
+    "api, cases": ("services.cases.metrics",),
 }
 
 
@@ -203,6 +204,7 @@ def _metrics_of(module_name: str) -> list[tuple[str, str, str, str]]:
 
 
 def metrics_reference() -> str:
+    from services.cases.metrics import QueueCollector
     from services.feedback.metrics import FeedbackCollector
 
     lines = [
@@ -221,6 +223,11 @@ def metrics_reference() -> str:
                 lines.append(
                     f"| `{name}` | {kind} | {labels} | {process} | {_cell(documentation)} |"
                 )
+    for gauge in QueueCollector(QueueCollector.EXAMPLE).collect():
+        labels = ", ".join(sorted({k for s in gauge.samples for k in s.labels}))
+        lines.append(
+            f"| `{gauge.name}` | gauge | {labels} | api, cases | {_cell(gauge.documentation)} |"
+        )
     for family in FeedbackCollector(None).collect():
         lines.append(
             f"| `{family.name}_total` | counter | event | feedback | "

@@ -36,6 +36,11 @@ class QueueCollector(Collector):
     def __init__(self, stats: Callable[[], dict[str, Any]]) -> None:
         self.stats = stats
 
+    @staticmethod
+    def EXAMPLE() -> dict[str, Any]:
+        """Stats of an empty store: every series, for the reference pages and tests."""
+        return {"depth": {"open": 0}, "oldest_open_age_s": 0.0, "sla_s": 3600.0, "labels_unsent": 0}
+
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
             stats = self.stats()

@@ -37,7 +37,8 @@ def review(
         "metrics_port", "--metrics-port", help="Prometheus /metrics port, 0 = off (0)"
     ),
 ) -> None:
-    """Review flagged cases (f/l/s); each verdict is a Label on fraud.labels."""
+    """Label sources: --from-file, --chargebacks, --auto (demo oracle); without one, the
+    retired line prompt (analysts use the review console: docs/review-console.md)."""
     from services.review import service
     from services.review.settings import ReviewSettings
 
@@ -63,6 +64,11 @@ def review(
             )
             console.print(f"oracle: {oracle.stats}")
         else:
+            console.print(
+                "[yellow]the line prompt is retired for analysts' work:[/yellow] it reads "
+                "fraud.review without the case store's claims, SLA and audit. Use the review "
+                "console (`fraudctl serve api` + `fraudctl serve cases`, then /console)."
+            )
             verdicts = service.run_interactive(settings, Console())
             console.print(f"verdicts: {verdicts}")
     except FraudError as exc:

@@ -42,6 +42,7 @@ def exported_metrics() -> set[str]:
     from services import storage_metrics as _storage  # noqa: F401  (registers them)
     from services.api import audit as _api  # noqa: F401
     from services.api import metrics as _api_requests  # noqa: F401
+    from services.cases.metrics import QueueCollector
     from services.feedback import metrics as _feedback  # noqa: F401
     from services.feedback.metrics import FeedbackCollector
     from services.retrainer import metrics as _retrainer  # noqa: F401
@@ -49,7 +50,11 @@ def exported_metrics() -> set[str]:
     from services.scorer import metrics as _scorer  # noqa: F401
 
     names: set[str] = set()
-    families = [*REGISTRY.collect(), *FeedbackCollector(None).collect()]
+    families = [
+        *REGISTRY.collect(),
+        *FeedbackCollector(None).collect(),
+        *QueueCollector(QueueCollector.EXAMPLE).collect(),
+    ]
     for family in families:
         if family.name.startswith("fraud_"):
             names |= {family.name + s for s in SUFFIXES.get(family.type, ("",))}
