@@ -21,6 +21,7 @@ from services.api.contracts import LabelSubmission
 from services.api.keys import KeyFile, KeyRing
 from services.api.ratelimit import RateLimiter
 from services.api.settings import ApiSettings
+from services.cases.erasure import CaseStorePart
 from services.cases.service import open_desk
 from services.erasure.service import erase_customer
 from services.scorer.champion import ChampionWatcher
@@ -104,6 +105,7 @@ def build_context(settings: ApiSettings) -> tuple[ApiContext, ChampionWatcher]:
             wanted.card_ids,
             requested_by=f"api:{principal.name}",
             discover_in_topics=wanted.discover,
+            extra_parts=[CaseStorePart(cases.store)] if cases is not None else (),
         ).as_dict(),
         cases=cases,
         console=LoginSigner(load_secret(settings.console_secret_path), settings.console_login_s)

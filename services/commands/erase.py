@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -37,13 +38,19 @@ def erase(
         console.print("[red]give the customer's cards (--card) or --discover[/red]")
         raise typer.Exit(2)
     try:
-        report = erase_customer(
-            ErasureSettings(),
-            customer,
-            card,
-            requested_by=f"cli:{getpass.getuser()}",
-            discover_in_topics=discover,
-        )
+        parts, store = _case_store_part()
+        try:
+            report = erase_customer(
+                ErasureSettings(),
+                customer,
+                card,
+                requested_by=f"cli:{getpass.getuser()}",
+                discover_in_topics=discover,
+                extra_parts=parts,
+            )
+        finally:
+            if store is not None:
+                store.close()
     except FraudError as exc:
         console.print(f"[red]erasure failed:[/red] {exc}")
         raise typer.Exit(1) from exc
@@ -59,3 +66,17 @@ def erase(
     if report.remaining_redis_keys:
         console.print(f"[red]{report.remaining_redis_keys} Redis keys still name the ids[/red]")
         raise typer.Exit(1)
+
+
+def _case_store_part() -> tuple[list[Any], Any]:
+    """The case store's erasure part, when this deployment has a case store."""
+    from services.cases.erasure import CaseStorePart
+    from services.cases.service import open_store
+    from services.cases.settings import CaseStoreSettings
+
+    settings = CaseStoreSettings()
+    default = settings.state_dir / "cases.db"
+    if settings.cases_db_url is None and not default.exists():
+        return [], None
+    store = open_store(settings)
+    return [CaseStorePart(store)], store

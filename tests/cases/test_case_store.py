@@ -168,3 +168,23 @@ def test_notes_are_redacted_and_everything_is_audited(store: CaseStore) -> None:
     assert page["state"] == "needs_info"
     with pytest.raises(CaseNotFound):
         flow.claim("nope", "ana")
+
+
+def test_erasure_removes_the_cards_cases_and_decisions(store: CaseStore) -> None:
+    from services.cases.erasure import CaseStorePart
+    from services.erasure.parts import Subject
+
+    store.ingest(
+        [review_case(1, card="C1"), review_case(2, card="C2")],
+        [decision(10, card="C1"), decision(11, card="C2")],
+    )
+    flow = Workflow(store)
+    flow.note("case0001", "ana", "called")
+    flow.verdict("case0001", "ana", "fraud")
+    subject = Subject("cu-C1", {"C1"})
+    removed = CaseStorePart(store).erase(subject)
+    assert removed == {"cases": 1, "notes": 1, "labels": 1, "card_decisions": 1}
+    assert subject.transaction_ids == {"tx0001", "tx0010"}
+    assert store.case("case0001") is None
+    assert [c["case_id"] for c in store.queue()] == ["case0002"]
+    assert CaseStorePart(store).erase(Subject("cu-C1", {"C1"}))["cases"] == 0
