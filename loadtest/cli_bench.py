@@ -225,5 +225,44 @@ def profiles(
     )
 
 
+@app.command("cases")
+def cases(
+    open_cases: int = typer.Option(200, "--cases", min=1, help="open cases kept in the queue"),
+    analysts: int = typer.Option(5, "--analysts", min=1, help="simulated analysts"),
+    duration: float = typer.Option(60.0, "--duration", min=1.0, help="seconds"),
+    db_url: str | None = typer.Option(
+        None, "--db-url", help="case store URL (default: SQLite in a temporary folder)"
+    ),
+    out_dir: Path = typer.Option(Path("bench/results"), "--out-dir", help="JSON folder"),
+) -> None:
+    """The review console's load check: analysts claiming and resolving cases over REST;
+    no case resolved twice, none lost, the queue page's p50/p99."""
+    import tempfile
+
+    from loadtest.bench_cases import run_case_bench
+
+    with tempfile.TemporaryDirectory(prefix="bench-cases-") as work:
+        result = run_case_bench(
+            Path(work),
+            cases=open_cases,
+            analysts=analysts,
+            duration_s=duration,
+            db_url=db_url,
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"cases-{datetime.now(UTC):%Y-%m-%d}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    _log(
+        f"{result['analysts']} analysts, {result['duration_s']} s, {result['backend']}: "
+        f"{result['verdicts_answered']} verdicts ({result['verdicts_per_s']}/s), "
+        f"{result['claims_refused']} claims refused, resolved twice {result['resolved_twice']}, "
+        f"lost {result['lost']}, errors {result['errors']} | queue page p50 "
+        f"{result['queue_page_p50_ms']} ms p99 {result['queue_page_p99_ms']} ms | "
+        f"ok {result['ok']} -> {path}"
+    )
+    if not result["ok"]:
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":  # scripts/bench.sh runs this module directly
     app()

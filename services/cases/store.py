@@ -45,10 +45,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _sqlite_setup(engine: Engine) -> None:
-    """SQLite: WAL (readers do not wait for the writer), a busy timeout, foreign keys, and
-    every transaction BEGIN IMMEDIATE: a read-then-write transaction takes the write lock
-    up front, so two claims queue up instead of one failing to upgrade its lock."""
+def _sqlite_setup(engine: Engine, *, writes: bool) -> None:
+    """SQLite: WAL (readers do not wait for the writer), a busy timeout, foreign keys; on
+    the write engine every transaction is BEGIN IMMEDIATE: a read-then-write transaction
+    takes the write lock up front, so two claims queue up instead of one failing to
+    upgrade its lock. Reads use an engine of their own, whose transactions take no lock."""
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi: Any, _: Any) -> None:
@@ -62,7 +63,7 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
 
 @dataclass(frozen=True)
@@ -94,9 +95,13 @@ class CaseStore:
         sla_s: float = 3600.0,
         history_per_card: int = 20,
         clock: Clock = utcnow,
+        read_engine: Engine | None = None,
     ) -> None:
         self.engine = engine
-        self.sessions = sessionmaker(engine, expire_on_commit=False)
+        self.read_engine = read_engine or engine
+        self.write_sessions = sessionmaker(engine, expire_on_commit=False)
+        self.sessions = sessionmaker(self.read_engine, expire_on_commit=False)
+        """Read-only work (the queue, a case page, stats)."""
         self.lease = timedelta(seconds=lease_s)
         self.approval_amount = approval_amount
         self.sla = timedelta(seconds=sla_s)
@@ -115,9 +120,12 @@ class CaseStore:
         if connect_args:
             kwargs.setdefault("connect_args", {}).update(connect_args)
         engine = create_engine(url, **kwargs)
-        if engine.dialect.name == "sqlite":
-            _sqlite_setup(engine)
-        return cls(engine, **options)
+        if engine.dialect.name != "sqlite":
+            return cls(engine, **options)
+        _sqlite_setup(engine, writes=True)
+        reads = create_engine(url, **kwargs)
+        _sqlite_setup(reads, writes=False)
+        return cls(engine, read_engine=reads, **options)
 
     @property
     def dialect(self) -> str:
@@ -133,10 +141,11 @@ class CaseStore:
 
     def close(self) -> None:
         self.engine.dispose()
+        self.read_engine.dispose()
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        with self.sessions.begin() as session:
+        with self.write_sessions.begin() as session:
             yield session
 
     # -- ingest -----------------------------------------------------------------------
