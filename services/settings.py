@@ -35,6 +35,9 @@ class TopicLayout(BaseModel):
     min_insync_replicas: int | None = Field(None, ge=1)
 
 
+CLUSTER_SCHEMES = {"redis-cluster": "redis", "rediss-cluster": "rediss"}
+"""URL schemes of a Redis Cluster, and the plain scheme the client is given."""
+
 LAYOUT_DEFAULT = "default"
 """The ``FRAUD_TOPIC_LAYOUT`` key whose replication settings apply to every topic."""
 
@@ -75,7 +78,8 @@ class CommonSettings(BaseSettings):
     redis_url: SecretStr = Field(
         SecretStr("redis://127.0.0.1:6379/0"),
         description="Redis URL (secret): redis://[user:password@]host:port/db, rediss:// for "
-        "TLS; the user is a Redis ACL user",
+        "TLS; the user is a Redis ACL user. A Redis Cluster: redis-cluster://host:port (any "
+        "node; rediss-cluster:// for TLS): every batch is then split by node",
     )
     redis_ssl_ca_file: Path | None = Field(
         None, description="CA bundle that signed the Redis server certificate (rediss://)"
@@ -204,6 +208,11 @@ class CommonSettings(BaseSettings):
         for key, value in self.kafka_config.items():
             props[key if "." in key else key.replace("_", ".")] = value
         return KafkaConnection(self.kafka_bootstrap, props)
+
+    @property
+    def redis_cluster(self) -> bool:
+        """``FRAUD_REDIS_URL`` names a Redis Cluster (``redis-cluster://``)."""
+        return self.redis_url.get_secret_value().split("://", 1)[0] in CLUSTER_SCHEMES
 
     def redis_options(self) -> dict[str, Any]:
         """Keyword arguments for ``redis.Redis.from_url`` beside the URL: TLS files."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from typing import Any
 
 import numpy as np
 import redis
@@ -36,6 +37,7 @@ from features.profiles.names import (
     TERMINAL_RISK_TTL,
 )
 from features.profiles.times import DAY_US, TimesLike, to_utc_us
+from features.redis_nodes import group_by_node, is_cluster, is_redirect
 
 _FLOAT_RECORD = np.dtype([("tag", "u1"), ("value", "<f4")])
 _DEFAULTS = np.asarray(TERMINAL_RISK_DEFAULTS, dtype=np.float32)
@@ -119,11 +121,52 @@ class FeastRedisProfileReader:
         return parse
 
     def _send_hmgets(self, keys: list[bytes]) -> Callable[[], list[list[bytes | None]]]:
-        """Pipeline one HMGET per key on a connection of its own; the returned function
-        reads the replies and gives the connection back (call it exactly once)."""
+        """Pipeline one HMGET per key on a connection of its own (of each node, on a Redis
+        Cluster); the returned function reads the replies and gives the connections back
+        (call it exactly once)."""
+        if not is_cluster(self._client):
+            return self._send_to(self._client, keys)
+        cluster: Any = self._client
+        groups = group_by_node(cluster, keys)
+        sent = [
+            (idx, self._send_to(cluster.get_redis_connection(node), [keys[i] for i in idx]))
+            for node, idx in groups
+        ]
+
+        def receive() -> list[list[bytes | None]]:
+            out: list[list[bytes | None]] = [[] for _ in keys]
+            moved: BaseException | None = None
+            for idx, read in sent:
+                try:
+                    for i, reply in zip(idx, read(), strict=True):
+                        out[i] = reply
+                except ProfileLayoutError as exc:
+                    if exc.__cause__ is None or not is_redirect(exc.__cause__):
+                        raise
+                    moved = exc
+            if moved is not None:  # a slot moved: read again, one key at a time
+                return self._read_moved(cluster, keys)
+            return out
+
+        return receive
+
+    def _read_moved(self, cluster: Any, keys: list[bytes]) -> list[list[bytes | None]]:
+        """The batch read through redis-py's cluster routing (it follows MOVED / ASK)."""
+        fields = [*self.layout.feature_fields, self.layout.ts_field]
+        try:
+            pipe = cluster.pipeline(transaction=False)
+            for key in keys:
+                pipe.hmget(key, fields)
+            return [list(reply) for reply in pipe.execute()]
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise ProfileStoreUnavailable("read_batch", str(exc)) from exc
+
+    def _send_to(
+        self, client: redis.Redis, keys: list[bytes]
+    ) -> Callable[[], list[list[bytes | None]]]:
         head, tail = self._command_head, self._command_tail
         payload = b"".join([head + b"$%d\r\n" % len(k) + k + b"\r\n" + tail for k in keys])
-        pool = self._client.connection_pool
+        pool = client.connection_pool
         try:
             connection = pool.get_connection("HMGET")
         except (redis.ConnectionError, redis.TimeoutError) as exc:

@@ -17,7 +17,6 @@ refreshes its slot map and sends that node's part again, split by the new owners
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +28,7 @@ from redis.cluster import ClusterNode, RedisCluster
 from features.errors import FeatureStoreUnavailable
 from features.realtime.redis_store import RedisFeatureStore
 from features.realtime.store import LUA_SOURCE, TERM_ROW, Reply
+from features.redis_nodes import MOVED_ATTEMPTS, is_redirect, refresh_slots
 
 OPS = np.dtype(
     [
@@ -41,9 +41,6 @@ OPS = np.dtype(
 )
 """One card's 28-byte operation (layout: the script's header)."""
 
-MOVED_ATTEMPTS = 20
-"""Sends of one node's part while slots move under it, before the batch gives up."""
-
 _UNAVAILABLE = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
@@ -51,17 +48,6 @@ _UNAVAILABLE = (
     redis.exceptions.ReadOnlyError,
     redis.exceptions.ClusterDownError,
 )
-_REDIRECT_TEXT = ("MOVED", "ASK", "TRYAGAIN", "non local key", "CROSSSLOT", "CLUSTERDOWN")
-
-
-def _is_redirect(exc: Exception) -> bool:
-    if isinstance(exc, redis.exceptions.MovedError | redis.exceptions.AskError):
-        return True
-    if isinstance(exc, redis.exceptions.TryAgainError):
-        return True
-    return isinstance(exc, redis.exceptions.ResponseError) and any(
-        text in str(exc) for text in _REDIRECT_TEXT
-    )
 
 
 @dataclass
@@ -111,7 +97,7 @@ class ClusterFeatureStore(RedisFeatureStore):
             except _UNAVAILABLE as exc:
                 raise FeatureStoreUnavailable(self._where, f"{type(exc).__name__}: {exc}") from exc
             except redis.exceptions.ResponseError as exc:
-                if not _is_redirect(exc) or attempt == MOVED_ATTEMPTS - 1:
+                if not is_redirect(exc) or attempt == MOVED_ATTEMPTS - 1:
                     raise
                 self._refresh(attempt)
         raise AssertionError("unreachable")
@@ -206,7 +192,7 @@ class ClusterFeatureStore(RedisFeatureStore):
                 try:
                     done.append((part, list(read())))  # type: ignore[call-overload]
                 except redis.exceptions.ResponseError as exc:
-                    if not _is_redirect(exc):
+                    if not is_redirect(exc):
                         failure = failure or exc
                     moved.append(part)
                 except FeatureStoreUnavailable as exc:
@@ -222,9 +208,7 @@ class ClusterFeatureStore(RedisFeatureStore):
         raise FeatureStoreUnavailable(self._where, "slots kept moving under the batch")
 
     def _refresh(self, attempt: int) -> None:
-        """A new slot map (after a short pause: a migrating slot settles in milliseconds)."""
-        time.sleep(min(0.01 * 2**attempt, 0.5))
-        self.cluster.nodes_manager.initialize()
+        refresh_slots(self.cluster, attempt)
 
 
 def _decode(keys: list[str], argv: list[bytes | int | str]) -> _Batch:
@@ -307,3 +291,10 @@ def _join(batch: _Batch, replies: list[tuple[_Part, Reply]]) -> Reply:
         for local, i in enumerate(part.terms):
             pre[i] = reply[2 + local] if 2 + local < len(reply) else None
     return [1, sorted(late), *pre]
+
+
+def redis_feature_store(client: Any, **kwargs: Any) -> RedisFeatureStore:
+    """The real-time store for ``client``: split per node on a Redis Cluster."""
+    if isinstance(client, RedisCluster):
+        return ClusterFeatureStore(client, **kwargs)
+    return RedisFeatureStore(client, **kwargs)

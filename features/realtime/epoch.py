@@ -19,9 +19,10 @@ The rebuild itself (replaying ``transactions``) is the scorer's: see
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
@@ -31,6 +32,7 @@ import redis
 from features.errors import FeatureStateLost, FeatureStoreUnavailable
 from features.interface import FeatureMatrix, FeatureStats
 from features.realtime.store import BatchFeatureStore
+from features.redis_nodes import is_cluster
 from streams.events import Transaction
 
 R = TypeVar("R")
@@ -111,6 +113,9 @@ class EpochStore:
     def holds_state(self, pages: int = 1000) -> bool:
         """Whether card state exists under the base namespace. Scans at most ``pages``
         pages of 1,000 keys; a keyspace larger than that is taken to hold some."""
+        if is_cluster(self.client):  # one cursor per node: redis-py walks them in turn
+            found = self._call(lambda: next(iter(self._scan_cluster(pages)), None))
+            return found is not None
         cursor = 0
         for _ in range(pages):
             cursor, keys = self._call(partial(self._scan_cards, cursor))
@@ -119,6 +124,10 @@ class EpochStore:
             if cursor == 0:
                 return False
         return True
+
+    def _scan_cluster(self, pages: int) -> Iterator[bytes]:
+        scanned = self.client.scan_iter(match=f"{self.prefix}:card2:*", count=1000)
+        return itertools.islice(scanned, pages * 1000)
 
     def _scan_cards(self, cursor: int) -> tuple[int, list[bytes]]:
         found: tuple[int, list[bytes]] = self.client.scan(

@@ -12,8 +12,9 @@ ledger's TTL, so Redis forgets them one at a time instead of deleting a large se
 once). A batch is checked with one ``MGET`` and marked with one script call: as 500
 pipelined ``SET ... EX`` commands, the marking cost the scorer ~6 us of client CPU per
 transaction (redis-py packs and parses every command); the script takes the keys as one
-command. Like the feature store's script it is declared ``allow-cross-slot-keys``, so a
-batch can be split per node on a Redis Cluster.
+command. On a Redis Cluster the batch is split per node: one script per node with the
+keys in ARGV (:func:`features.redis_nodes.script_per_node`), the check one ``MGET`` per
+slot.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 import redis
 
 from features.errors import FeatureStoreUnavailable
+from features.redis_nodes import is_cluster, mget, script_per_node
 
 MARK_SCRIPT = """#!lua flags=allow-cross-slot-keys
 for i = 1, #KEYS do
@@ -31,6 +33,14 @@ for i = 1, #KEYS do
 end
 return #KEYS
 """
+
+MARK_NODE_SCRIPT = """#!lua flags=allow-cross-slot-keys
+for i = 2, #ARGV do
+  redis.call('SET', ARGV[i], '1', 'EX', ARGV[1])
+end
+return #ARGV - 1
+"""
+"""The mark on one node of a Redis Cluster: the keys in ARGV after the TTL."""
 
 
 class DecisionLedger:
@@ -45,7 +55,7 @@ class DecisionLedger:
         if not transaction_ids:
             return np.zeros(0, dtype=bool)
         try:
-            found = self._client.mget([self._prefix + t for t in transaction_ids])
+            found = mget(self._client, [self._prefix + t for t in transaction_ids])
         except (redis.RedisError, OSError) as exc:
             raise FeatureStoreUnavailable("decision ledger", str(exc)) from exc
         return np.fromiter((v is None for v in found), dtype=bool, count=len(found)) & first_seen(
@@ -53,11 +63,17 @@ class DecisionLedger:
         )
 
     def mark_decided(self, transaction_ids: Sequence[str]) -> None:
-        """Remember the ids for the ledger's TTL (atomically: all of them or none)."""
+        """Remember the ids for the ledger's TTL (atomically: all of them or none; on a
+        cluster, all of a node's)."""
         if not transaction_ids:
             return
+        keys = [self._prefix + t for t in transaction_ids]
         try:
-            self._mark(keys=[self._prefix + t for t in transaction_ids], args=[self._ttl_s])
+            if is_cluster(self._client):  # all of a node's ids or none of them
+                ttl = self._ttl_s
+                script_per_node(self._client, MARK_NODE_SCRIPT, keys, lambda part: [ttl, *part])
+            else:
+                self._mark(keys=keys, args=[self._ttl_s])
         except (redis.RedisError, OSError) as exc:
             raise FeatureStoreUnavailable("decision ledger", str(exc)) from exc
 

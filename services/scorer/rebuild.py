@@ -32,7 +32,7 @@ from confluent_kafka import Consumer, Message, TopicPartition
 
 from features.definitions import ALLOWED_LATENESS_S, CARD_WINDOW_S, DAY_S, TERMINAL_DAY_SLOTS
 from features.interface import FeatureStore
-from features.realtime.redis_store import RedisFeatureStore
+from features.realtime.cluster_store import redis_feature_store
 from services.settings import CommonSettings
 from streams.errors import BrokerUnavailable
 from streams.events import Transaction
@@ -182,7 +182,7 @@ def rebuild_from_transactions(
     """The rebuild a scorer runs: ``transactions`` replayed into a namespace of ``client``."""
 
     def rebuild(namespace: str, progress: Callable[[int], None]) -> RebuildReport:
-        target = RedisFeatureStore(client, prefix=namespace)
+        target = redis_feature_store(client, prefix=namespace)
         return replay_transactions(
             settings.kafka(), settings.topics().transactions, target, progress=progress
         )

@@ -8,6 +8,7 @@ import redis
 from features.interface import FeatureStore
 from features.profiles.layout import FeastLayout
 from features.profiles.reader import FeastRedisProfileReader
+from features.realtime.cluster_store import redis_feature_store
 from features.realtime.epoch import EpochFollower, EpochStore
 from features.realtime.redis_store import RedisFeatureStore
 from services.connections import redis_client
@@ -23,7 +24,7 @@ def open_feature_store(client: redis.Redis, settings: CommonSettings) -> RedisFe
     # layout is verified against the pinned Feast by the tests and by the feedback writer.
     layout = FeastLayout(project=settings.feast_project, verify_with_feast=False)
     profiles = FeastRedisProfileReader(client, layout)
-    return RedisFeatureStore(client, prefix=settings.redis_prefix, profiles=profiles)
+    return redis_feature_store(client, prefix=settings.redis_prefix, profiles=profiles)
 
 
 def open_following_store(client: redis.Redis, settings: CommonSettings) -> FeatureStore:

@@ -45,7 +45,10 @@ class GroundTruthStore:
         out: dict[str, tuple[int, int]] = {}
         for start in range(0, len(transaction_ids), _READ_CHUNK):
             chunk = list(transaction_ids[start : start + _READ_CHUNK])
-            values = self._client.mget([self._prefix + t for t in chunk])
+            keys = [self._prefix + t for t in chunk]
+            # a Redis Cluster (RedisCluster) reads keys of many slots one slot at a time
+            read = getattr(self._client, "mget_nonatomic", self._client.mget)
+            values = read(keys)
             for transaction_id, value in zip(chunk, values, strict=True):
                 if value is not None:
                     text = value.decode() if isinstance(value, bytes) else str(value)

@@ -10,6 +10,11 @@ import pytest
 from redis.cluster import RedisCluster
 
 from services.stack.redis_cluster import LocalCluster, start_cluster
+from tests.integration.conftest import (  # noqa: F401 - the scorer's session fixtures
+    champion_state,
+    small_world,
+    trained_bundle,
+)
 
 
 @pytest.fixture(scope="session")

@@ -141,3 +141,9 @@ def test_topics_of_a_deployment_share_one_layout() -> None:
     topics = Topics(prefix="p.", partitions={"transactions": 3})
     assert next(name for name, _ in topics.all()) == "p.transactions"
     assert topics.problems() == []
+
+
+def test_a_redis_cluster_url_selects_the_cluster_paths() -> None:
+    assert CommonSettings(redis_url="redis-cluster://10.0.0.1:7000").redis_cluster
+    assert CommonSettings(redis_url="rediss-cluster://10.0.0.1:7000").redis_cluster
+    assert not CommonSettings(redis_url="redis://10.0.0.1:6379/0").redis_cluster
