@@ -62,20 +62,20 @@ def script_per_node(
     source: str,
     keys: Sequence[str],
     args: Callable[[list[str]], list[bytes | int | str]],
-) -> list[object]:
+) -> list[tuple[list[str], object]]:
     """Run ``source`` once per node over that node's ``keys`` (anchor = its first key; the
     script gets ``args(node_keys)`` as ARGV), all sent before any reply is read. A node
     whose slots moved runs its part again after a slot-map refresh (the script must read
-    its keys before it writes). Returns the replies, one per node part."""
+    its keys before it writes). Returns each node part's keys and reply."""
     parts = [[keys[i] for i in idx] for _, idx in group_by_node(cluster, keys)]
-    replies: list[object] = []
+    replies: list[tuple[list[str], object]] = []
     for attempt in range(MOVED_ATTEMPTS):
         moved: list[list[str]] = []
         sent = [(part, _send(cluster, source, part, args(part))) for part in parts]
         failure: BaseException | None = None
         for part, read in sent:
             try:
-                replies.append(read())
+                replies.append((part, read()))
             except redis.exceptions.ResponseError as exc:
                 if not is_redirect(exc):
                     failure = failure or exc
@@ -124,3 +124,17 @@ def _send(
             pool.release(conn)
 
     return read
+
+
+CLUSTER_SCHEMES = {"redis-cluster": "redis", "rediss-cluster": "rediss"}
+"""URL schemes of a Redis Cluster, and the plain scheme its client is given."""
+
+
+def redis_for_url(url: str, **options: Any) -> Any:
+    """A client for ``url``: a ``RedisCluster`` for ``redis-cluster://`` (any node; the
+    client learns the others), else ``redis.Redis``."""
+    scheme, _, rest = url.partition("://")
+    if scheme in CLUSTER_SCHEMES:
+        options.pop("health_check_interval", None)
+        return RedisCluster.from_url(f"{CLUSTER_SCHEMES[scheme]}://{rest}", **options)
+    return redis.Redis.from_url(url, **options)

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any, cast
 
 import redis
-from redis.cluster import RedisCluster
 
-from services.settings import CLUSTER_SCHEMES, CommonSettings
+from features.redis_nodes import redis_for_url
+from services.settings import CommonSettings
 
 
 def redis_client(settings: CommonSettings, **overrides: Any) -> redis.Redis:
@@ -25,10 +25,4 @@ def redis_client(settings: CommonSettings, **overrides: Any) -> redis.Redis:
         **settings.redis_options(),
         **overrides,
     }
-    url = settings.redis_url.get_secret_value()
-    scheme, _, rest = url.partition("://")
-    if scheme in CLUSTER_SCHEMES:
-        options.pop("health_check_interval")
-        cluster = RedisCluster.from_url(f"{CLUSTER_SCHEMES[scheme]}://{rest}", **options)
-        return cast(redis.Redis, cluster)
-    return redis.Redis.from_url(url, **options)
+    return cast(redis.Redis, redis_for_url(settings.redis_url.get_secret_value(), **options))

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from features.redis_nodes import CLUSTER_SCHEMES
 from services.settings_names import unknown_variables
 from streams.errors import ConfigError
 from streams.kafka import DEFAULT_ASSIGNMENT_STRATEGY, AssignmentStrategy, KafkaConnection
@@ -34,9 +35,6 @@ class TopicLayout(BaseModel):
     replication_factor: int | None = Field(None, ge=1)
     min_insync_replicas: int | None = Field(None, ge=1)
 
-
-CLUSTER_SCHEMES = {"redis-cluster": "redis", "rediss-cluster": "rediss"}
-"""URL schemes of a Redis Cluster, and the plain scheme the client is given."""
 
 LAYOUT_DEFAULT = "default"
 """The ``FRAUD_TOPIC_LAYOUT`` key whose replication settings apply to every topic."""

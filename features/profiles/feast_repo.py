@@ -76,13 +76,18 @@ def repo_objects() -> list[Any]:
     return [terminal, customer, source, view]
 
 
+PLAIN_SCHEMES = ("redis", "rediss")
+CLUSTER_SCHEMES = ("redis-cluster", "rediss-cluster")
+"""``FRAUD_REDIS_URL`` schemes of a Redis Cluster (Feast's ``redis_type: redis_cluster``)."""
+
+
 def feast_connection_string(redis_url: str, options: Mapping[str, object] | None = None) -> str:
     """Feast's ``host:port,db=N,password=...`` form of a ``redis://`` URL; ``options``
     (e.g. ``ssl_ca_certs``, ``ssl_certfile``: the TLS files of
     ``CommonSettings.redis_options``) are passed through as more ``key=value`` parts,
     which Feast hands to the Redis client as keyword arguments."""
     parsed = urlparse(redis_url)
-    if parsed.scheme not in ("redis", "rediss") or not parsed.hostname:
+    if parsed.scheme not in (*PLAIN_SCHEMES, *CLUSTER_SCHEMES) or not parsed.hostname:
         raise ProfileInputError(f"not a redis:// URL: {parsed.scheme}://{parsed.hostname}")
     parts = [f"{parsed.hostname}:{parsed.port or 6379}"]
     db = parsed.path.lstrip("/")
@@ -92,7 +97,7 @@ def feast_connection_string(redis_url: str, options: Mapping[str, object] | None
         parts.append(f"username={unquote(parsed.username)}")
     if parsed.password:
         parts.append(f"password={unquote(parsed.password)}")
-    if parsed.scheme == "rediss":
+    if parsed.scheme in ("rediss", "rediss-cluster"):
         parts.append("ssl=true")
     for key, value in (options or {}).items():
         if "," in str(value) or "=" in str(value):
@@ -101,12 +106,18 @@ def feast_connection_string(redis_url: str, options: Mapping[str, object] | None
     return ",".join(parts)
 
 
+def feast_redis_type(redis_url: str) -> str:
+    """Feast's ``redis_type`` for a URL: ``redis_cluster`` for ``redis-cluster://``."""
+    return "redis_cluster" if urlparse(redis_url).scheme in CLUSTER_SCHEMES else "redis"
+
+
 def load_repo_config(
     repo_dir: Path = REPO_DIR,
     *,
     project: str | None = None,
     connection_string: str | None = None,
     key_ttl_seconds: int | None = None,
+    redis_type: str | None = None,
 ) -> Any:
     """``feature_store.yaml`` of ``repo_dir`` (env vars expanded) with optional overrides."""
     from feast.repo_config import RepoConfig
@@ -114,6 +125,8 @@ def load_repo_config(
     raw = yaml.safe_load(os.path.expandvars((repo_dir / "feature_store.yaml").read_text()))
     if project is not None:
         raw["project"] = project
+    if redis_type is not None:
+        raw["online_store"]["redis_type"] = redis_type
     if connection_string is not None:
         raw["online_store"]["connection_string"] = connection_string
     if key_ttl_seconds is not None:
@@ -131,6 +144,7 @@ def open_store(
     project: str | None = None,
     connection_string: str | None = None,
     key_ttl_seconds: int | None = None,
+    redis_type: str | None = None,
 ) -> Any:
     """A ``FeatureStore`` on ``repo_dir`` (overrides as in :func:`load_repo_config`)."""
     from feast import FeatureStore
@@ -140,6 +154,7 @@ def open_store(
         project=project,
         connection_string=connection_string,
         key_ttl_seconds=key_ttl_seconds,
+        redis_type=redis_type,
     )
     return FeatureStore(repo_path=str(repo_dir), config=config)
 

@@ -11,18 +11,19 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import redis
 
 from features.profiles.feast_repo import (
     REPO_DIR,
     apply_repo,
     feast_connection_string,
+    feast_redis_type,
     layout_for,
     open_store,
 )
 from features.profiles.names import DEFAULT_DELAY_DAYS, TERMINAL_RISK_VIEW
 from features.profiles.source import profile_source_frame, write_source_frame
 from features.profiles.writer import TerminalRiskWriter, labels_from_frames
+from features.redis_nodes import redis_for_url
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,12 @@ def materialize_frames(
 
     started = time.perf_counter()
     connection = feast_connection_string(redis_url, redis_options)
-    store = open_store(repo_dir, project=project, connection_string=connection)
+    store = open_store(
+        repo_dir,
+        project=project,
+        connection_string=connection,
+        redis_type=feast_redis_type(redis_url),
+    )
     apply_repo(store)
     timings["apply"] = time.perf_counter() - started
 
@@ -107,7 +113,7 @@ def materialize_frames(
     applied = deferred = 0
     if seed_writer:
         started = time.perf_counter()
-        client = redis.Redis.from_url(redis_url, **(redis_options or {}))
+        client = redis_for_url(redis_url, **(redis_options or {}))
         writer = TerminalRiskWriter(
             client,
             layout_for(store),

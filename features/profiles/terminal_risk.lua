@@ -1,3 +1,4 @@
+#!lua flags=allow-cross-slot-keys
 -- Apply fraud labels to terminal day buckets and rewrite the terminals' Feast rows, atomically.
 -- KEYS, per terminal i (1-based): [3i-2] tx day buckets (hash day -> count),
 --   [3i-1] fraud state (hash 't:<transaction_id>' -> day, 'd:<day>' -> count, 'last' -> event us),
@@ -5,7 +6,12 @@
 -- ARGV: as_of_us, as_of_seconds, delay_days, key_ttl_seconds (0 = none), ts field,
 --   n_windows, windows (ascending)..., feature fields (counts, shares, days_since)...,
 --   n_labels, then per label: terminal index, transaction_id, event day, event us.
--- Returns {rows_written, applied flag per label (1 new, 0 duplicate)}.
+--   On a Redis Cluster, after the labels: 'rows', the number of keys, then the keys (two per
+--   terminal: tx day buckets, fraud state; KEYS holds one anchor key of the node): the
+--   rows are computed for every terminal and returned, not written (the Feast entity key
+--   has no hash tag and lives on another node: features/profiles/writer.py writes it).
+-- Returns {rows_written, applied flag per label (1 new, 0 duplicate)}, and in 'rows'
+-- mode then one HSET argument list per terminal.
 local DAY_US = 86400000000
 local NONE = 365.0
 local as_of_us = tonumber(ARGV[1])
@@ -20,11 +26,18 @@ local fields = {}
 for j = 1, 2 * nw + 1 do fields[j] = ARGV[6 + nw + j] end
 local p = 8 + 3 * nw
 local n_labels = tonumber(ARGV[p])
+local K, per, rows_mode = KEYS, 3, false
+local q = p + 4 * n_labels + 1
+if ARGV[q] == 'rows' then
+  K, per, rows_mode = {}, 2, true
+  for i = 1, tonumber(ARGV[q + 1]) do K[i] = ARGV[q + 1 + i] end
+  for i = 1, #K do redis.call('EXISTS', K[i]) end -- a key not served here fails before a write
+end
 
 local result = {0}
 for i = 1, n_labels do
   local a = p + 4 * (i - 1)
-  local state = KEYS[3 * tonumber(ARGV[a + 1]) - 1]
+  local state = K[per * tonumber(ARGV[a + 1]) - per + 2]
   if redis.call('HSETNX', state, 't:' .. ARGV[a + 2], ARGV[a + 3]) == 1 then
     redis.call('HINCRBY', state, 'd:' .. ARGV[a + 3], 1)
     local last = redis.call('HGET', state, 'last')
@@ -68,13 +81,17 @@ for k = 1, maxw do
 end
 local ts_bytes = timestamp_bytes(as_of_s)
 
-for i = 1, #KEYS / 3 do
-  local entity = KEYS[3 * i]
-  local old = redis.call('HGET', entity, ts_field)
+for i = 1, #K / per do
+  local entity, old = nil, nil
+  if not rows_mode then
+    entity = K[3 * i]
+    old = redis.call('HGET', entity, ts_field)
+  end
   if (not old) or varint_seconds(old) <= as_of_s then
-    local txv = redis.call('HMGET', KEYS[3 * i - 2], unpack(tx_days))
-    local frv = redis.call('HMGET', KEYS[3 * i - 1], unpack(fraud_days))
-    local last = redis.call('HGET', KEYS[3 * i - 1], 'last')
+    local base = per * (i - 1)
+    local txv = redis.call('HMGET', K[base + 1], unpack(tx_days))
+    local frv = redis.call('HMGET', K[base + 2], unpack(fraud_days))
+    local last = redis.call('HGET', K[base + 2], 'last')
     local cum_tx, cum_fr = {}, {}
     local s_tx, s_fr = 0, 0
     for k = 1, maxw do
@@ -99,9 +116,13 @@ for i = 1, #KEYS / 3 do
     args[#args + 1] = struct.pack('<Bf', 0x35, days)
     args[#args + 1] = ts_field
     args[#args + 1] = ts_bytes
-    redis.call('HSET', entity, unpack(args))
-    if key_ttl > 0 then redis.call('EXPIRE', entity, key_ttl) end
-    result[1] = result[1] + 1
+    if rows_mode then
+      result[1 + n_labels + i] = args
+    else
+      redis.call('HSET', entity, unpack(args))
+      if key_ttl > 0 then redis.call('EXPIRE', entity, key_ttl) end
+      result[1] = result[1] + 1
+    end
   end
 end
 return result

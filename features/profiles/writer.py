@@ -17,10 +17,12 @@ as deferred. ``as_of`` must not go backwards; a row newer than ``as_of`` is neve
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,8 +38,10 @@ from features.profiles.names import (
 )
 from features.profiles.risk import fraud_events
 from features.profiles.times import DAY_US, to_utc_us
+from features.redis_nodes import is_cluster, script_per_node
 
 _SCRIPT = files("features.profiles").joinpath("terminal_risk.lua").read_text()
+_ROWS_SCRIPT = files("features.profiles").joinpath("terminal_rows.lua").read_text()
 _CHUNK_TERMINALS = 256
 
 
@@ -165,7 +169,10 @@ class TerminalRiskWriter:
         for (terminal, day), count in counts.items():
             by_terminal[str(terminal)][str(int(day))] = int(count)
         try:
-            with self._client.pipeline(transaction=True) as pipe:
+            # one MULTI on a server; a cluster runs no MULTI over many slots (seeding is
+            # idempotent: a seed cut short is completed by the next one)
+            atomic = not is_cluster(self._client)
+            with self._client.pipeline(transaction=atomic) as pipe:
                 for terminal, buckets in by_terminal.items():
                     key = self.tx_key(terminal)
                     pipe.delete(key)
@@ -194,11 +201,66 @@ class TerminalRiskWriter:
                 label_args += [index, label.transaction_id, event_us // DAY_US, event_us]
                 n_labels += 1
         args = [str(as_of_s * 1_000_000), str(as_of_s), *self._fixed_args, n_labels, *label_args]
+        if is_cluster(self._client):
+            return self._run_on_cluster(terminals, labels, as_of_s)
         try:
             reply = self._script(keys=keys, args=args)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise ProfileStoreUnavailable("apply_labels", str(exc)) from exc
         return int(reply[0]), [int(flag) for flag in reply[1:]]
+
+    def _run_on_cluster(
+        self, terminals: list[str], labels: list[list[TerminalLabel]], as_of_s: int
+    ) -> tuple[int, list[int]]:
+        """:meth:`_run` on a Redis Cluster, in two steps: each node of the terminals' state
+        applies their labels and computes their rows (one script per node), then each
+        node of the Feast entity keys (untagged: anywhere) writes its rows unless a newer
+        one is there. A crash between the two leaves the rows as they were until the
+        terminals' next label or refresh; the labels are applied once either way."""
+        cluster: Any = self._client
+        index = {self.tx_key(t): i for i, t in enumerate(terminals)}
+        first_label = list(itertools.accumulate((len(g) for g in labels), initial=0))
+
+        def state_args(part: list[str]) -> list[bytes | str | int]:
+            label_args: list[bytes | str | int] = []
+            keys: list[str] = []
+            for local, key in enumerate(part, start=1):
+                terminal = terminals[index[key]]
+                keys += [key, self.fraud_key(terminal)]
+                for label in labels[index[key]]:
+                    event_us = _us(label.event_time)
+                    label_args += [local, label.transaction_id, event_us // DAY_US, event_us]
+            count = len(label_args) // 4
+            head = [str(as_of_s * 1_000_000), str(as_of_s), *self._fixed_args, count]
+            return [*head, *label_args, "rows", len(keys), *keys]
+
+        try:
+            states = script_per_node(cluster, _SCRIPT, list(index), state_args)
+            flags = [0] * first_label[-1]
+            rows: dict[bytes, list[bytes]] = {}
+            for part, reply in states:
+                values = list(reply)  # type: ignore[call-overload]
+                at = 1
+                for key in part:
+                    i = index[key]
+                    for k in range(len(labels[i])):
+                        flags[first_label[i] + k] = int(values[at + k])
+                    at += len(labels[i])
+                for key, row in zip(part, values[at:], strict=True):
+                    rows[self.layout.entity_key(terminals[index[key]])] = list(row)
+            width = len(next(iter(rows.values()))) if rows else 0
+            ttl = str(self.key_ttl_seconds or 0)
+
+            def row_args(part: list[bytes]) -> list[bytes | str | int]:
+                out: list[bytes | str | int] = [self.layout.ts_field, str(as_of_s), ttl, width]
+                for key in part:
+                    out += [key, *rows[key]]
+                return out
+
+            written = script_per_node(cluster, _ROWS_SCRIPT, list(rows), row_args)  # type: ignore[arg-type]
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise ProfileStoreUnavailable("apply_labels", str(exc)) from exc
+        return sum(int(n) for _, n in written), flags  # type: ignore[call-overload]
 
 
 def labels_from_frames(transactions: pd.DataFrame, labels: pd.DataFrame) -> list[TerminalLabel]:

@@ -25,7 +25,7 @@ PROSE = [
     *sorted((ROOT / "bench/results").glob("*.md")),
 ]
 TECHNICAL_SESSION = re.compile(
-    r"(session[._ ]?timeout|InferenceSession|ONNX (runtime )?session|HTTP session"
+    r"(session[._\s]?timeout|InferenceSession|ONNX (runtime )?session|HTTP session"
     r"|requests\.Session|consumer[- ]group session|group session|session fixture"
     r"|scope=\"session\")",
     re.IGNORECASE,

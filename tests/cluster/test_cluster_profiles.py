@@ -1,0 +1,54 @@
+"""Terminal-risk profiles on a Redis Cluster: the writer (labels on the state's node, rows
+on the Feast key's node) and the direct reader serve what they serve on one server, and
+what the offline builder computes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+import redis
+from redis.cluster import RedisCluster
+
+from features.profiles.layout import FeastLayout
+from features.profiles.reader import FeastRedisProfileReader
+from features.profiles.risk import terminal_risk
+from features.profiles.writer import TerminalRiskWriter, labels_from_frames
+from tests.profiles_data import T0, random_history
+
+pytestmark = pytest.mark.cluster
+
+TERMINALS = [f"T{i}" for i in range(20)]
+
+
+def _serve(client: redis.Redis, prefix: str, tx: pd.DataFrame, lab: pd.DataFrame) -> np.ndarray:
+    end = T0 + timedelta(days=41, hours=20)
+    layout = FeastLayout(project=f"fraud_{prefix}")
+    writer = TerminalRiskWriter(client, layout, state_prefix=prefix, key_ttl_seconds=3600)
+    writer.seed_transaction_counts(tx, as_of=end)
+    labels = labels_from_frames(tx, lab)
+    first = writer.apply_labels(labels, as_of=end)
+    again = writer.apply_labels(labels, as_of=end)  # a replay after a crash
+    assert first.applied > 0 and first.rows_written > 0
+    assert again.applied == 0 and again.duplicates == first.applied
+    as_of = pd.Series([pd.Timestamp(end)] * len(TERMINALS))
+    try:
+        return FeastRedisProfileReader(client, layout).read_batch(TERMINALS, as_of)
+    finally:
+        for key in client.scan_iter(match=b"*" + layout.key_suffix):
+            client.delete(key)
+
+
+def test_profiles_written_and_read_on_the_cluster_equal_one_servers(
+    cluster_client: RedisCluster, cluster_prefix: str, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    tx, lab = random_history(seed=13, n_tx=4000, n_terminals=20, days=40)
+    on_cluster = _serve(cluster_client, cluster_prefix, tx, lab)  # type: ignore[arg-type]
+    reference = _serve(redis_client, redis_prefix, tx, lab)
+    np.testing.assert_array_equal(on_cluster, reference)
+    end = pd.Series([pd.Timestamp(T0 + timedelta(days=41, hours=20))] * len(TERMINALS))
+    offline = terminal_risk(tx, lab, end, terminal_ids=TERMINALS).to_numpy()
+    np.testing.assert_array_equal(on_cluster[:, :14], offline[:, :14])
+    np.testing.assert_allclose(on_cluster[:, 14], offline[:, 14], rtol=2e-6)
