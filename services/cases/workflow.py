@@ -30,6 +30,7 @@ from streams.pan import redact_text
 from streams.serde import encode
 
 Verdict = Literal["fraud", "legit", "escalate", "needs_info"]
+LabelSource = Literal["analyst", "oracle"]
 VERDICTS_ALLOWED: tuple[Verdict, ...] = get_args(Verdict)
 NOTE_MAX = 2000
 
@@ -99,7 +100,12 @@ class Workflow:
             return ActionResult(case_id, effective_state(case, now)[0], "note")
 
     def verdict(
-        self, case_id: str, analyst: str, verdict: Verdict, note: str | None = None
+        self,
+        case_id: str,
+        analyst: str,
+        verdict: Verdict,
+        note: str | None = None,
+        source: LabelSource = "analyst",
     ) -> ActionResult:
         """Resolve (fraud / legit), escalate or ask for information. The analyst must hold
         the case or be able to claim it now; a verdict resolves it and writes its label to
@@ -136,7 +142,7 @@ class Workflow:
                     _audit(session, case_id, analyst, "proposed", {"verdict": "fraud"}, now)
                     return ActionResult(case_id, "escalated", "proposed")
             resolved: Literal["fraud", "legit"] = "fraud" if verdict == "fraud" else "legit"
-            label = self._resolve(session, case, analyst, resolved, clean, now)
+            label = self._resolve(session, case, analyst, resolved, clean, now, source)
             return ActionResult(case_id, "resolved", verdict, label=label)
 
     # -- internals --------------------------------------------------------------------
@@ -158,6 +164,7 @@ class Workflow:
         verdict: Literal["fraud", "legit"],
         note: str | None,
         now: datetime,
+        source: LabelSource = "analyst",
     ) -> dict[str, Any]:
         approval = case.proposed_by if verdict == "fraud" and case.proposed_by else None
         label = Label(
@@ -165,7 +172,7 @@ class Workflow:
             label=verdict,
             analyst=analyst,
             labelled_at=now,
-            source="analyst",
+            source=source,
             note=_label_note(note, approval, analyst),
         )
         case.state, case.verdict = "resolved", verdict

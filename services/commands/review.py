@@ -30,6 +30,12 @@ def review(
     analyst: str | None = setting_option(
         "analyst", "--analyst", help="analyst id written on labels (default: the login name)"
     ),
+    case_store: bool = typer.Option(
+        False,
+        "--case-store",
+        help="--auto: work the case store's queue (claims, verdicts, the label outbox) "
+        "instead of reading fraud.review",
+    ),
     idle_exit_s: float | None = typer.Option(
         None, help="--auto/--chargebacks: stop after this many idle seconds"
     ),
@@ -58,6 +64,11 @@ def review(
         elif chargebacks:
             sent = service.run_chargebacks(settings, delay_s=delay_s, idle_exit_s=idle_exit_s)
             console.print(f"chargebacks sent: {sent}")
+        elif auto and case_store:
+            stats = service.run_case_oracle(
+                settings, delay_s=delay_s, error_rate=error_rate, idle_exit_s=idle_exit_s
+            )
+            console.print(f"oracle: {stats}")
         elif auto:
             oracle = service.run_oracle(
                 settings, delay_s=delay_s, error_rate=error_rate, idle_exit_s=idle_exit_s

@@ -19,7 +19,9 @@ from models.drift import CALENDAR_FEATURES
 from services.retrainer.settings import gates_window_days
 
 HISTORY_DAYS = 21
-DEMO_KEY_SCOPES = "score+labels+read+metrics+docs"
+ORACLE_DELAY_S = 20.0
+"""Seconds a case waits in the console's queue before the demo's oracle analyst takes it."""
+DEMO_KEY_SCOPES = "score+labels+read+metrics+docs+review"
 DAY_TX = 1000.0  # ~transactions per simulated day in the small world
 CARD_TESTING_PER_DAY = 8.0  # as in the e2e test: a clear new pattern in a small world
 SIMULATOR_SEED = 11
@@ -207,7 +209,15 @@ class DemoPlan:
                     **self.retrainer_env(),
                 },
             ),
-            ProcessSpec("oracle", ("review", "--auto"), logs / "oracle.log"),
+            ProcessSpec("cases", ("serve", "cases"), logs / "cases.log"),
+            # the oracle analyst works the case store's queue like the console's analysts
+            # (claims, verdicts, one label per case through the outbox), a while after each
+            # decision, so a viewer logged into the console sees the queue move
+            ProcessSpec(
+                "oracle",
+                ("review", "--auto", "--case-store", "--delay-s", repr(ORACLE_DELAY_S)),
+                logs / "oracle.log",
+            ),
             ProcessSpec(
                 "chargebacks",
                 ("review", "--chargebacks", "--delay-s", repr(CHARGEBACK_DELAY_S)),

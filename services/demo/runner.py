@@ -214,6 +214,9 @@ def _start_children(
     console.print(
         f"API http://127.0.0.1:{plan.api_port}  demo API key: [bold]{plan.api_key}[/bold]"
     )
+    console.print(
+        f"review console http://127.0.0.1:{plan.api_port}/console  (log in with the demo API key)"
+    )
 
 
 def _scorer_group_state(bootstrap: str, plan: DemoPlan, members: int) -> str:

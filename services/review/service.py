@@ -97,6 +97,32 @@ def run_oracle(
     return oracle
 
 
+def run_case_oracle(
+    settings: ReviewSettings, *, delay_s: float, error_rate: float, idle_exit_s: float | None
+) -> object:
+    """The oracle as an analyst of the case store (``fraudctl review --auto --case-store``)."""
+    from services.cases.oracle import CaseOracle
+    from services.cases.service import open_store
+    from services.cases.settings import CaseStoreSettings
+
+    store = open_store(CaseStoreSettings())
+    oracle = CaseOracle(store, truth_store(settings), delay_s=delay_s, error_rate=error_rate)
+    with service_run(settings) as stop:
+        log.info("stage=start mode=oracle store=%s delay_s=%s", store.dialect, delay_s)
+        idle_since = time.monotonic()
+        try:
+            while not stop.is_set():
+                if oracle.step():
+                    idle_since = time.monotonic()
+                elif idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
+                    break
+                stop.wait(0.5)
+        finally:
+            store.close()
+            log.info("stage=stop mode=oracle %s", oracle.stats)
+    return oracle.stats
+
+
 def run_file(settings: ReviewSettings, path: Path, source: LabelSource) -> tuple[int, int]:
     parsed = read_label_file(path, source=source, default_analyst=settings.analyst)
     producer = AckedProducer(producer_config(settings.kafka(), client_id="review-file"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
@@ -188,3 +189,35 @@ def test_erasure_removes_the_cards_cases_and_decisions(store: CaseStore) -> None
     assert store.case("case0001") is None
     assert [c["case_id"] for c in store.queue()] == ["case0002"]
     assert CaseStorePart(store).erase(Subject("cu-C1", {"C1"}))["cases"] == 0
+
+
+def test_the_demo_oracle_works_the_queue_through_the_workflow(
+    store: CaseStore, clock: FakeClock
+) -> None:
+    from services.cases.oracle import CaseOracle
+
+    class Truth:
+        def read_batch(self, ids: object) -> dict[str, tuple[int, int]]:
+            return {"tx0001": (1, 0), "tx0002": (0, 0), "tx0004": (1, 0)}
+
+    store.ingest(
+        [
+            review_case(1),
+            review_case(2),
+            review_case(3),  # no ground truth: stays in the queue
+            review_case(4, amount=5000.0),  # needs a second approver
+        ]
+    )
+    Workflow(store).claim("case0002", "ana")  # a human holds it: the oracle keeps off
+    oracle = CaseOracle(store, Truth(), delay_s=60.0)
+    clock.now = datetime(2026, 3, 1, 11, 0, 30, tzinfo=UTC)
+    assert oracle.step() == 0  # not due yet
+    clock.advance(3600)
+    assert oracle.step() == 2
+    labels = {x.transaction_id: (x.label, x.source, x.analyst) for x in _outbox(store)}
+    assert labels == {
+        "tx0001": ("fraud", "oracle", "oracle"),
+        "tx0004": ("fraud", "oracle", "oracle-approver"),
+    }
+    assert oracle.stats.unknown == 1
+    assert {c["case_id"] for c in store.queue()} == {"case0002", "case0003"}

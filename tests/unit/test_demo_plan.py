@@ -36,6 +36,7 @@ def test_two_cores_run_two_scorers_and_every_service_once() -> None:
         "api",
         "feedback",
         "retrainer",
+        "cases",
         "oracle",
         "chargebacks",
     ]
@@ -52,7 +53,8 @@ def test_two_cores_run_two_scorers_and_every_service_once() -> None:
     assert specs["retrainer"].args == ("serve", "retrainer", "--metrics-port", "9003")
     assert specs["api"].args == ("serve", "api", "--port", "9004")
     assert specs["api"].extra_env["FRAUD_API_KEYS_FILE"] == str(plan.api_keys_file)
-    assert specs["oracle"].args == ("review", "--auto")
+    assert specs["cases"].args == ("serve", "cases")
+    assert specs["oracle"].args == ("review", "--auto", "--case-store", "--delay-s", "20.0")
     assert specs["chargebacks"].args == ("review", "--chargebacks", "--delay-s", "4.0")
     logs = Path("/tmp/demo-state/logs/abc123")
     assert all(p.log == logs / f"{p.name}.log" for p in plan.processes())
