@@ -284,6 +284,29 @@ def _latency_table(latency: dict[str, Any]) -> list[str]:
     return [*lines, "", f"Knee (highest rate with p99 <= SLA), tx/s: {knees}", ""]
 
 
+def _mix_table(mixes: dict[str, Any]) -> list[str]:
+    """One row per traffic mix at the paced rate: scorer and echo floor percentiles, the
+    share flagged, the scorer's per-stage p99 per batch."""
+    head = "| mix | scorer p50 / p95 / p99 ms | echo p50 / p95 / p99 ms | p99 over echo ms"
+    lines = [
+        "Traffic mixes at the paced rate (each beside the echo floor of the same mix):",
+        "",
+        f"{head} | flagged % | stage p99 ms per batch |",
+        "|---|---|---|---|---|---|",
+    ]
+    for mix, m in mixes.items():
+        s, e = m.get("scorer", {}), m.get("echo", {})
+        flags = m.get("flag_rate")
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in m.get("stage_p99_ms", {}).items())
+        lines.append(
+            f"| {mix} | {' / '.join(_fmt(s.get(k)) for k in ('p50_ms', 'p95_ms', 'p99_ms'))} "
+            f"| {' / '.join(_fmt(e.get(k)) for k in ('p50_ms', 'p95_ms', 'p99_ms'))} "
+            f"| {_fmt(m.get('p99_over_echo_ms'))} "
+            f"| {'-' if flags is None else f'{100 * flags:.2f}'} | {stages or '-'} |"
+        )
+    return [*lines, ""]
+
+
 def _knee_text(ramp: dict[str, Any]) -> str:
     """``8,000`` when a step missed the SLA after it; ``>= 24,000 (ramp top)`` or
     ``>= ... (load generator)`` when the knee is only a lower bound."""
@@ -309,6 +332,8 @@ def _scorer_section(b: dict[str, Any]) -> list[str]:
         ]
     if b.get("latency"):
         lines += _latency_table(b["latency"])
+    if b.get("mixes"):
+        lines += _mix_table(b["mixes"])
     if b.get("knee_reach"):
         lines += [f"The {knee_reach_line(b['knee_reach'])}.", ""]
     rest = b.get("rest", {})

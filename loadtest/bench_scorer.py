@@ -15,7 +15,12 @@ Redis, one champion and the same simulated world (profiles materialised in Feast
    ``/metrics``). Produce -> readable, with the output's broker append time as
    "readable" by default (the reader stays idle during a step; :mod:`loadtest.latency`
    explains the two reader modes);
-4. REST - ``POST /v1/score`` at a fixed request rate, one transaction per request.
+4. mixes - the paced run again with the other traffic mixes (:mod:`loadtest.mixes`: an
+   attack burst, cold cards, a generator built from the JSON Schema alone), each for the
+   echo and then the scorer: p50/p95/p99 beside the echo floor of the same mix, the share
+   flagged, and the scorer's per-stage p99 per batch (the paced run above is the normal
+   mix);
+5. REST - ``POST /v1/score`` at a fixed request rate, one transaction per request.
 
 Numbers are returned (and printed by the CLI); nothing is asserted. The machine is shared,
 so every result records the load average next to it.
@@ -61,6 +66,7 @@ from loadtest.latency import (
     measure_step,
     ramp,
 )
+from loadtest.mixes import MIXES, Mix
 from loadtest.rest_bench import run_rest_bench
 from services.stack.process import free_port
 from streams.topics import SCORED, Topics
@@ -101,6 +107,8 @@ class ScorerBenchConfig:
     sla_p99_ms: float = 50.0
     reader: ReaderMode = "append-time"
     bootstrap: str | None = None
+    mixes: tuple[Mix, ...] = MIXES
+    """Traffic mixes of the paced run (``normal`` is the paced latency run itself)."""
 
     @classmethod
     def quick(cls, **overrides: Any) -> ScorerBenchConfig:
@@ -237,6 +245,50 @@ def _stage_totals(port: int) -> dict[str, tuple[float, float]]:
     return {k: (v[0], v[1]) for k, v in totals.items()}
 
 
+Buckets = dict[str, list[tuple[float, float]]]
+
+
+def _stage_buckets(port: int) -> Buckets:
+    """The scorer's stage histograms as (upper bound s, cumulative batches) per stage."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return {}
+    out: Buckets = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != "fraud_stage_latency_seconds":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_bucket"):
+                bound = float(sample.labels["le"])
+                out.setdefault(sample.labels["stage"], []).append((bound, sample.value))
+    return {stage: sorted(rows) for stage, rows in out.items()}
+
+
+def stage_p99_between(before: Buckets, after: Buckets, q: float = 0.99) -> dict[str, float]:
+    """The ``q`` quantile (ms per batch) of each stage between two readings, interpolated
+    within its histogram bucket (the last finite bound when it falls in ``+Inf``)."""
+    out: dict[str, float] = {}
+    for stage, rows in after.items():
+        earlier = dict(before.get(stage, []))
+        counts = [(bound, cum - earlier.get(bound, 0.0)) for bound, cum in rows]
+        total = counts[-1][1] if counts else 0.0
+        if total <= 0:
+            continue
+        want, low, below = q * total, 0.0, 0.0
+        for bound, cum in counts:
+            if cum >= want:
+                if bound == float("inf"):
+                    out[stage] = round(low * 1e3, 3)
+                else:
+                    share = (want - below) / (cum - below) if cum > below else 1.0
+                    out[stage] = round((low + share * (bound - low)) * 1e3, 3)
+                break
+            low, below = bound, cum
+    return out
+
+
 def _stages_between(
     before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]
 ) -> dict[str, Any]:
@@ -275,7 +327,7 @@ class _FreshSteps:
     sampler: CpuSampler
     count: int = 0
 
-    def __call__(self, rate: float, duration_s: float) -> dict[str, Any]:
+    def __call__(self, rate: float, duration_s: float, mix: Mix = "normal") -> dict[str, Any]:
         self.count += 1
         output_config = APPEND_TIME_CONFIG if self.config.reader == "append-time" else None
         phase = f"{self.name}-{self.count}"
@@ -286,6 +338,7 @@ class _FreshSteps:
             try:
                 self._warm_up(service, log_path)
                 before = _stage_totals(port) if port else {}
+                buckets = _stage_buckets(port) if port else {}
                 step = measure_step(
                     service,
                     bootstrap=self.env.bootstrap,
@@ -293,10 +346,12 @@ class _FreshSteps:
                     duration_s=duration_s,
                     workdir=self.env.workdir,
                     sampler=self.sampler,
+                    mix=mix,
                 )
                 step["load_average"] = load_average()
                 if port:
                     step.update(_stages_between(before, _stage_totals(port)))
+                    step["stage_p99_ms"] = stage_p99_between(buckets, _stage_buckets(port))
                 return step
             finally:
                 service.reader.close()
@@ -336,6 +391,60 @@ def latency_phase(
             partial(step, duration_s=config.ramp_step_s), config.ramp_rates, config.sla_p99_ms, log
         )
     return out
+
+
+def mixes_phase(
+    env: BenchEnv, config: ScorerBenchConfig, sampler: CpuSampler, log: Log, normal: Any
+) -> dict[str, Any]:
+    """Each mix at the paced rate, echo then scorer on fresh topics and processes; the
+    normal mix is the latency phase's paced run (``normal``: its ``paced`` results)."""
+    out: dict[str, Any] = {}
+    steps = {name: _FreshSteps(env, name, config, sampler) for name in ("echo", "scorer")}
+    for mix in config.mixes:
+        if mix == "normal" and normal:
+            runs = {"echo": normal.get("echo", {}), "scorer": normal.get("scorer", {})}
+        else:
+            log(f"mix {mix}: paced {config.rate:,.0f} tx/s for {config.duration_s:.0f}s")
+            runs = {name: step(config.rate, config.duration_s, mix) for name, step in steps.items()}
+            for run in runs.values():
+                log(format_step(run))
+        out[mix] = mix_summary(runs["echo"], runs["scorer"])
+        log(mix_line(mix, out[mix]))
+    return out
+
+
+def mix_summary(echo: dict[str, Any], scorer: dict[str, Any]) -> dict[str, Any]:
+    """One mix: the scorer's percentiles beside the echo floor's, the flag share and the
+    scorer's per-stage p99 per batch."""
+
+    def pct(step: dict[str, Any]) -> dict[str, Any]:
+        return {k: step.get(k) for k in ("p50_ms", "p95_ms", "p99_ms", "missing", "error")}
+
+    over = (
+        round(scorer["p99_ms"] - echo["p99_ms"], 3)
+        if scorer.get("p99_ms") is not None and echo.get("p99_ms") is not None
+        else None
+    )
+    return {
+        "echo": pct(echo),
+        "scorer": pct(scorer),
+        "p99_over_echo_ms": over,
+        "flag_rate": scorer.get("flag_rate"),
+        "stage_p99_ms": scorer.get("stage_p99_ms", {}),
+        "mean_batch": scorer.get("mean_batch"),
+        "steps": {"echo": echo, "scorer": scorer},
+    }
+
+
+def mix_line(mix: str, m: dict[str, Any]) -> str:
+    s, e = m["scorer"], m["echo"]
+    stages = " ".join(f"{k}={v:.1f}" for k, v in m.get("stage_p99_ms", {}).items())
+    flags = m.get("flag_rate")
+    return (
+        f"  {mix:<7} scorer p50/p95/p99 {s.get('p50_ms')}/{s.get('p95_ms')}/{s.get('p99_ms')} ms"
+        f" | echo {e.get('p50_ms')}/{e.get('p95_ms')}/{e.get('p99_ms')} ms | flagged "
+        f"{'-' if flags is None else f'{100 * flags:.2f} %'} | stage p99 ms/batch: {stages}"
+    )
 
 
 REST_DELIVERIES = ("acked", "async")
@@ -411,7 +520,27 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
         "naive_ratio>=20": check(ratio, (ratio or 0) >= 20),
         "rest_p99_ms<=10": check(rest_p99, (rest_p99 or 1e9) <= 10),
         "naive_decisions": naive.get("decided"),
+        **mix_targets(result.get("mixes", {})),
     }
+
+
+def mix_targets(mixes: dict[str, Any]) -> dict[str, Any]:
+    """Per mix: scorer p99 within the SLA and within 15 ms of the echo floor's p99."""
+    out: dict[str, Any] = {}
+    for mix, m in mixes.items():
+        p99, over = m["scorer"].get("p99_ms"), m.get("p99_over_echo_ms")
+        out[f"{mix}:scorer_p99_ms<=50"] = {"value": p99, "met": None if p99 is None else p99 <= 50}
+        out[f"{mix}:p99_minus_echo_p99_ms<=15"] = {
+            "value": over,
+            "met": None if over is None else over <= 15,
+        }
+    if "attack" in mixes:
+        rate = mixes["attack"].get("flag_rate")
+        out["attack:flag_rate>=0.10"] = {
+            "value": rate,
+            "met": None if rate is None else rate >= 0.1,
+        }
+    return out
 
 
 def _bounded_share(share: float, *, scorer_found: bool, echo_found: bool) -> dict[str, Any]:
@@ -496,6 +625,8 @@ def run_scorer_bench(
             )
             log(f"  naive {naive_rate:,.0f} tx/s -> ratio {result['naive_ratio'] or 0:.1f}x")
             result["latency"] = latency_phase(env, config, sampler, log)
+            paced = result["latency"].get("paced", {})
+            result["mixes"] = mixes_phase(env, config, sampler, log, paced)
             result["rest"] = rest_phase(env, config, log)
         finally:
             sampler.stop()

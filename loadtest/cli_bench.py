@@ -65,13 +65,24 @@ def scorer(
     bootstrap: str | None = typer.Option(
         None, "--bootstrap", help="use this broker (default: start an own noida-db)"
     ),
+    mixes: str = typer.Option(
+        "normal,attack,cold,schema",
+        "--mixes",
+        help="traffic mixes of the paced run, comma-separated (loadtest/mixes.py)",
+    ),
     quick: bool = typer.Option(False, "--quick", help="a smoke run with small numbers"),
     out_dir: Path = typer.Option(Path("bench/results"), "--out-dir", help="JSON folder"),
 ) -> None:
-    """Scorer throughput, latency vs the echo floor, knee, naive ratio, REST p99."""
+    """Scorer throughput, latency vs the echo floor per traffic mix, knee, naive ratio,
+    REST p99."""
     from loadtest.bench_scorer import ScorerBenchConfig, knee_reach_line, run_scorer_bench
+    from loadtest.mixes import parse_mixes
 
     rates = tuple(float(r) for r in ramp.split(",") if r.strip())
+    try:
+        chosen = parse_mixes(mixes)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--mixes") from None
     config = ScorerBenchConfig(
         backlog=backlog,
         rate=rate,
@@ -83,9 +94,10 @@ def scorer(
         rest_duration_s=rest_duration,
         reader=_reader_mode(reader),
         bootstrap=bootstrap,
+        mixes=chosen,
     )
     if quick:
-        config = ScorerBenchConfig.quick(bootstrap=bootstrap, reader=config.reader)
+        config = ScorerBenchConfig.quick(bootstrap=bootstrap, reader=config.reader, mixes=chosen)
     settings = CommonSettings()
     with cli_errors():
         result = run_scorer_bench(

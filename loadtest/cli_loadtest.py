@@ -25,7 +25,7 @@ from rich.console import Console
 from streams.errors import ConfigError
 
 console = Console(stderr=True)
-Shape = Literal["constant", "step", "spike"]
+Shape = Literal["constant", "step", "spike", "attack"]
 RATE_PER_USER = 50.0  # default users = rate / 50: each greenlet paces 50 tx/s comfortably
 
 
@@ -48,8 +48,8 @@ class LoadTestPlan:
     def __post_init__(self) -> None:
         if self.rate <= 0 or self.duration_s <= 0 or self.users < 1:
             raise ConfigError("rate and duration must be > 0, users >= 1")
-        if self.shape not in ("constant", "step", "spike"):
-            raise ConfigError(f"unknown shape {self.shape!r}: constant | step | spike")
+        if self.shape not in ("constant", "step", "spike", "attack"):
+            raise ConfigError(f"unknown shape {self.shape!r}: constant | step | spike | attack")
         if self.http and not self.api_key:
             raise ConfigError("--http needs an API key (--api-key or FRAUD_LOADTEST_API_KEY)")
 
@@ -82,7 +82,7 @@ def locust_argv(plan: LoadTestPlan, csv_prefix: Path, python: str = sys.executab
         step_users = max(1, plan.users // 5)
         steps = math.ceil(plan.users / step_users)
         argv += ["--step-users", str(step_users), "--step-time-s", f"{plan.duration_s / steps:g}"]
-    elif plan.shape == "spike":
+    elif plan.shape in ("spike", "attack"):
         argv += ["--spike-users", str(3 * plan.users)]
         argv += ["--spike-time-s", f"{max(5.0, plan.duration_s / 6):g}"]
     if plan.http:
@@ -100,7 +100,11 @@ def loadtest(
     sla_max_fail_ratio: float = typer.Option(0.0, help="SLA: allowed share of failures"),
     sla_min_rps: float = typer.Option(0.0, help="SLA: minimum decisions per second (0 = off)"),
     users: int = typer.Option(0, help=f"Locust users (0 = rate / {RATE_PER_USER:g})"),
-    shape: str = typer.Option("constant", help="constant | step (find the knee) | spike"),
+    shape: str = typer.Option(
+        "constant",
+        help="constant | step (find the knee) | spike | attack (a spike of attack traffic: "
+        "many transactions flagged)",
+    ),
     http: bool = typer.Option(False, "--http", help="load POST /v1/score instead of Kafka"),
     host: str = typer.Option("http://127.0.0.1:8000", help="REST API base URL (--http)"),
     api_key: str = typer.Option("", envvar="FRAUD_LOADTEST_API_KEY", help="X-API-Key (--http)"),

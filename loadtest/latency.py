@@ -50,6 +50,7 @@ from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer, Message, TopicP
 
 from loadtest.bench_setup import ROOT, BenchError, CpuSampler, process_tree_cpu
 from loadtest.echo import PRODUCED_AT_HEADER
+from loadtest.mixes import MIXES, Mix, generator, paced_produce
 from streams.kafka import consumer_config
 
 OutputKind = Literal["decision", "echo"]
@@ -65,6 +66,7 @@ class _Stamp(msgspec.Struct):
 
     decided_at: datetime | None = None
     latency_ms: float | None = None
+    decision: str = "approve"
 
 
 _stamp_decoder = msgspec.json.Decoder(_Stamp)
@@ -102,10 +104,13 @@ class OutputReader:
             )
         )
         self._marks: list[int] = []
+        self.flagged = 0
+        """Decisions read since the mark whose outcome is not ``approve``."""
 
     def mark(self) -> None:
         """Read from the current end of every partition (live: start consuming there)."""
         self._marks = [self._end_offset(p) for p in range(self.partitions)]
+        self.flagged = 0
         if self.mode == "live":
             self.consumer.assign(self._positions(self._marks))
 
@@ -123,6 +128,7 @@ class OutputReader:
             stamp = dict(m.headers() or ()).get(PRODUCED_AT_HEADER)
             return float(stamp) if stamp else float("nan")
         decision = _stamp_decoder.decode(m.value() or b"{}")
+        self.flagged += decision.decision != "approve"
         if decision.decided_at is None or decision.latency_ms is None:
             return float("nan")
         return decision.decided_at.timestamp() * 1e3 - decision.latency_ms
@@ -260,7 +266,13 @@ class Service:
 
 
 def paced_producer_args(
-    bootstrap: str, topic: str, rate: float, duration_s: float, run_id: str, out: Path
+    bootstrap: str,
+    topic: str,
+    rate: float,
+    duration_s: float,
+    run_id: str,
+    out: Path,
+    mix: Mix = "normal",
 ) -> list[str]:
     return [
         sys.executable,
@@ -278,6 +290,8 @@ def paced_producer_args(
         run_id,
         "--out",
         str(out),
+        "--mix",
+        mix,
     ]
 
 
@@ -290,8 +304,10 @@ def measure_step(
     workdir: Path,
     sampler: CpuSampler | None = None,
     drain_s: float = 10.0,
+    mix: Mix = "normal",
 ) -> dict[str, Any]:
-    """One paced step against ``service``: latency percentiles, rates, CPU shares."""
+    """One paced step of ``mix`` traffic against ``service``: latency percentiles, rates,
+    CPU shares, and (for decisions) the share flagged."""
     run_id = uuid.uuid4().hex[:10]
     report_path = workdir / f"producer-{service.name}-{run_id}.json"
     expected = round(rate * duration_s)
@@ -300,7 +316,7 @@ def measure_step(
     with log_path.open("wb") as log:
         producer = subprocess.Popen(
             paced_producer_args(
-                bootstrap, service.input_topic, rate, duration_s, run_id, report_path
+                bootstrap, service.input_topic, rate, duration_s, run_id, report_path, mix
             ),
             cwd=ROOT,
             stdout=log,
@@ -323,6 +339,7 @@ def measure_step(
     stats = percentiles(latencies[~np.isnan(latencies)])
     step: dict[str, Any] = {
         "service": service.name,
+        "mix": mix,
         "target_rate": rate,
         "duration_s": duration_s,
         "sent": sent["count"],
@@ -331,6 +348,9 @@ def measure_step(
         "missing": max(0, sent["count"] - len(latencies)),
         **stats,
     }
+    if service.reader.kind == "decision" and len(latencies):
+        step["flagged"] = service.reader.flagged
+        step["flag_rate"] = round(service.reader.flagged / len(latencies), 5)
     if sampler is not None:
         if last > first:
             step["broker_cpu_pct"] = sampler.share("broker", first, last)
@@ -441,10 +461,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--duration", type=float, required=True)
     parser.add_argument("--run-id", required=True)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--mix", choices=MIXES, default="normal")
     args = parser.parse_args(argv)
-    simulator = Simulator(SimulatorConfig.default(seed=BENCH_SEED), run_id=args.run_id)
+
+    def simulator() -> Simulator:
+        return Simulator(SimulatorConfig.default(seed=BENCH_SEED), run_id=args.run_id)
+
+    if args.mix != "normal":
+        sent = paced_produce(
+            generator(args.mix, simulator, HISTORY_DAYS),
+            bootstrap=args.bootstrap,
+            topic=args.topic,
+            rate=args.rate,
+            duration_s=args.duration,
+        )
+        args.out.write_text(json.dumps(sent) + "\n")
+        return
     report = stream_transactions(
-        simulator,
+        simulator(),
         bootstrap=args.bootstrap,
         topic=args.topic,
         rate=args.rate,

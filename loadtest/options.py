@@ -43,7 +43,8 @@ def add_arguments(parser: Any) -> None:
         "FRAUD_LOADTEST_SHAPE",
         choices=SHAPES,
         default="constant",
-        help="load profile: constant | step (ramp to find the knee) | spike",
+        help="load profile: constant | step (ramp to find the knee) | spike | attack (a "
+        "spike whose traffic is an attack burst: many transactions flagged)",
     )
     flag(
         "--user-rate",
@@ -93,21 +94,21 @@ def add_arguments(parser: Any) -> None:
         "FRAUD_LOADTEST_SPIKE_USERS",
         type=int,
         default=None,
-        help="spike shape: users during the spike (default 3 x users)",
+        help="spike and attack shapes: users during the spike (default 3 x users)",
     )
     flag(
         "--spike-at-s",
         "FRAUD_LOADTEST_SPIKE_AT_S",
         type=float,
         default=None,
-        help="spike shape: start of the spike (default a third of the run time)",
+        help="spike and attack shapes: start of the spike (default a third of the run time)",
     )
     flag(
         "--spike-time-s",
         "FRAUD_LOADTEST_SPIKE_TIME_S",
         type=float,
         default=10.0,
-        help="spike shape: length of the spike",
+        help="spike and attack shapes: length of the spike",
     )
     flag(
         "--sla-p95-ms",

@@ -1,4 +1,4 @@
-"""Load profiles: constant, step ramp (find the knee) and spike, as one Locust shape.
+"""Load profiles: constant, step ramp (find the knee), spike and attack, as one Locust shape.
 
 Each profile is a pure function of the run time (``tick(t) -> (users, spawn_rate) | None``,
 ``None`` ends the run), unit-tested without Locust. :class:`ProfileShape` is the one
@@ -11,7 +11,11 @@ second, so users x user-rate is the offered load.
 * step: ``step_users`` more users every ``step_time_s`` up to ``users`` (each step is one
   load level; the stats history shows where latency bends - the knee);
 * spike: ``users``, then ``spike_users`` at once from ``spike_at_s`` for ``spike_time_s``,
-  then back to ``users`` (does the backlog drain and the latency recover?).
+  then back to ``users`` (does the backlog drain and the latency recover?);
+* attack: the spike, and while it lasts the traffic is an attack burst
+  (:class:`loadtest.mixes.AttackBurst`): a share of the transactions is stolen cards
+  spending past the simulator's fraud threshold again and again, so the scorer flags far
+  more than the simulator's ~0.5 % (does the SLA hold when the explanations pile up?).
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ from typing import Literal, Protocol
 
 from locust import LoadTestShape
 
-ShapeName = Literal["constant", "step", "spike"]
-SHAPES: tuple[ShapeName, ...] = ("constant", "step", "spike")
+from loadtest.feed import ATTACK
+
+ShapeName = Literal["constant", "step", "spike", "attack"]
+SHAPES: tuple[ShapeName, ...] = ("constant", "step", "spike", "attack")
 Tick = tuple[int, float] | None
 
 
@@ -86,6 +92,21 @@ class Spike:
         return (self.users, self.spawn_rate)
 
 
+@dataclass(frozen=True)
+class Attack:
+    """A :class:`Spike` whose extra load is an attack burst (:meth:`attacking`)."""
+
+    spike: Spike
+
+    def tick(self, t: float) -> Tick:
+        return self.spike.tick(t)
+
+    def attacking(self, t: float) -> bool:
+        """Whether the feed sends the attack mix at run time ``t``."""
+        start = self.spike.spike_at_s
+        return start <= t < start + self.spike.spike_time_s
+
+
 def build_profile(options: argparse.Namespace) -> Profile:
     """The profile named by ``options.shape``, from Locust's parsed options."""
     users = int(options.num_users or 1)
@@ -95,14 +116,15 @@ def build_profile(options: argparse.Namespace) -> Profile:
     if shape == "step":
         step_users = int(options.step_users or max(1, users // 5))
         return Step(users, step_users, float(options.step_time_s), spawn_rate, run_time)
-    if shape == "spike":
+    if shape in ("spike", "attack"):
         spike_users = int(options.spike_users or 3 * users)
         spike_at = options.spike_at_s
         if spike_at is None:
             spike_at = run_time / 3 if run_time else 30.0
-        return Spike(
+        spike = Spike(
             users, spike_users, float(spike_at), float(options.spike_time_s), spawn_rate, run_time
         )
+        return Attack(spike) if shape == "attack" else spike
     return Constant(users, spawn_rate, run_time)
 
 
@@ -119,4 +141,7 @@ class ProfileShape(LoadTestShape):
         if self._profile is None:
             assert self.runner is not None and self.runner.environment.parsed_options
             self._profile = build_profile(self.runner.environment.parsed_options)
-        return self._profile.tick(self.get_run_time())
+        t = self.get_run_time()
+        if isinstance(self._profile, Attack):
+            ATTACK.on = self._profile.attacking(t)
+        return self._profile.tick(t)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # What `make bench` runs: every benchmark in one run, written to bench/results/<date>.{json,md}
-# plus <date>-latency.png. About 8-10 minutes on a 2-core box (the first run also trains
-# the bench champion once, ~1-2 min, cached in state/bench/registry).
+# plus <date>-latency.png. About 12-15 minutes on a 2-core box: the scorer's paced run in
+# four traffic mixes (normal, attack, cold cards, schema-only generator; loadtest/mixes.py)
+# adds ~5 to the rest (the first run also trains the bench champion once, ~1-2 min,
+# cached in state/bench/registry).
 #   scripts/bench.sh            the full report (features, profiles, model, scorer)
 #   scripts/bench.sh --quick    a smoke run (~4 min on an idle box): small numbers, no model bench
 # Extra arguments go to `fraudctl bench report` (e.g. --only scorer, --bootstrap H:P).

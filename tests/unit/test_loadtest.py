@@ -15,10 +15,11 @@ os.environ["LOCUST_SKIP_MONKEY_PATCH"] = "1"
 from locust.argument_parser import get_empty_argument_parser, setup_parser_arguments
 from locust.stats import RequestStats
 
-from loadtest.feed import TransactionFeed
+from loadtest.feed import ATTACK, TransactionFeed
+from loadtest.mixes import ATTACK_SHARE
 from loadtest.options import add_arguments, load_options, sla_thresholds
 from loadtest.runtime import Pacer
-from loadtest.shapes import Constant, Spike, Step, build_profile
+from loadtest.shapes import Attack, Constant, Spike, Step, build_profile
 from loadtest.sla import SlaThresholds, evaluate, evaluate_run
 from loadtest.tracker import (
     ACK,
@@ -29,6 +30,7 @@ from loadtest.tracker import (
 )
 from streams.events import Transaction
 from streams.serde import encode, transaction_decoder
+from streams.simulator import SimulatorConfig
 
 pytestmark = pytest.mark.unit
 
@@ -149,6 +151,36 @@ def test_spike_shape_jumps_at_once_and_comes_back() -> None:
     assert ticks == [(2, 2.0), (12, 12.0), (12, 12.0), (2, 2.0), (2, 2.0), None]
 
 
+def test_attack_shape_is_a_spike_whose_traffic_is_an_attack_burst() -> None:
+    """The users jump as in a spike; while it lasts the feed sends the attack mix: a
+    share of the transactions with a stolen card's amount, past the fraud threshold."""
+    shape = Attack(Spike(users=2, spike_users=6, spike_at_s=10.0, spike_time_s=5.0, spawn_rate=2.0))
+    times = (0.0, 9.9, 10.0, 14.9, 15.0, 24.9, 25.0)
+    assert [shape.tick(t) for t in times] == [
+        (2, 2.0),
+        (2, 2.0),
+        (6, 6.0),
+        (6, 6.0),
+        (2, 2.0),
+        (2, 2.0),
+        None,
+    ]
+    assert [shape.attacking(t) for t in times] == [False, False, True, True, False, False, False]
+
+    feed = TransactionFeed(world="small", seed=3, chunk=256)
+    threshold = SimulatorConfig.small().fraud_amount_threshold
+    try:
+        before = [feed.next().amount for _ in range(2_000)]
+        ATTACK.on = True
+        during = [feed.next().amount for _ in range(2_000)]
+    finally:
+        ATTACK.on = False
+    after = [feed.next().amount for _ in range(2_000)]
+    stolen = [sum(a >= 1.2 * threshold for a in run) / 2_000 for run in (before, during, after)]
+    assert stolen[0] < 0.02 and stolen[2] < 0.02
+    assert ATTACK_SHARE - 0.04 < stolen[1] < ATTACK_SHARE + 0.04
+
+
 def _namespace(**overrides: object) -> argparse.Namespace:
     values: dict[str, object] = {
         "num_users": 10,
@@ -168,6 +200,7 @@ def test_build_profile_reads_locusts_common_options() -> None:
     assert build_profile(_namespace()) == Constant(10, 5.0, 90.0)
     assert build_profile(_namespace(shape="step")) == Step(10, 2, 20.0, 5.0, 90.0)
     assert build_profile(_namespace(shape="spike")) == Spike(10, 30, 30.0, 10.0, 5.0, 90.0)
+    assert build_profile(_namespace(shape="attack")) == Attack(Spike(10, 30, 30.0, 10.0, 5.0, 90.0))
 
 
 # -- SLA verdict ------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from locust.argument_parser import get_empty_argument_parser, setup_parser_argum
 
 from loadtest.cli_loadtest import LoadTestPlan, locust_argv, locustfile
 from loadtest.options import add_arguments, load_options, sla_thresholds
-from loadtest.shapes import Spike, Step, build_profile
+from loadtest.shapes import Attack, Spike, Step, build_profile
 from loadtest.sla import SlaThresholds
 from streams.errors import ConfigError
 
@@ -53,6 +53,10 @@ def test_step_and_spike_runs_fill_the_duration() -> None:
         locust_argv(LoadTestPlan(rate=100, duration_s=60, users=2, shape="spike"), PREFIX)
     )
     assert build_profile(spike) == Spike(2, 6, 20.0, 10.0, 2.0, 60.0)
+    attack = parse(
+        locust_argv(LoadTestPlan(rate=100, duration_s=60, users=2, shape="attack"), PREFIX)
+    )
+    assert build_profile(attack) == Attack(Spike(2, 6, 20.0, 10.0, 2.0, 60.0))
 
 
 def test_http_run_targets_the_api_and_keeps_the_key_off_the_command_line() -> None:
