@@ -3,7 +3,10 @@
 The review threshold flags the top ``review_rate`` of validation traffic (or the share
 that gives ``cases_per_day`` reviews at the validation days' volume). The decline
 threshold is the lowest score above it whose validation precision reaches
-``decline_precision``; when no threshold does, only a score of 1.0 declines.
+``decline_precision`` among the top ``max_decline_share`` of the flagged rows; when no
+threshold does, only a score of 1.0 declines. The cap keeps the review band open: with
+a precise model the whole review capacity would otherwise be declined, and analysts would
+only ever see what the model already decided.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ def choose_policy(
     cases_per_day: float | None = None,
     days: int = 1,
     decline_precision: float = 0.9,
+    max_decline_share: float = 0.5,
 ) -> ThresholdPolicy:
     """Thresholds from validation scores and labels (both in validation row order)."""
     if len(scores) == 0:
@@ -73,7 +77,8 @@ def choose_policy(
     hits = np.cumsum(labels[np.argsort(scores, kind="stable")[::-1]])
     precision = hits / np.arange(1, len(scores) + 1)
     decline_threshold, reached = 1.0, False
-    for n in range(min(n_review, len(scores)), MIN_DECLINES - 1, -1):
+    most = min(int(n_review * max_decline_share), len(scores))
+    for n in range(most, MIN_DECLINES - 1, -1):
         if precision[n - 1] >= decline_precision and ranked[n - 1] >= review_threshold:
             decline_threshold, reached = float(ranked[n - 1]), True
             break
@@ -85,6 +90,7 @@ def choose_policy(
         "review_precision": float(labels[flagged].mean()) if flagged.any() else 0.0,
         "decline_precision_target": decline_precision,
         "decline_precision_reached": reached,
+        "max_decline_share": max_decline_share,
         "decline_rate": float(np.mean(scores >= decline_threshold)),
     }
     return ThresholdPolicy(

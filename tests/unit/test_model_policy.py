@@ -44,3 +44,14 @@ def test_decide_maps_scores_to_outcomes_and_round_trips() -> None:
 def test_bad_review_rate_is_refused() -> None:
     with pytest.raises(ModelError, match="review rate"):
         choose_policy(np.array([0.1, 0.2]), np.array([0, 1]), review_rate=0.0)
+
+
+@pytest.mark.unit
+def test_a_precise_model_leaves_half_of_the_review_capacity_to_analysts() -> None:
+    scores = np.linspace(0.0, 0.999, 1000)
+    labels = (scores > 0.95).astype(int)  # the top 50 rows are fraud: every flagged row
+    policy = choose_policy(scores, labels, review_rate=0.02)
+    outcomes = policy.decide(scores)
+    assert int(np.sum(outcomes == "decline")) == 10  # half of the 20 flagged
+    assert int(np.sum(outcomes == "review")) == 10
+    assert policy.basis["decline_precision_reached"] is True
