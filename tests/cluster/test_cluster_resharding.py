@@ -42,6 +42,12 @@ def _fail_over(client: RedisCluster) -> int:
     node = redis.Redis(port=replica.port)
     node.execute_command("CLUSTER FAILOVER")
     assert wait_until(lambda: node.role()[0] in (b"master", "master"), 30.0)
+
+    def seen() -> bool:  # the whole cluster knows (gossip), so the client's map says so
+        client.nodes_manager.initialize()
+        return replica.port in {n.port for n in client.get_primaries()}
+
+    assert wait_until(seen, 30.0, interval_s=0.5)
     return int(replica.port)
 
 
