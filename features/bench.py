@@ -29,7 +29,9 @@ import redis
 
 from features.definitions import CARD_WINDOW_S, DAY_S, FEATURE_SET_ID
 from features.realtime import RedisFeatureStore
+from features.realtime.cluster_store import redis_feature_store
 from features.realtime.layout import card_key, encode_batch, terminal_key
+from features.redis_nodes import is_cluster
 from streams.events import Transaction
 
 BATCH_SIZES: tuple[int, ...] = (1, 100, 500)
@@ -94,7 +96,7 @@ def run_feature_bench(
     cold_size: int | None = 500,
     allocator: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    store = RedisFeatureStore(client, prefix=prefix)
+    store = redis_feature_store(client, prefix=prefix)
     load_at_start = os.getloadavg()
     calibration_at_start = host_calibration_ms()
     start = datetime(2026, 1, 1, tzinfo=UTC)
@@ -122,7 +124,8 @@ def run_feature_bench(
         "benchmark": "features.update_and_read_batch",
         "feature_set": FEATURE_SET_ID,
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "redis": client.info("server").get("redis_version"),
+        "redis": _servers(client)[0].info("server").get("redis_version"),
+        "redis_primaries": len(_servers(client)),
         "host": {
             "cpus": os.cpu_count(),
             "loadavg_at_start": [round(x, 2) for x in load_at_start],
@@ -165,15 +168,31 @@ def host_calibration_ms(repeats: int = 40) -> float:
     return statistics.median(walls)
 
 
+def _servers(client: redis.Redis) -> list[redis.Redis]:
+    """The Redis servers doing the work: every primary of a cluster, else the one."""
+    if is_cluster(client):
+        cluster: Any = client
+        return [cluster.get_redis_connection(node) for node in cluster.get_primaries()]
+    return [client]
+
+
 def _redis_cpu_s(client: redis.Redis) -> float:
-    cpu = client.info("cpu")
-    return float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"])
+    """CPU seconds used so far by the server (summed over a cluster's primaries)."""
+    total = 0.0
+    for server in _servers(client):
+        cpu = server.info("cpu")
+        total += float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"])
+    return total
 
 
 def _redis_calls(client: redis.Redis) -> dict[str, tuple[int, int]]:
-    """``command -> (calls, usec)`` from INFO commandstats."""
-    stats = client.info("commandstats")
-    return {k.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"])) for k, v in stats.items()}
+    """``command -> (calls, usec)`` from INFO commandstats (summed over a cluster)."""
+    out: dict[str, tuple[int, int]] = {}
+    for server in _servers(client):
+        for k, v in server.info("commandstats").items():
+            calls, usec = out.get(k.removeprefix("cmdstat_"), (0, 0))
+            out[k.removeprefix("cmdstat_")] = (calls + int(v["calls"]), usec + int(v["usec"]))
+    return out
 
 
 def _time_size(
