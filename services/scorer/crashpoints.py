@@ -5,8 +5,9 @@ settling a batch, which a kill from outside lands on only by chance. The points,
 order a batch passes them:
 
 * ``after_send`` - its decisions and dead letters are queued to the producer;
-* ``before_cases`` - its reasons are computed, its review cases not yet queued (the hook
-  first flushes the producer, so the decisions are in the log without their cases);
+* ``before_cases`` - its reasons are computed, its review cases not yet queued (batches
+  with review cases only; the hook first flushes the producer, so the decisions are in
+  the log without their cases);
 * ``after_ack`` - the broker acknowledged all of them;
 * ``after_mark`` - its transactions are marked decided in the ledger;
 * ``after_commit`` - its offsets are committed.

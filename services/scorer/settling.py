@@ -136,24 +136,28 @@ class Settler:
         return [m for u in self.pending for m in u.messages]
 
     def add(self, unsettled: Unsettled) -> None:
-        """A batch whose decisions are sent; settled by :meth:`settle_sent` or :meth:`settle`."""
+        """A batch whose decisions are sent; settled by :meth:`settle_sent` or :meth:`settle`.
+        With nothing to explain, its review cases (owed ones it resends) go out at once."""
         self.pending.append(unsettled)
+        if unsettled.cases.done():
+            self._send_cases(unsettled)
 
     def clear(self) -> None:
         """Forget the sent batches (not settled, not committed: they replay)."""
         self.pending.clear()
 
     def settle_sent(self, clock: StageClock | None = None) -> None:
-        """After a batch was sent: queue the review cases whose reasons are ready, then
-        settle the batches before it whose cases are out - and, while more than
-        ``max_unsettled_batches`` are held, the oldest whatever it waits for."""
-        self.send_ready_cases()
+        """After a batch was sent: settle the batches before it whose review cases went
+        out earlier (their acks had this batch's scoring to arrive) - and, while more than
+        ``max_unsettled_batches`` are held, the oldest whatever it waits for; then queue
+        the review cases whose reasons are ready (settled after the next batch)."""
         bound = self.settings.max_unsettled_batches
         while len(self.pending) > 1:
             head = self.pending[0]
             if not head.cases_sent and len(self.pending) <= bound:
                 break
             self._settle(head, synchronous=False)
+        self.send_ready_cases()
         if clock is not None:
             clock.lap("commit")
 
@@ -175,9 +179,9 @@ class Settler:
         cases = unsettled.cases.result()  # waits for the reasons if they are not ready
         if unsettled.closed:
             return
-        # a crash here leaves the batch's decisions in the log (flushed by the test hook)
-        # without their review cases: the replay owes them (services/scorer/recovery.py)
-        self.crash.reached("before_cases", prepare=lambda: self.producer.flush(10))
+        if cases:  # a crash here leaves the batch's decisions in the log (flushed by the
+            # test hook) without their review cases: the replay owes them (.recovery)
+            self.crash.reached("before_cases", prepare=lambda: self.producer.flush(10))
         produce_decisions(self.producer, self.topics, [], cases, group=unsettled.deliveries)
         unsettled.cases_sent = True
 
