@@ -152,7 +152,7 @@ def build_app(config: FeedbackConfig, sink: LabelledSink) -> tuple[faust.App, Fe
         store=config.store,
         processing_guarantee="at_least_once",
         topic_partitions=config.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=config.topics.default_replication,  # FRAUD_TOPIC_LAYOUT
         table_standby_replicas=0,
         consumer_auto_offset_reset="earliest",
         web_enabled=False,

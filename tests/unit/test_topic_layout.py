@@ -147,3 +147,19 @@ def test_a_redis_cluster_url_selects_the_cluster_paths() -> None:
     assert CommonSettings(redis_url="redis-cluster://10.0.0.1:7000").redis_cluster
     assert CommonSettings(redis_url="rediss-cluster://10.0.0.1:7000").redis_cluster
     assert not CommonSettings(redis_url="redis://10.0.0.1:6379/0").redis_cluster
+
+
+def test_the_feedback_apps_own_topics_take_the_layouts_replication(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from services.feedback.settings import FeedbackSettings
+    from streams.feedback.app import build_app
+
+    monkeypatch.setenv("FRAUD_TOPIC_LAYOUT", '{"default": {"replication_factor": 3}}')
+    monkeypatch.setenv("FRAUD_STATE_DIR", str(tmp_path))
+
+    class Idle:  # nothing flows: only the app's configuration is looked at
+        def stop(self) -> None: ...
+
+    app, _ = build_app(FeedbackSettings().app_config(), sink=Idle())  # type: ignore[arg-type]
+    assert app.conf.topic_replication_factor == 3
