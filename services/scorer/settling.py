@@ -288,6 +288,7 @@ class Settler:
             and (not unsettled.cases_sent or d.transaction_id in cases_failed)
         }  # (an owed case resent by this batch is not among its decided ids)
         self.written(landed, owed)
+        self.decided += len(landed)  # in the log: their new owner skips them
         metrics.BATCHES_ABANDONED.labels(reason).inc()
         log.warning(
             "stage=abandon batch of %d decisions (%d written, %d owe a review case) not "
