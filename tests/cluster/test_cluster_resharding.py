@@ -37,18 +37,28 @@ def _reshard(cluster: LocalCluster, client: RedisCluster) -> subprocess.Complete
 
 
 def _fail_over(client: RedisCluster) -> int:
-    """Promote a replica by ``CLUSTER FAILOVER``; its port once it serves as primary."""
-    replica = client.get_replicas()[0]
-    node = redis.Redis(port=replica.port)
-    node.execute_command("CLUSTER FAILOVER")
-    assert wait_until(lambda: node.role()[0] in (b"master", "master"), 30.0)
-
-    def seen() -> bool:  # the whole cluster knows (gossip), so the client's map says so
+    """Promote a replica by ``CLUSTER FAILOVER``; its port once the cluster serves it as a
+    primary. A replica still syncing (say, a primary demoted a moment ago) cannot take over,
+    so the first replica in sync is asked, and another one if it did not take over."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
         client.nodes_manager.initialize()
-        return replica.port in {n.port for n in client.get_primaries()}
+        for replica in client.get_replicas():
+            node = redis.Redis(port=replica.port)
+            if node.info("replication").get("master_link_status") != "up":
+                continue
+            node.execute_command("CLUSTER FAILOVER")
+            if not wait_until(lambda n=node: n.role()[0] in (b"master", "master"), 20.0):
+                continue
 
-    assert wait_until(seen, 30.0, interval_s=0.5)
-    return int(replica.port)
+            def seen(port: int = replica.port) -> bool:  # the cluster knows (gossip)
+                client.nodes_manager.initialize()
+                return port in {n.port for n in client.get_primaries()}
+
+            assert wait_until(seen, 30.0, interval_s=0.5)
+            return int(replica.port)
+        time.sleep(1.0)
+    raise AssertionError("no replica took over within two minutes")
 
 
 def test_a_live_reshard_and_a_failover_mid_stream_change_nothing(
