@@ -38,6 +38,17 @@ _CANDIDATE = re.compile(rb"\d(?:[ \-.]?\d){12}")
 """A necessary condition for a PAN written with ASCII digits and no escapes, cheap to scan
 raw bytes for: the exact scan (decode, walk the strings) runs only when it holds, or when
 the payload has an escape or non-ASCII text (which could spell digits another way)."""
+_DIGITS_AS_ZERO = bytes(ord("0") if 48 <= b <= 57 else ord("x") for b in range(256))
+_THIRTEEN = b"0" * 13
+
+
+def _may_hold_candidate(payload: bytes) -> bool:
+    """Whether ``payload`` holds 13 ASCII digits in a row once the separators a PAN may have
+    are deleted, which every :data:`_CANDIDATE` match does. Two C passes, several times
+    cheaper than the regular expression, which then runs only on such payloads."""
+    return _THIRTEEN in payload.translate(_DIGITS_AS_ZERO, b" -.")
+
+
 _RUN = re.compile(r"\d(?:[ \-.]?\d)*")
 """A maximal run of digits with single separators; the PAN is looked for in its groups."""
 _GROUP = re.compile(r"\d+")
@@ -165,7 +176,11 @@ def find_pan(payload: bytes) -> str | None:
     if field is not None:
         name = payload[field.start() : field.end() - 1]  # as written, not lower-cased
         return f"field {name.decode(errors='replace').strip()} is not allowed"
-    if b"\\" not in payload and payload.isascii() and _CANDIDATE.search(payload) is None:
+    if (
+        b"\\" not in payload
+        and payload.isascii()
+        and (not _may_hold_candidate(payload) or _CANDIDATE.search(payload) is None)
+    ):
         return None
     document = _decoded(payload)
     texts = (

@@ -7,11 +7,22 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams.dlq import MAX_ORIGINAL_BYTES, dead_letter
 from streams.events import Label, Transaction
 from streams.jsonscan import MAX_DEPTH, nesting_depth
-from streams.pan import REDACTED, contains_pan, find_pan, pan_spans, redact_payload, redact_text
+from streams.pan import (
+    _CANDIDATE,
+    REDACTED,
+    _may_hold_candidate,
+    contains_pan,
+    find_pan,
+    pan_spans,
+    redact_payload,
+    redact_text,
+)
 from streams.serde import EventTimeBounds, Rejection, label_decoder, transaction_decoder
 from tests.malformed import GOOD
 
@@ -229,3 +240,29 @@ def test_dead_letter_cuts_huge_originals() -> None:
     letter = _letter(original)
     assert letter.truncated and len(letter.original) == MAX_ORIGINAL_BYTES
     assert letter.original_bytes == len(original)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "4111111111111111",
+        "4111 1111 1111 1111",
+        "4111-1111-1111-1111",
+        "4111.1111.1111.1111",
+        "x4111111111111111y",
+        "1234567890123",
+    ],
+)
+def test_the_candidate_prefilter_never_hides_what_the_pattern_finds(text: str) -> None:
+    """The cheap prefilter is a necessary condition of the candidate pattern: wherever
+    the pattern matches, the prefilter must say "maybe"."""
+    payload = json.dumps({"note": text, "amount": 12.5}).encode()
+    assert _CANDIDATE.search(payload) is not None
+    assert _may_hold_candidate(payload)
+
+
+@settings(max_examples=2_000, deadline=None, database=None)
+@given(st.binary(max_size=120) | st.text(alphabet="0123456789 -.x", max_size=60).map(str.encode))
+def test_the_candidate_prefilter_is_a_necessary_condition(payload: bytes) -> None:
+    if _CANDIDATE.search(payload) is not None:
+        assert _may_hold_candidate(payload)
