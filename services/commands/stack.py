@@ -46,12 +46,22 @@ def _json(state: StackState) -> str:
     return json.dumps({"components": components, "topics": state.topics, "env": state.env()})
 
 
+StartMissingOption = typer.Option(
+    False,
+    "--start-missing",
+    help="start an embedded broker / Redis at the configured addresses when they do not "
+    "answer (tests, CI, a laptop); without it a configured one that does not answer is an "
+    "error",
+)
+
+
 @app.command("up")
-def up(as_json: bool = JsonOption) -> None:
-    """Use the configured broker/Redis when they answer, otherwise start them; create topics."""
+def up(as_json: bool = JsonOption, start_missing: bool = StartMissingOption) -> None:
+    """Use the broker and Redis when they answer; start embedded ones only for the default
+    addresses (or with --start-missing); create the topics."""
     settings = CommonSettings()
     try:
-        state = stack_ops.up(settings)
+        state = stack_ops.up(settings, start_missing=True if start_missing else None)
     except FraudError as exc:
         console.print(f"[red]stack up failed:[/red] {exc}")
         raise typer.Exit(1) from exc

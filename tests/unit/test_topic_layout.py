@@ -137,6 +137,26 @@ def test_stack_up_exits_non_zero_when_the_configured_redis_does_not_answer(
     assert not (tmp_path / "redis").exists()
 
 
+def test_stack_up_start_missing_starts_what_a_configured_address_lacks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CI and tests name a free port for the broker and ask `stack up --start-missing` to
+    start the embedded one there."""
+    from services.cli import app
+
+    asked: list[bool | None] = []
+
+    def fake_up(settings: CommonSettings, start_missing: bool | None = None) -> object:
+        asked.append(start_missing)
+        raise StackError("stopped here")
+
+    monkeypatch.setattr(stack, "up", fake_up)
+    monkeypatch.setenv("FRAUD_STATE_DIR", str(tmp_path))
+    assert CliRunner().invoke(app, ["stack", "up", "--start-missing"]).exit_code == 1
+    assert CliRunner().invoke(app, ["stack", "up"]).exit_code == 1
+    assert asked == [True, None]
+
+
 def test_topics_of_a_deployment_share_one_layout() -> None:
     topics = Topics(prefix="p.", partitions={"transactions": 3})
     assert next(name for name, _ in topics.all()) == "p.transactions"
