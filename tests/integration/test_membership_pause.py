@@ -16,6 +16,7 @@ import pytest
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
+from services.stack.process import wait_until
 from streams.kafka import admin_client, consumer_config, producer_config
 from streams.membership import Membership
 
@@ -50,19 +51,20 @@ class Waiter:
             batch += self.membership.screen(self.consumer.consume(100, 0.1))
             self.seen |= {(int(m.partition() or 0), int(m.offset() or 0)) for m in batch}
 
+    def consume_then_assigned(self) -> set[int]:
+        self.consume(0.2)
+        return self.assigned()
+
+    def consume_then_seen(self) -> set[int]:
+        """The partitions records were taken from so far, after consuming a little more."""
+        self.consume(0.2)
+        return {p for p, _ in self.seen}
+
     def wait(self, seconds: float) -> None:
         until = time.monotonic() + seconds
         while time.monotonic() < until:
             self.membership.keep_alive()
             time.sleep(0.05)
-
-
-def _until(check: object, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached in {timeout_s}s")
-        time.sleep(0.1)
 
 
 def test_a_partition_lost_while_paused_is_fetched_again_once_assigned_back(
@@ -76,7 +78,7 @@ def test_a_partition_lost_while_paused_is_fetched_again_once_assigned_back(
     other: Consumer | None = None
     try:
         waiter.consume(0.5)
-        _until(lambda: (waiter.consume(0.2), waiter.assigned())[1] == {0, 1}, 60, "assignment")
+        assert wait_until(lambda: waiter.consume_then_assigned() == {0, 1}, 60), "assignment"
         waiter.wait(0.5)  # a wait (Redis, the broker): both partitions paused
 
         # Another member joins mid-wait: the group takes the paused partitions away.
@@ -91,18 +93,13 @@ def test_a_partition_lost_while_paused_is_fetched_again_once_assigned_back(
         # The wait ends; the other member leaves and everything comes back to the waiter.
         other.close()
         other = None
-        _until(lambda: (waiter.consume(0.2), waiter.assigned())[1] == {0, 1}, 60, "hand-back")
+        assert wait_until(lambda: waiter.consume_then_assigned() == {0, 1}, 60), "hand-back"
 
         producer = Producer(producer_config(kafka_bootstrap, client_id=f"{group}-producer"))
         for partition in range(PARTITIONS):
             producer.produce(topic, b"{}", partition=partition)
         assert producer.flush(30) == 0
-        _until(
-            lambda: (waiter.consume(0.2), {p for p, _ in waiter.seen})[1] == {0, 1},
-            30,
-            "records of both partitions",
-        )
-        assert {p for p, _ in waiter.seen} == {0, 1}
+        assert wait_until(lambda: waiter.consume_then_seen() == {0, 1}, 30), waiter.seen
     finally:
         if other is not None:
             other.close()
