@@ -98,6 +98,11 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"- review if score >= {card['policy']['review_threshold']:.5f} "
         f"(target review rate {card['policy']['review_rate']:.3%})",
         f"- decline if score >= {card['policy']['decline_threshold']:.5f}",
+        *(
+            [f"- fitted on {card['policy']['fitted_on']}"]
+            if card["policy"].get("fitted_on")
+            else []
+        ),
         "",
         "## Training",
         f"- rounds {card['best_iteration']}, validation AP {_fmt(card['validation_ap'])}, "

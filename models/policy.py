@@ -60,7 +60,7 @@ def choose_policy(
     *,
     review_rate: float = 0.005,
     cases_per_day: float | None = None,
-    days: int = 1,
+    days: float = 1,
     decline_precision: float = 0.9,
     max_decline_share: float = 0.5,
 ) -> ThresholdPolicy:
@@ -96,3 +96,50 @@ def choose_policy(
     return ThresholdPolicy(
         review_threshold, max(decline_threshold, review_threshold), review_rate, basis
     )
+
+
+def refit_policy(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    *,
+    days: float,
+    cases_per_day: float,
+    replaces: ThresholdPolicy,
+    window: dict[str, Any],
+) -> ThresholdPolicy:
+    """Thresholds for ``replaces``' model from recent served rows (scores, labels, in any
+    order) spanning ``days`` days: ``cases_per_day`` flagged per day at that volume, and
+    the decline-precision rule (target and cap) of the policy it replaces.
+
+    ``window`` describes the rows (first/last event time, where they came from) and goes
+    into the basis with the thresholds replaced, so the served policy says why it is so.
+    """
+    if len(scores) == 0:
+        raise ModelError("no recent labelled rows to refit the thresholds on")
+    if days <= 0 or cases_per_day <= 0:
+        raise ModelError(
+            f"refit needs days > 0 and cases per day > 0 (got {days}, {cases_per_day})"
+        )
+    review_rate = min(1.0, cases_per_day * days / len(scores))
+    fitted = choose_policy(
+        np.asarray(scores, dtype=np.float64),
+        np.asarray(labels),
+        review_rate=review_rate,
+        days=days,
+        decline_precision=float(replaces.basis.get("decline_precision_target", 0.9)),
+        max_decline_share=float(replaces.basis.get("max_decline_share", 0.5)),
+    )
+    flagged = int(np.sum(scores >= fitted.review_threshold))
+    basis = {
+        **fitted.basis,
+        "fitted_on": "recent labelled served traffic",
+        "review_capacity_per_day": cases_per_day,
+        "review_cases_per_day": flagged / days,
+        "window": window,
+        "replaces": {
+            "review_threshold": replaces.review_threshold,
+            "decline_threshold": replaces.decline_threshold,
+            "fitted_on": replaces.basis.get("fitted_on", "validation window"),
+        },
+    }
+    return ThresholdPolicy(fitted.review_threshold, fitted.decline_threshold, review_rate, basis)

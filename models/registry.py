@@ -139,8 +139,15 @@ class ModelRegistry:
 
     # -- versions -------------------------------------------------------------------------
 
-    def register(self, bundle: ModelBundle, *, parent: str | None = None) -> ModelVersion:
-        """Store a new immutable version (parent defaults to the current champion)."""
+    def register(
+        self,
+        bundle: ModelBundle,
+        *,
+        parent: str | None = None,
+        details: dict[str, object] | None = None,
+    ) -> ModelVersion:
+        """Store a new immutable version (parent defaults to the current champion);
+        ``details`` go into its audit line (e.g. what its policy was fitted on)."""
         with self._lock():
             if parent is None:
                 parent = self._pointer("champion").get("version")
@@ -170,7 +177,13 @@ class ModelRegistry:
             final.chmod(0o555)
             fsync_dir(self.versions_dir)
             self._append_audit(
-                self._event("registered", version, None, [], {"fingerprint": bundle.fingerprint})
+                self._event(
+                    "registered",
+                    version,
+                    None,
+                    [],
+                    {"fingerprint": bundle.fingerprint, **(details or {})},
+                )
             )
         return self.get(version)
 
@@ -215,7 +228,9 @@ class ModelRegistry:
         version = self._pointer("challenger").get("version")
         return self.get(version) if version else None
 
-    def promote(self, version: str, reason: str) -> ModelVersion:
+    def promote(
+        self, version: str, reason: str, details: dict[str, object] | None = None
+    ) -> ModelVersion:
         """Make ``version`` the champion; the old one is remembered for :meth:`rollback`."""
         self.verify(version)
         with self._lock():
@@ -224,7 +239,7 @@ class ModelRegistry:
             history = list(pointer.get("history", []))
             if previous and previous != version:
                 history.append(previous)
-            event = self._event("promoted", version, previous, [reason], {})
+            event = self._event("promoted", version, previous, [reason], details or {})
             self._write_pointer("champion", {"version": version, "history": history}, event)
             if self._pointer("challenger").get("version") == version:
                 self._write_pointer("challenger", {"version": None}, event)
@@ -257,11 +272,16 @@ class ModelRegistry:
             self._append_audit(event)
         return self.get(previous)
 
-    def reject(self, version: str, reasons: builtins.list[str]) -> None:
+    def reject(
+        self,
+        version: str,
+        reasons: builtins.list[str],
+        details: dict[str, object] | None = None,
+    ) -> None:
         """Record that ``version`` failed its gates; it stops being the challenger."""
         self.get(version)
         with self._lock():
-            event = self._event("rejected", version, None, reasons, {})
+            event = self._event("rejected", version, None, reasons, details or {})
             if self._pointer("challenger").get("version") == version:
                 self._write_pointer("challenger", {"version": None}, event)
             self._append_audit(event)

@@ -114,6 +114,12 @@ class ChallengerRun:
     eval_scores: np.ndarray
     rows: dict[str, int] = field(default_factory=dict)
     drill: bool = False
+    eval_times: np.ndarray = field(default_factory=lambda: np.zeros(0, "datetime64[ns]"))
+    """Event times of the evaluation rows in served time (stretched by the compression)."""
+    eval_complete: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    """Rows no younger than the last presumed-legit row: there every served row is in the
+    table, labelled or presumed; younger ones are only those labelled early, mostly the
+    flagged and the charged back, too few and too fraudulent to set thresholds on."""
 
 
 def train_challenger(
@@ -155,6 +161,12 @@ def train_challenger(
     test = outcome.test_mask
     served_test = (table["origin"] == "served").to_numpy()[test]
     eval_x = table.loc[test, list(FEATURE_NAMES)].to_numpy(np.float32)[served_test]
+    times = pd.to_datetime(table["event_time"], utc=True).dt.tz_localize(None)
+    times_ns = times.to_numpy("datetime64[ns]")
+    presumed = times_ns[(table["label_source"] == "presumed").to_numpy()]
+    complete_until = presumed.max() if len(presumed) else times_ns.max()
+    eval_times = times_ns[test][served_test]
+    eval_complete = (times_ns <= complete_until)[test][served_test]
     rows = {
         "history": int((table["origin"] == "history").sum()),
         "served": int((table["origin"] == "served").sum()),
@@ -172,6 +184,8 @@ def train_challenger(
         np.asarray(outcome.test_scores)[served_test],
         rows,
         drill=shuffle_labels,
+        eval_times=eval_times,
+        eval_complete=eval_complete,
     )
 
 

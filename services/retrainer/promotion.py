@@ -22,6 +22,7 @@ from models.gates import Candidate, GateConfig, GateReport, bundle_parity, run_g
 from models.registry import ModelRegistry, ModelVersion
 from models.scoring import OnnxModel
 from services.retrainer.challenger import ChallengerRun
+from services.retrainer.refit import RefitConfig, refit_run
 
 log = logging.getLogger("fraud.retrainer")
 
@@ -33,9 +34,11 @@ class Verdict:
     champion_before: str | None
     gates: GateReport
     numbers: dict[str, float]
+    policy: str = ""
+    """What the served policy was fitted on (the refit's summary)."""
 
     def reasons(self) -> list[str]:
-        return self.gates.lines()
+        return [*self.gates.lines(), *([self.policy] if self.policy else [])]
 
 
 def champion_scores(champion: ModelVersion, features: np.ndarray) -> np.ndarray:
@@ -91,16 +94,27 @@ def decide(
     config: GateConfig,
     *,
     trigger: str,
+    refit: RefitConfig | None = None,
 ) -> Verdict:
-    """Gates, then register; promote on pass, mark rejected (reasons = failed gates) on fail."""
+    """Refit the policy, gates, then register; promote on pass, mark rejected (reasons =
+    failed gates) on fail. The gates judge the policy the challenger would serve, and
+    every audit line of it carries what that policy was fitted on."""
+    refitted = refit_run(run, refit or RefitConfig())
+    run = refitted.run
+    log.info("stage=policy %s", refitted.summary)
+    details = refitted.details()
     champion = registry.champion()
     report, numbers = judge(run, champion, current_window, config)
-    version = registry.register(run.outcome.bundle)
+    version = registry.register(run.outcome.bundle, details=details)
     before = champion.version if champion else None
     if report.passed and not run.drill:
         summary = "; ".join(report.lines())
         try:
-            registry.promote(version.version, f"retrainer ({trigger}): all gates passed: {summary}")
+            registry.promote(
+                version.version,
+                f"retrainer ({trigger}): all gates passed: {summary}; {refitted.summary}",
+                details,
+            )
         except Exception as exc:
             log.error(
                 "stage=promote NOT made: %s stays registered, champion %s keeps serving (%s: %s)",
@@ -119,11 +133,11 @@ def decide(
             version.version,
             _last_event_id(registry, "promoted", version.version),
         )
-        return Verdict(version.version, True, before, report, numbers)
+        return Verdict(version.version, True, before, report, numbers, refitted.summary)
     reasons = report.failures() or ["gate drill: a deliberately broken challenger"]
-    registry.reject(version.version, [f"retrainer ({trigger})", *reasons])
+    registry.reject(version.version, [f"retrainer ({trigger})", *reasons], details)
     log.warning("stage=reject %s: %s", version.version, "; ".join(reasons))
-    return Verdict(version.version, False, before, report, numbers)
+    return Verdict(version.version, False, before, report, numbers, refitted.summary)
 
 
 def _last_event_id(registry: ModelRegistry, kind: str, version: str) -> str:

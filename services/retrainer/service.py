@@ -233,7 +233,12 @@ class Retrainer:
         window, _ = self.served.tail(self.settings.window_rows)
         try:
             verdict = decide(
-                self.registry, run, window, self.settings.gate_config(), trigger=self.job_trigger
+                self.registry,
+                run,
+                window,
+                self.settings.gate_config(),
+                trigger=self.job_trigger,
+                refit=self.settings.refit_config(),
             )
         except Exception as exc:  # judging must not kill the monitor either
             return self._failed(exc)

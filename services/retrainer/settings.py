@@ -17,6 +17,7 @@ from models.drift import CALENDAR_FEATURES
 from models.export import PARITY_TOLERANCE
 from models.gates import GateConfig
 from models.pipeline import TrainConfig
+from services.retrainer.refit import RefitConfig
 from services.settings import CommonSettings
 from streams.errors import ConfigError
 
@@ -87,6 +88,23 @@ class RetrainerSettings(CommonSettings):
     )
     val_days: int = Field(7, ge=1)
     review_rate: float = Field(0.005, gt=0, le=1)
+    policy_refit: bool = Field(
+        True,
+        description="refit a challenger's thresholds on the most recent labelled served rows "
+        "before the gates judge it (off: keep the thresholds of its validation window)",
+    )
+    policy_refit_days: float | None = Field(
+        None,
+        gt=0,
+        description="most recent served days of the gates' window to refit on (unset: all its "
+        "rows whose labels are complete)",
+    )
+    review_cases_per_day: float | None = Field(
+        None,
+        gt=0,
+        description="review capacity the refit keeps, cases per served day (unset: what the "
+        "review rate gives at the challenger's validation volume)",
+    )
     seed: int = Field(42)
     reference_rows: int = Field(2000, ge=100)
     # -- gates ---------------------------------------------------------------------------
@@ -124,6 +142,13 @@ class RetrainerSettings(CommonSettings):
             val_days=self.val_days,
             review_rate=self.review_rate,
             reference_rows=self.reference_rows,
+        )
+
+    def refit_config(self) -> RefitConfig:
+        return RefitConfig(
+            enabled=self.policy_refit,
+            days=self.policy_refit_days,
+            cases_per_day=self.review_cases_per_day,
         )
 
     def gate_config(self) -> GateConfig:

@@ -11,11 +11,13 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from confluent_kafka import Consumer
 
+from features.definitions import FEATURE_NAMES
 from services.retrainer.events import EventPublisher
-from services.retrainer.promotion import Verdict
+from services.retrainer.promotion import Verdict, champion_scores
 from services.retrainer.service import Retrainer, build
 from services.retrainer.settings import RetrainerSettings
 from streams.events import ModelEvent
@@ -151,6 +153,56 @@ def test_gate_drill_shuffled_labels_is_rejected_and_the_champion_stays(
     rejected = [e for e in _events(kafka_bootstrap, topics) if e.kind == "rejected"]
     assert [e.model_version for e in rejected] == [verdict.version]
     assert any("gate 3 average_precision: FAIL" in reason for reason in rejected[0].reasons)
+
+
+CARD_TESTING = 4  # the simulator's scenario number of the pattern the champion never saw
+
+
+def test_the_promoted_policy_is_refit_on_recent_served_traffic_and_says_why(
+    tmp_path: Path, topics: Topics, kafka_bootstrap: str, world: World
+) -> None:
+    settings = _settings(tmp_path, topics, kafka_bootstrap, world)
+    retrainer, publisher = _build(settings)
+    serve(world, topics, kafka_bootstrap, retrainer.store)
+    consumer = retrainer.consumer(group_id=f"{topics.prefix}refit")
+    retrainer.catch_up(consumer, idle_s=3.0)
+    consumer.close()
+
+    verdict = retrainer.retrain_once("drift")
+    publisher.close()
+
+    assert isinstance(verdict, Verdict) and verdict.promoted, verdict
+    champion = retrainer.registry.champion()
+    assert champion is not None and champion.version == verdict.version
+    policy = champion.policy()  # policy.json: what the scorers load
+    basis = policy.basis
+    assert basis["fitted_on"] == "recent labelled served traffic"
+    capacity = basis["review_capacity_per_day"]
+    window = basis["window"]
+    # the gates' window: the last test_days of served traffic, all labelled (maturity 0)
+    days = (world.served["event_time"] - world.served["event_time"].min()).dt.days
+    recent = world.served[(days >= days.max() + 1 - settings.test_days).to_numpy()]
+    assert window["rows"] == len(recent) and window["days"] == pytest.approx(4, abs=0.05)
+    scores = champion_scores(champion, recent[list(FEATURE_NAMES)].to_numpy(np.float32))
+    pattern = (recent["scenario"] == CARD_TESTING).to_numpy() & recent["is_fraud"].astype(bool)
+    refit_caught = int(np.sum(policy.flagged(scores) & pattern))
+    trained_caught = int(np.sum((scores >= basis["replaces"]["review_threshold"]) & pattern))
+    print(
+        f"new-pattern frauds flagged: refit {refit_caught} / trained {trained_caught} "
+        f"of {int(pattern.sum())}; {verdict.policy}"
+    )
+    assert refit_caught >= 0.5 * pattern.sum()
+    assert refit_caught >= trained_caught
+    assert int(np.sum(policy.flagged(scores))) <= capacity * window["days"] + 1
+    # the gates judged the policy it serves: gate 4 names its threshold
+    assert f"at {policy.review_threshold:.4g})" in verdict.gates.results[3].detail
+    events = _events(kafka_bootstrap, topics)
+    mine = [e for e in events if e.model_version == verdict.version]
+    assert [e.kind for e in mine] == ["registered", "promoted"]
+    for event in mine:
+        assert event.details["policy"]["refitted"] is True
+        assert event.details["policy"]["basis"] == basis
+    assert "policy refit on" in mine[1].reasons[0]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,147 @@
+"""Refitting a challenger's thresholds on recent served traffic after a pattern switch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.errors import ModelError
+from models.pipeline import TrainingOutcome
+from models.policy import ThresholdPolicy, choose_policy, refit_policy
+from models.registry import ModelBundle
+from models.scoring import FeatureSpec
+from services.retrainer.challenger import ChallengerRun
+from services.retrainer.refit import RefitConfig, refit_run
+
+pytestmark = pytest.mark.unit
+DAY_NS = 86_400 * 10**9
+
+
+def _day(rng: np.random.Generator, *, old: int, new: int, n: int = 1000) -> tuple:
+    """One day's scores and labels: legitimate traffic scores low, the old pattern's
+    frauds high; the new pattern's frauds rank above every legitimate row, below the old."""
+    legit = rng.beta(1, 30, n - old - new)
+    scores = np.concatenate([legit, rng.uniform(0.7, 1.0, old), rng.uniform(0.3, 0.6, new)])
+    labels = np.concatenate([np.zeros(len(legit)), np.ones(old + new)]).astype(np.int8)
+    pattern = np.concatenate([np.zeros(len(legit) + old), np.ones(new)]).astype(bool)
+    return scores, labels, pattern
+
+
+def _days(seed: int, count: int, *, old: int, new: int) -> tuple:
+    rng = np.random.default_rng(seed)
+    parts = [_day(rng, old=old, new=new) for _ in range(count)]
+    return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
+
+
+def _validation_policy() -> ThresholdPolicy:
+    scores, labels, _ = _days(1, 10, old=5, new=0)  # before the switch
+    return choose_policy(scores, labels, review_rate=0.005, days=10)
+
+
+def test_refit_flags_most_new_pattern_frauds_within_the_review_capacity() -> None:
+    trained = _validation_policy()
+    capacity = trained.basis["review_cases_per_day"]
+    assert capacity == pytest.approx(5.0)
+    scores, labels, pattern = _days(2, 3, old=2, new=4)  # after: 12 new-pattern frauds
+    old_flagged = int(np.sum(trained.flagged(scores) & pattern))
+    policy = refit_policy(
+        scores, labels, days=3, cases_per_day=capacity, replaces=trained, window={"rows": 3000}
+    )
+    new_flagged = int(np.sum(policy.flagged(scores) & pattern))
+    assert old_flagged == 0
+    assert new_flagged >= 0.5 * pattern.sum()
+    assert int(np.sum(policy.flagged(scores))) == 15  # 5 a day for 3 days, no more
+    assert policy.basis["review_cases_per_day"] == pytest.approx(5.0)
+    assert policy.basis["review_capacity_per_day"] == capacity
+    assert policy.basis["fitted_on"] == "recent labelled served traffic"
+    assert policy.basis["window"] == {"rows": 3000}
+    assert policy.basis["replaces"]["review_threshold"] == trained.review_threshold
+    # the decline rule of the policy replaced: its target, at most half the flagged
+    assert policy.basis["decline_precision_target"] == 0.9
+    declined = scores >= policy.decline_threshold
+    assert 0 < declined.sum() <= 7 and labels[declined].mean() >= 0.9
+    assert ThresholdPolicy.from_json(policy.to_json()) == policy
+
+
+def test_refit_keeps_the_capacity_when_the_volume_changes() -> None:
+    trained = _validation_policy()
+    scores, labels, _ = _days(3, 2, old=2, new=4)
+    # the same 2,000 rows said to span 4 days: half the volume, twice the cases
+    policy = refit_policy(scores, labels, days=4, cases_per_day=5.0, replaces=trained, window={})
+    assert int(np.sum(policy.flagged(scores))) == 20
+    assert policy.review_rate == pytest.approx(20 / 2000)
+
+
+def test_refit_refuses_an_empty_window() -> None:
+    with pytest.raises(ModelError):
+        refit_policy(
+            np.zeros(0),
+            np.zeros(0),
+            days=1,
+            cases_per_day=5,
+            replaces=_validation_policy(),
+            window={},
+        )
+
+
+def _run(trained: ThresholdPolicy, *, young_frauds: int = 30) -> tuple[ChallengerRun, np.ndarray]:
+    """A challenger run whose evaluation window is 3 complete days and a young part
+    holding only early labels (all fraud)."""
+    scores, labels, pattern = _days(4, 3, old=2, new=4)
+    start = np.datetime64("2026-01-10T00:00:00", "ns")
+    times = start + (np.arange(len(scores)) * (3 * DAY_NS // len(scores))).astype("timedelta64[ns]")
+    young = np.full(young_frauds, 0.35)
+    bundle = ModelBundle(
+        onnx=b"",
+        model_text="",
+        spec=FeatureSpec(("f",), "set"),
+        metrics={},
+        policy=trained,
+        reference=np.zeros((1, 1)),
+        fingerprint="x",
+        card={"policy": {}},
+    )
+    outcome = TrainingOutcome(bundle, {}, None, 0.0, np.zeros(0, bool), np.zeros(0))  # type: ignore[arg-type]
+    run = ChallengerRun(
+        outcome,
+        np.zeros((len(scores) + young_frauds, 1), np.float32),
+        np.concatenate([labels, np.ones(young_frauds, np.int8)]),
+        np.concatenate([scores, young]),
+        eval_times=np.concatenate(
+            [times, np.full(young_frauds, times[-1] + np.timedelta64(1, "h"))]
+        ),
+        eval_complete=np.concatenate([np.ones(len(scores), bool), np.zeros(young_frauds, bool)]),
+    )
+    return run, np.concatenate([pattern, np.zeros(young_frauds, bool)])
+
+
+def test_refit_run_serves_a_policy_fitted_on_the_complete_recent_rows() -> None:
+    trained = _validation_policy()
+    run, pattern = _run(trained)
+    done = refit_run(run, RefitConfig())
+    assert done.refitted
+    policy = done.run.outcome.bundle.policy
+    window = policy.basis["window"]
+    assert window["rows"] == 3000  # the young, early-labelled rows are left out
+    assert window["days"] == pytest.approx(3.0)
+    assert window["frauds"] == 18
+    complete = run.eval_complete
+    flagged = policy.flagged(run.eval_scores[complete])
+    assert flagged.sum() == 15
+    assert (flagged & pattern[complete]).sum() >= 6
+    assert done.run.outcome.bundle.card["policy"]["review_threshold"] == policy.review_threshold
+    assert "3000 recent labelled served rows" in done.summary
+    details = done.details()["policy"]
+    assert details["refitted"] is True and details["basis"] == policy.basis
+    assert run.outcome.bundle.policy == trained  # the run given is left as it was
+
+
+def test_refit_run_on_the_last_days_only_and_off() -> None:
+    trained = _validation_policy()
+    run, _ = _run(trained)
+    last_day = refit_run(run, RefitConfig(days=1.0))
+    assert last_day.policy.basis["window"]["rows"] == pytest.approx(1000, abs=1)
+    assert int(np.sum(last_day.policy.flagged(run.eval_scores[run.eval_complete][-1000:]))) == 5
+    off = refit_run(run, RefitConfig(enabled=False))
+    assert not off.refitted and off.policy == trained
+    assert "refit off" in off.summary
