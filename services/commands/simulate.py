@@ -83,15 +83,29 @@ def simulate(
     truth: bool = typer.Option(True, help="stream: write ground truth to Redis"),
     seed: int = typer.Option(42, help="random seed"),
     small: bool = typer.Option(False, help="500 customers / 1,000 terminals profile"),
+    cards: int | None = typer.Option(
+        None,
+        "--cards",
+        min=1,
+        help="world of this many cards (customers), two terminals each, at the handbook's "
+        "density (default: the handbook's 5,000)",
+    ),
     report: Path | None = typer.Option(None, help="write the run's numbers as JSON here"),
 ) -> None:
     """Generate simulated card transactions (history parquet or live stream)."""
     console = Console()
     if stream == (days is not None):
         raise _fail(console, "give exactly one of --days N (a history) or --stream")
-    profile = SimulatorConfig.small if small else SimulatorConfig.default
+    if small and cards is not None:
+        raise _fail(console, "give at most one of --small or --cards")
     try:
-        config = profile(seed=seed, new_pattern_from_day=new_pattern_from_day)
+        if cards is not None:
+            config = SimulatorConfig.scaled(
+                cards, seed=seed, new_pattern_from_day=new_pattern_from_day
+            )
+        else:
+            profile = SimulatorConfig.small if small else SimulatorConfig.default
+            config = profile(seed=seed, new_pattern_from_day=new_pattern_from_day)
         if days is not None:
             if out_dir is None:
                 raise _fail(console, "--days needs --out-dir DIR")

@@ -4,6 +4,9 @@ The defaults follow the "simulated dataset" chapter of the Fraud Detection Handb
 (Le Borgne et al.): 5,000 customers, 10,000 terminals on a 100x100 grid, ~0.8 % fraud.
 :meth:`SimulatorConfig.small` is a tenth of that world for tests, with the compromise
 rates scaled so that the fraud rate and each scenario's share stay the same.
+:meth:`SimulatorConfig.scaled` is the handbook's world grown (or shrunk) to a card count:
+two terminals per card on a grid grown to keep the handbook's density, so a customer
+still has ~78 terminals within ``radius``, and the compromise rates grown with it.
 
 Fraud scenarios (``scenario`` in the ground truth):
 
@@ -24,6 +27,7 @@ Fractional per-day rates are spread evenly over days (day ``d`` gets
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -37,6 +41,11 @@ SCENARIO_NAMES: dict[int, str] = {
     3: "compromised_customer",
     4: "card_testing",
 }
+
+HANDBOOK_CUSTOMERS = 5_000
+TERMINALS_PER_CUSTOMER = 2
+MAX_ROWS_PER_DAY = 1 << 23
+"""Transactions of one kind in one day that get distinct ids (``day.py``'s sequence bits)."""
 
 # Share of all transactions per fraud scenario, (low, high); checked by ``check_bounds``.
 DEFAULT_SCENARIO_BOUNDS: dict[int, tuple[float, float]] = {
@@ -145,6 +154,28 @@ class SimulatorConfig:
         base.update(overrides)
         return cls(**base)
 
+    @classmethod
+    def scaled(cls, cards: int, **overrides: Any) -> SimulatorConfig:
+        """The handbook's world with ``cards`` customers (one card each).
+
+        Terminals: two per card. The grid grows with the square root of the card count, so
+        customers and terminals keep the handbook's density and every customer ~78
+        terminals within ``radius``; the compromise and card-testing rates grow with the
+        card count, so the fraud rate and each scenario's share stay the same.
+        ``scaled(5_000)`` is :meth:`default`.
+        """
+        factor = cards / HANDBOOK_CUSTOMERS
+        base: dict[str, Any] = {
+            "n_customers": cards,
+            "n_terminals": TERMINALS_PER_CUSTOMER * cards,
+            "grid_size": cls.grid_size * math.sqrt(factor),
+            "compromised_terminals_per_day": cls.compromised_terminals_per_day * factor,
+            "compromised_customers_per_day": cls.compromised_customers_per_day * factor,
+            "card_testing_per_day": cls.card_testing_per_day * factor,
+        }
+        base.update(overrides)
+        return cls(**base)
+
     def with_(self, **changes: Any) -> SimulatorConfig:
         return replace(self, **changes)
 
@@ -154,8 +185,12 @@ class SimulatorConfig:
             out.append("seed must be >= 0")
         if self.n_customers < 1 or self.n_terminals < 1:
             out.append("n_customers and n_terminals must be >= 1")
-        if self.n_customers > 999_999 or self.n_terminals > 999_999:
-            out.append("ids have 6 digits: at most 999,999 customers and terminals")
+        expected_rows = self.n_customers * sum(self.daily_rate_range) / 2
+        if expected_rows > 0.9 * MAX_ROWS_PER_DAY:
+            out.append(
+                f"about {expected_rows:,.0f} transactions a day: ids allow "
+                f"{MAX_ROWS_PER_DAY - 1:,} (fewer customers or a lower daily rate)"
+            )
         if self.radius <= 0 or self.grid_size <= 0:
             out.append("radius and grid_size must be > 0")
         low, high = self.card_testing_burst

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from streams.simulator.config import SimulatorConfig
+from streams.simulator.config import MAX_ROWS_PER_DAY, SimulatorConfig
+from streams.simulator.errors import InvalidSimulatorConfig
 from streams.simulator.world import World
 
 I8 = npt.NDArray[np.int8]
@@ -29,6 +30,7 @@ DAY_US = 86_400 * 1_000_000
 _BASE, _TERMINALS, _CUSTOMERS, _CARD_TESTING = 1, 2, 3, 4  # random stream ids
 _KIND_BASE, _KIND_CARD_TESTING = 0, 1
 _SEQ_BITS = 23
+assert MAX_ROWS_PER_DAY == 1 << _SEQ_BITS
 _DAY_OFFSET = 1 << 32  # seeds must be >= 0: compromises may start on negative days
 
 
@@ -127,7 +129,7 @@ def _base_rows(
     amount[negative] = rng.uniform(0.0, 2.0 * mean[negative])
     amount = np.maximum(np.round(amount, 2), 0.01)
     pick = (rng.random(n) * n_terminals[customer]).astype(np.int64)
-    terminal = world.neighbours[world.offsets[customer] + pick]
+    terminal = world.pick_terminals(customer, pick)
     is_fraud = np.zeros(n, dtype=np.int8)
     scenario = np.zeros(n, dtype=np.int8)
     # scenario 1: high amounts
@@ -220,6 +222,10 @@ def generate_day(
 ) -> DayBatch:
     """All transactions of simulated ``day`` (0-based), sorted by (time, transaction_id)."""
     time_us, customer, terminal, amount, is_fraud, scenario, delay = _base_rows(world, config, day)
+    if len(time_us) >= MAX_ROWS_PER_DAY:
+        raise InvalidSimulatorConfig(
+            [f"day {day} has {len(time_us):,} transactions: ids allow {MAX_ROWS_PER_DAY - 1:,}"]
+        )
     kinds = [np.full(len(time_us), _KIND_BASE, dtype=np.uint64)]
     seqs = [np.arange(len(time_us), dtype=np.uint64)]
     device: list[str | None] = [

@@ -71,17 +71,28 @@ class LiveSource:
     def transactions(self, batch: DayBatch, index: I64, event_time: datetime) -> list[Transaction]:
         """Transactions of the rows, re-timed: ``event_time`` (now) replaces simulated time."""
         out: list[Transaction] = []
-        customers = batch.customer[index].tolist()
-        terminals = batch.terminal[index].tolist()
+        customers, terminals = batch.customer[index], batch.terminal[index]
+        card_ids = self._card_ids.take(customers)
+        customer_ids = self._customer_ids.take(customers)
+        terminal_ids = self._terminal_ids.take(terminals)
         amounts = batch.amount[index].tolist()
-        for i, c, t, amount in zip(index.tolist(), customers, terminals, amounts, strict=True):
+        rows = zip(
+            index.tolist(),
+            terminals.tolist(),
+            amounts,
+            card_ids,
+            customer_ids,
+            terminal_ids,
+            strict=True,
+        )
+        for i, t, amount, card_id, customer_id, terminal_id in rows:
             out.append(
                 Transaction(
                     transaction_id=batch.transaction_id[i],
                     event_time=event_time,
-                    card_id=self._card_ids[c],
-                    customer_id=self._customer_ids[c],
-                    terminal_id=self._terminal_ids[t],
+                    card_id=card_id,
+                    customer_id=customer_id,
+                    terminal_id=terminal_id,
                     amount=amount,
                     currency=self._currency,
                     merchant_category=self._mcc[t],

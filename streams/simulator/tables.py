@@ -51,12 +51,12 @@ def day_start_us(start: date, day: int) -> int:
 
 
 class TableBuilder:
-    """Turns :class:`DayBatch` rows into Arrow tables, reusing the world's id columns."""
+    """Turns :class:`DayBatch` rows into Arrow tables (ids formatted per batch)."""
 
     def __init__(self, world: World, config: SimulatorConfig) -> None:
-        self._customer_ids = pa.array(world.customer_ids, pa.string())
-        self._card_ids = pa.array(world.card_ids, pa.string())
-        self._terminal_ids = pa.array(world.terminal_ids, pa.string())
+        self._customer_ids = world.customer_ids
+        self._card_ids = world.card_ids
+        self._terminal_ids = world.terminal_ids
         self._mcc = pa.array(world.terminal_mcc, pa.string())
         self._channel = pa.array(world.terminal_channel, pa.string())
         self._country = pa.array(world.terminal_country, pa.string())
@@ -64,14 +64,13 @@ class TableBuilder:
 
     def transactions(self, batch: DayBatch, start: date) -> pa.Table:
         n = len(batch)
-        customer = pa.array(batch.customer)
         terminal = pa.array(batch.terminal)
         columns = [
             pa.array(batch.transaction_id, pa.string()),
             pa.array(batch.time_us + day_start_us(start, batch.day), TS),
-            self._card_ids.take(customer),
-            self._customer_ids.take(customer),
-            self._terminal_ids.take(terminal),
+            pa.array(self._card_ids.take(batch.customer), pa.string()),
+            pa.array(self._customer_ids.take(batch.customer), pa.string()),
+            pa.array(self._terminal_ids.take(batch.terminal), pa.string()),
             pa.array(batch.amount, pa.float64()),
             pa.array(np.full(n, self._currency, dtype=object), pa.string()),
             self._mcc.take(terminal),
