@@ -52,7 +52,8 @@ from features.profiles.times import to_utc_us
 from features.realtime.redis_store import RedisFeatureStore
 from loadtest.procstats import peak_rss_mb, process_cpu_s
 from models.errors import ModelError
-from models.registry import ModelRegistry, ModelVersion
+from models.registry import ModelVersion
+from models.registry_open import Registry
 from models.serving import ServingModel
 from services.scorer.settings import ScorerSettings
 from streams.dlq import dead_letter_for, encode_dead_letter
@@ -251,7 +252,7 @@ class NaiveScorer:
         return stats
 
 
-def load_champion(registry: ModelRegistry) -> ModelVersion:
+def load_champion(registry: Registry) -> ModelVersion:
     champion = registry.champion()
     if champion is None:
         raise ModelError(f"no champion model in {registry.root}")
@@ -272,7 +273,7 @@ def build_naive_scorer(settings: ScorerSettings, feast_repo: Path = REPO_DIR) ->
         profiles=SdkProfileReader(store),
     )
     served = ServingModel.load(
-        load_champion(ModelRegistry(settings.registry_dir)),
+        load_champion(settings.registry()),
         expected_features=FEATURE_NAMES,
         expected_feature_set=FEATURE_SET_ID,
     )

@@ -93,3 +93,17 @@ class RegistryIntegrityError(RegistryError):
         super().__init__(f"version {version}: files changed since registration: {', '.join(files)}")
         self.version = version
         self.files = list(files)
+
+
+class PromotionConflict(RegistryError):
+    """Another writer changed the champion between this promoter's read and its write;
+    this promotion was not made (the registry's audit records it as lost)."""
+
+    def __init__(self, version: str, expected: str | None, found: str | None) -> None:
+        super().__init__(
+            f"promotion of {version} lost: the champion was expected to be {expected}, "
+            f"another writer made it {found}"
+        )
+        self.version = version
+        self.expected = expected
+        self.found = found

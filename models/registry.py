@@ -38,16 +38,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import EllipsisType
 from typing import Any
 
 import numpy as np
 
-from models.errors import RegistryError, RegistryIntegrityError, VersionNotFound
+from models.errors import (
+    PromotionConflict,
+    RegistryError,
+    RegistryIntegrityError,
+    VersionNotFound,
+)
 from models.policy import ThresholdPolicy
 from models.registry_files import (
     audit_event,
     json_bytes,
     jsonable,
+    lost_promotion,
     now,
     npy_bytes,
     write_synced,
@@ -229,13 +236,25 @@ class ModelRegistry:
         return self.get(version) if version else None
 
     def promote(
-        self, version: str, reason: str, details: dict[str, object] | None = None
+        self,
+        version: str,
+        reason: str,
+        details: dict[str, object] | None = None,
+        *,
+        replaces: str | EllipsisType | None = ...,
     ) -> ModelVersion:
-        """Make ``version`` the champion; the old one is remembered for :meth:`rollback`."""
+        """Make ``version`` the champion; the old one is remembered for :meth:`rollback`.
+
+        ``replaces`` is the champion the decision was made against (None: there was none);
+        if another writer changed the champion meanwhile, :class:`PromotionConflict` is
+        raised and the audit records the lost promotion."""
         self.verify(version)
         with self._lock():
             pointer = self._pointer("champion")
             previous = pointer.get("version")
+            if replaces is not ... and previous != replaces:
+                self._append_audit(lost_promotion(version, replaces, previous, reason))
+                raise PromotionConflict(version, replaces, previous)
             history = list(pointer.get("history", []))
             if previous and previous != version:
                 history.append(previous)

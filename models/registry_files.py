@@ -6,14 +6,15 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 
 from streams.durable import fsync_file
-from streams.events import ModelEvent
+from streams.events import ModelEvent, ModelEventKind
 
 
 def now() -> datetime:
@@ -25,6 +26,8 @@ def audit_event(raw: bytes) -> ModelEvent | None:
     before events carried ids get one derived from their bytes, the same on every read."""
     try:
         line = json.loads(raw)
+        if line["kind"] not in get_args(ModelEventKind):
+            return None  # a record of the audit only (a lost promotion)
         return ModelEvent(
             kind=line["kind"],
             model_version=line["version"],
@@ -36,6 +39,25 @@ def audit_event(raw: bytes) -> ModelEvent | None:
         )
     except (ValueError, KeyError, TypeError):
         return None
+
+
+PROMOTION_LOST = "promotion_lost"
+"""The audit kind of a promotion refused because the champion changed under it; not a
+``ModelEvent`` (nothing changed), so it is never announced."""
+
+
+def lost_promotion(
+    version: str, expected: str | None, found: str | None, reason: str
+) -> dict[str, Any]:
+    return {
+        "at": now().isoformat(),
+        "kind": PROMOTION_LOST,
+        "version": version,
+        "previous": found,
+        "reasons": [reason],
+        "details": {"expected": expected, "found": found},
+        "event_id": uuid.uuid4().hex,
+    }
 
 
 def write_synced(path: Path, data: bytes) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,6 +21,9 @@ from streams.errors import ConfigError
 from streams.kafka import DEFAULT_ASSIGNMENT_STRATEGY, AssignmentStrategy, KafkaConnection
 from streams.serde import EventTimeBounds
 from streams.topics import BY_BASE, Topics
+
+if TYPE_CHECKING:
+    from models.registry_open import Registry
 
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -116,6 +119,17 @@ class CommonSettings(BaseSettings):
     )
     redis_prefix: str = Field("fraud", description="prefix of every Redis key of this project")
     state_dir: Path = Field(Path("state"), description="local state: broker data, PIDs, registry")
+    registry_url: str | None = Field(
+        None,
+        description="model registry: a folder or s3://bucket/prefix shared by several hosts "
+        "[state_dir/registry]; S3 credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY "
+        "(or any standard AWS source)",
+    )
+    s3_endpoint_url: str | None = Field(
+        None,
+        description="endpoint of an S3-compatible store (MinIO, Ceph...) for s3:// URLs; "
+        "unset: AWS_ENDPOINT_URL or AWS itself",
+    )
     stack_wait_s: float = Field(
         30.0,
         ge=0,
@@ -270,6 +284,16 @@ class CommonSettings(BaseSettings):
     @property
     def registry_dir(self) -> Path:
         return self.state_dir / "registry"
+
+    def registry(self) -> Registry:
+        """The model registry where ``registry_url`` puts it (default: a folder in state)."""
+        from models.registry_open import open_registry
+
+        return open_registry(
+            self.registry_url or self.registry_dir,
+            endpoint_url=self.s3_endpoint_url,
+            cache_dir=self.state_dir / "registry-cache",
+        )
 
 
 def _topic_base(key: str) -> str:

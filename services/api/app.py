@@ -29,7 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from features.definitions import FEATURE_SET_ID
-from models.registry import ModelRegistry
+from models.registry_open import Registry
 from services.api.audit import AuditLog
 from services.api.auth import ApiKeys
 from services.api.cases import case_router
@@ -63,7 +63,7 @@ class ApiContext:
     producer: AckedProducer
     audit: AuditLog
     topics: Topics
-    registry: ModelRegistry
+    registry: Registry
     keys: ApiKeys
     current_version: Callable[[], str]
     readiness: Callable[[], dict[str, bool]]

@@ -11,7 +11,6 @@ import uvicorn
 from prometheus_client import start_http_server
 
 from features.definitions import FEATURE_NAMES, FEATURE_SET_ID
-from models.registry import ModelRegistry
 from services.allocator import tune_hot_path
 from services.api.app import ApiContext, create_app
 from services.api.audit import AuditLog
@@ -64,7 +63,7 @@ def build_context(settings: ApiSettings) -> tuple[ApiContext, ChampionWatcher]:
         RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst_s),
     )
     client = redis_client(settings)
-    registry = ModelRegistry(settings.registry_dir)
+    registry = settings.registry()
     champion = ChampionWatcher(
         registry, FEATURE_NAMES, FEATURE_SET_ID, interval_s=settings.reload_interval_s
     )

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from models.registry import ModelRegistry
+from models.registry_open import Registry
 from services.settings import CommonSettings
 from streams.errors import FraudError
 from streams.kafka import broker_reachable
@@ -45,11 +46,11 @@ def cli_errors() -> Iterator[None]:
         raise typer.Exit(code=2) from None
 
 
-def open_registry(root: Path | None) -> ModelRegistry:
-    return ModelRegistry(root or CommonSettings().registry_dir)
+def open_registry(root: Path | None) -> Registry:
+    return ModelRegistry(root) if root else CommonSettings().registry()
 
 
-def announce(store: ModelRegistry, timeout_s: float = 1.5) -> None:
+def announce(store: Registry, timeout_s: float = 1.5) -> None:
     """Announce what the change queued (and anything older still waiting)."""
     from services.retrainer.events import announce_registry
 
@@ -99,7 +100,7 @@ def list_versions(registry: Path | None = RegistryOption, as_json: bool = JsonOp
         console.print(table)
 
 
-def _summary_row(store: ModelRegistry, entry: Any) -> dict[str, object]:
+def _summary_row(store: Registry, entry: Any) -> dict[str, object]:
     metrics = entry.metrics()
     return {
         "version": entry.version,

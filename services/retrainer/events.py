@@ -27,12 +27,13 @@ from typing import Protocol
 
 from confluent_kafka import KafkaException
 
-from models.registry import ModelRegistry
+from models.registry_open import Registry
 from services.retrainer import metrics
 from services.settings import CommonSettings
 from streams.errors import FraudError
 from streams.events import ModelEvent
 from streams.kafka import Endpoint, ensure_topics, producer_config, wait_for_broker
+from streams.object_outbox import ObjectOutbox
 from streams.outbox import Outbox, Pending
 from streams.producer import AckedProducer, Deliveries
 from streams.serde import encode
@@ -74,7 +75,7 @@ class _KafkaSender:
 
 @dataclass
 class _InFlight:
-    outbox: Outbox
+    outbox: Outbox | ObjectOutbox
     batch: list[Pending]
     deliveries: Deliveries
     sent_at: float
@@ -91,7 +92,7 @@ class EventPublisher:
     def __init__(
         self,
         topic: str,
-        outboxes: Sequence[Outbox],
+        outboxes: Sequence[Outbox | ObjectOutbox],
         *,
         connect: Callable[[], EventSender],
         ack_wait_s: float = 1.0,
@@ -118,7 +119,10 @@ class EventPublisher:
     # -- the caller's side ------------------------------------------------------------
     def __call__(self, event: ModelEvent) -> None:
         """Queue ``event`` durably; the drain thread sends it. Never waits for the broker."""
-        (stored,) = self.outboxes[0].append([event])
+        own = self.outboxes[0]
+        if not isinstance(own, Outbox):
+            raise TypeError("the first outbox takes the caller's events: a local Outbox")
+        (stored,) = own.append([event])
         log.info(
             "stage=event queued %s %s event_id=%s %s",
             stored.kind,
@@ -329,7 +333,7 @@ def retrainer_outbox(settings: CommonSettings) -> Outbox:
 
 
 def event_publisher(
-    settings: CommonSettings, registry: ModelRegistry, *, client_id: str = "retrainer"
+    settings: CommonSettings, registry: Registry, *, client_id: str = "retrainer"
 ) -> EventPublisher:
     """The retrainer's publisher (not started): its outbox first, then the registry's."""
     return EventPublisher(
@@ -341,7 +345,7 @@ def event_publisher(
 
 def announce_registry(
     settings: CommonSettings,
-    registry: ModelRegistry,
+    registry: Registry,
     *,
     client_id: str,
     timeout_s: float = 15.0,

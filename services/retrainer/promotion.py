@@ -19,7 +19,8 @@ import numpy as np
 from features.definitions import FEATURE_NAMES, FEATURE_SET_ID, FEATURES
 from models.drift import categorical_indices
 from models.gates import Candidate, GateConfig, GateReport, bundle_parity, run_gates
-from models.registry import ModelRegistry, ModelVersion
+from models.registry import ModelVersion
+from models.registry_open import Registry
 from models.scoring import OnnxModel
 from services.retrainer.challenger import ChallengerRun
 from services.retrainer.refit import RefitConfig, refit_run
@@ -88,7 +89,7 @@ def judge(
 
 
 def decide(
-    registry: ModelRegistry,
+    registry: Registry,
     run: ChallengerRun,
     current_window: np.ndarray,
     config: GateConfig,
@@ -110,10 +111,12 @@ def decide(
     if report.passed and not run.drill:
         summary = "; ".join(report.lines())
         try:
+            # the gates judged against `before`: a champion changed meanwhile voids them
             registry.promote(
                 version.version,
                 f"retrainer ({trigger}): all gates passed: {summary}; {refitted.summary}",
                 details,
+                replaces=before,
             )
         except Exception as exc:
             log.error(
@@ -140,7 +143,7 @@ def decide(
     return Verdict(version.version, False, before, report, numbers, refitted.summary)
 
 
-def _last_event_id(registry: ModelRegistry, kind: str, version: str) -> str:
+def _last_event_id(registry: Registry, kind: str, version: str) -> str:
     for line in reversed(registry.audit()):
         if line.get("kind") == kind and line.get("version") == version:
             return str(line.get("event_id"))

@@ -32,7 +32,7 @@ from features.definitions import FEATURE_NAMES
 from features.training_store import TrainingStore
 from models.drift import DriftError, DriftReport
 from models.quality import QualityReport
-from models.registry import ModelRegistry
+from models.registry_open import Registry
 from services.retrainer import metrics
 from services.retrainer.challenger import ChallengerRun, TrainingJob, labelled_served_rows
 from services.retrainer.events import EventPublisher, event_publisher
@@ -62,7 +62,7 @@ class Retrainer:
     def __init__(
         self,
         settings: RetrainerSettings,
-        registry: ModelRegistry,
+        registry: Registry,
         store: TrainingStore,
         publish: Publish,
         *,
@@ -356,7 +356,7 @@ def build(
     settings: RetrainerSettings, *, client_id: str = "retrainer"
 ) -> tuple[Retrainer, EventPublisher]:
     """The retrainer and its event publisher (not started: ``start()`` it, or ``drain``)."""
-    registry = ModelRegistry(settings.registry_dir)
+    registry = settings.registry()
     publisher = event_publisher(settings, registry, client_id=client_id)
     store = TrainingStore(settings.training_root, on_quarantine=quarantined_part)
     return Retrainer(settings, registry, store, publisher), publisher

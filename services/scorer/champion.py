@@ -20,7 +20,8 @@ import numpy as np
 from models.errors import ModelError
 from models.explain import Explainer
 from models.export import check_parity
-from models.registry import ModelRegistry, ModelVersion
+from models.registry import ModelVersion
+from models.registry_open import Registry
 from models.scoring import ONNX_FILE
 from models.serving import ServingModel
 from services.scorer import metrics
@@ -48,7 +49,7 @@ class ChampionWatcher:
 
     def __init__(
         self,
-        registry: ModelRegistry,
+        registry: Registry,
         feature_names: Sequence[str],
         feature_set_id: str,
         *,

@@ -69,7 +69,6 @@ from features.definitions import FEATURE_NAMES, FEATURE_SET_ID
 from features.errors import FeatureStateLost, FeatureStoreUnavailable
 from features.interface import FeatureStore
 from features.realtime.epoch import EpochStore
-from models.registry import ModelRegistry
 from services.allocator import tune_hot_path
 from services.scorer import metrics
 from services.scorer.champion import ChampionWatcher
@@ -462,7 +461,7 @@ def build_scorer(settings: ScorerSettings, scorer_class: type[Scorer] = Scorer) 
     features = open_feature_store(client, settings)
     ledger = DecisionLedger(client, settings.redis_prefix, settings.dedupe_ttl_s)
     champion = ChampionWatcher(
-        ModelRegistry(settings.registry_dir),
+        settings.registry(),
         FEATURE_NAMES,
         FEATURE_SET_ID,
         interval_s=settings.reload_interval_s,
