@@ -64,9 +64,11 @@ import pyarrow.parquet as pq
 
 from features.definitions import FEATURE_NAMES
 from features.training_erasure import ErasedRows, ForgetList, erase_cards
+from features.training_objects import ObjectForgetList, ObjectParts
 from features.training_quarantine import OnQuarantine, Quarantine
 from streams.durable import append_durable, fsync_dir
 from streams.errors import FraudError
+from streams.object_store import ObjectStore, is_object_url
 
 LabelSource = Literal["analyst", "chargeback", "oracle"]
 META_COLUMNS: tuple[str, ...] = (
@@ -138,11 +140,20 @@ class TrainingStore:
 
     def __init__(
         self,
-        root: Path,
+        root: Path | str,
         feature_names: Sequence[str] = FEATURE_NAMES,
         *,
         on_quarantine: OnQuarantine | None = None,
+        endpoint_url: str | None = None,
     ) -> None:
+        """``root`` is a folder, or ``s3://bucket/prefix`` (:mod:`training_objects`)."""
+        self.objects: ObjectParts | None = None
+        self.forgotten: ForgetList | ObjectForgetList
+        if is_object_url(root):
+            store = ObjectStore(str(root), endpoint_url=endpoint_url)
+            self.objects = ObjectParts(store, on_quarantine)
+            self.forgotten = ObjectForgetList(store)
+            root = Path(".")  # no local file is read or written for an s3:// store
         self.root = Path(root)
         self.feature_names = tuple(feature_names)
         self.rows_dir = self.root / "rows"
@@ -150,7 +161,8 @@ class TrainingStore:
         self.quarantine = Quarantine(self.root / "quarantine", on_quarantine)
         self._rows_index: set[tuple[str, int, int, str, str]] | None = None
         self._audit_index: set[tuple[str, int, int, str, str]] | None = None
-        self.forgotten = ForgetList(self.root)
+        if self.objects is None:
+            self.forgotten = ForgetList(self.root)
         self._quarantine_seen: int | None = None
 
     # -- writing ------------------------------------------------------------------------
@@ -158,6 +170,8 @@ class TrainingStore:
         """Store the rows not yet held; one parquet part per event day, then the audit.
         Rows of erased cards (the forget list) are dropped, counted as duplicates."""
         rows_index, audit_index = self._indexes()
+        if isinstance(self.forgotten, ObjectForgetList):
+            self.forgotten.refresh()
         batch: dict[tuple[str, int, int, str, str], TrainingRow] = {}
         given = 0
         for row in rows:
@@ -191,6 +205,10 @@ class TrainingStore:
             raise TrainingStoreError(f"{row.transaction_id}: times must be timezone-aware")
 
     def _write_part(self, day: str, rows: list[TrainingRow], applied_at: datetime) -> None:
+        if self.objects is not None:
+            name = f"part-{_us(applied_at):017d}-{uuid.uuid4().hex[:8]}.parquet"
+            self.objects.write_part(day, name, self._to_table(rows, applied_at))
+            return
         folder = self.rows_dir / f"day={day}"
         if not folder.is_dir():
             folder.mkdir(parents=True, exist_ok=True)
@@ -250,12 +268,18 @@ class TrainingStore:
             + "\n"
             for r in rows
         )
+        if self.objects is not None:
+            name = f"{_us(applied_at):017d}-{uuid.uuid4().hex[:8]}.jsonl"
+            self.objects.write_audit(applied_at.date().isoformat(), name, lines)
+            return
         append_durable(path, lines)
 
     def erase(self, card_ids: Iterable[str]) -> ErasedRows:
         """Remove the cards' rows and audit lines and forget the cards, so a replay of
         their decisions and labels does not write them again (:mod:`training_erasure`)."""
         cards = sorted(set(card_ids))
+        if isinstance(self.forgotten, ObjectForgetList):
+            raise TrainingStoreError("erasing rows is not done on object storage yet")
         self.forgotten.add(cards)
         erased = erase_cards(self.rows_dir, self.audit_dir, cards)
         self._rows_index = self._audit_index = None
@@ -266,7 +290,7 @@ class TrainingStore:
         self,
     ) -> tuple[set[tuple[str, int, int, str, str]], set[tuple[str, int, int, str, str]]]:
         if self._rows_index is None or self._audit_index is None:
-            self._quarantine_seen = len(self.quarantine.parts())
+            self._quarantine_seen = self._quarantined()
             raw = self._read_raw(columns=list(_FINGERPRINT))
             self._rows_index = _fingerprints(raw)
             self._audit_index = _fingerprints(self._read_audit_raw())
@@ -275,7 +299,7 @@ class TrainingStore:
     def refresh(self) -> bool:
         """Forget the indexes if another reader quarantined a part since they were built
         (its labels are then missing rows); True if they were dropped."""
-        if self._rows_index is None or len(self.quarantine.parts()) == self._quarantine_seen:
+        if self._rows_index is None or self._quarantined() == self._quarantine_seen:
             return False
         self._rows_index = self._audit_index = None
         return True
@@ -332,6 +356,19 @@ class TrainingStore:
         days: tuple[str | None, str | None] | None = None,
     ) -> pd.DataFrame:
         names = list(META_COLUMNS) + list(self.feature_names) if columns is None else columns
+        if self.objects is not None:
+            return _tables(
+                [
+                    self.objects.read_part(name, names)
+                    for day, name in self.objects.parts()
+                    if days is None
+                    or not (
+                        (days[0] is not None and day < days[0])
+                        or (days[1] is not None and day > days[1])
+                    )
+                ],
+                names,
+            )
         parts = []
         for folder in sorted(self.rows_dir.glob("day=*")):
             day = folder.name.removeprefix("day=")
@@ -350,14 +387,27 @@ class TrainingStore:
             return _empty(names)
         return pa.concat_tables(parts).to_pandas()
 
+    def _quarantined(self) -> int:
+        if self.objects is not None:
+            return self.objects.quarantined()
+        return len(self.quarantine.parts())
+
+    def _audit_text_lines(self) -> list[str]:
+        if self.objects is not None:
+            return self.objects.audit_lines()
+        return [
+            line
+            for path in sorted(self.audit_dir.glob("applied=*.jsonl"))
+            for line in path.read_text(encoding="utf-8").splitlines()
+        ]
+
     def _read_audit_raw(self) -> pd.DataFrame:
         records = []
-        for path in sorted(self.audit_dir.glob("applied=*.jsonl")):
-            for line in path.read_text(encoding="utf-8").splitlines():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError:  # a torn last line of a crash: re-applied later
-                    continue
+        for line in self._audit_text_lines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:  # a torn last line of a crash: re-applied later
+                continue
         if not records:
             return pd.DataFrame(
                 columns=["transaction_id", "is_fraud", "labelled_at", "label_source", "analyst"]
@@ -405,6 +455,11 @@ def _fingerprint_tuples(frame: pd.DataFrame) -> list[tuple[str, int, int, str, s
             strict=True,
         )
     )
+
+
+def _tables(tables: list[pa.Table | None], names: list[str]) -> pd.DataFrame:
+    found = [t for t in tables if t is not None]
+    return pa.concat_tables(found).to_pandas() if found else _empty(names)
 
 
 def _empty(columns: list[str]) -> pd.DataFrame:

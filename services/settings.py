@@ -296,6 +296,13 @@ class CommonSettings(BaseSettings):
         )
 
 
+def store_location(value: Path | str | None, default: Path) -> Path | str:
+    """A store's root as set (an ``s3://`` URL stays a string), else ``default``."""
+    if value is None or value == "":
+        return default
+    return value if str(value).startswith("s3://") else Path(value)
+
+
 def _topic_base(key: str) -> str:
     """A layout key as a topic base name: environment variable names cannot hold dots."""
     key = key.lower()

@@ -86,7 +86,11 @@ def erase_customer(
             endpoint, [topics.transactions, topics.review], subject
         )
     redis_part = RedisPart(redis_client(settings), settings.redis_prefix)
-    parts: list[ErasurePart] = [TrainingStorePart(TrainingStore(settings.training_root))]
+    parts: list[ErasurePart] = [
+        TrainingStorePart(
+            TrainingStore(settings.training_root, endpoint_url=settings.s3_endpoint_url)
+        )
+    ]
     parts += list(extra_parts)
     for part in parts:
         report.removed[part.name] = part.erase(subject)

@@ -6,12 +6,13 @@ from pathlib import Path
 
 from pydantic import Field
 
-from services.settings import CommonSettings
+from services.settings import CommonSettings, store_location
 
 
 class ErasureSettings(CommonSettings):
-    training_dir: Path | None = Field(
-        None, description="training store root (default <state_dir>/training)"
+    training_dir: Path | str | None = Field(
+        None,
+        description="training store: a folder or s3://bucket/prefix [state_dir/training]",
     )
     feedback_app_id: str = Field(
         "feedback",
@@ -23,8 +24,8 @@ class ErasureSettings(CommonSettings):
     )
 
     @property
-    def training_root(self) -> Path:
-        return self.training_dir or self.state_dir / "training"
+    def training_root(self) -> Path | str:
+        return store_location(self.training_dir, self.state_dir / "training")
 
     @property
     def erasure_root(self) -> Path:

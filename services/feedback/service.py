@@ -55,7 +55,11 @@ def build_worker(settings: FeedbackSettings) -> tuple[faust.Worker, FeedbackSink
         instance_id=config.instance_id,
     )
     risk = build_risk_updater(settings) if settings.risk_updates else None
-    store = TrainingStore(settings.training_root, on_quarantine=quarantined_part)
+    store = TrainingStore(
+        settings.training_root,
+        on_quarantine=quarantined_part,
+        endpoint_url=settings.s3_endpoint_url,
+    )
     sink = FeedbackSink(store, risk)
     app, _join = build_app(config, sink)
     worker = faust.Worker(app, loglevel="INFO", quiet=True, override_logging=False)

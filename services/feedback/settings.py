@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import Field
 
 from features.profiles.names import DEFAULT_DELAY_DAYS
-from services.settings import CommonSettings
+from services.settings import CommonSettings, store_location
 from streams.feedback.app import FeedbackConfig
 
 
@@ -49,8 +49,9 @@ class FeedbackSettings(CommonSettings):
         ge=0,
         description="records per partition replayed on start (see streams.feedback.rewind)",
     )
-    training_dir: Path | None = Field(
-        None, description="training store root (default <state_dir>/training)"
+    training_dir: Path | str | None = Field(
+        None,
+        description="training store: a folder or s3://bucket/prefix [state_dir/training]",
     )
     risk_updates: bool = Field(True, description="apply fraud labels to terminal risk in Redis")
     feast_project: str = Field("fraud", description="Feast project of the terminal-risk rows")
@@ -59,8 +60,8 @@ class FeedbackSettings(CommonSettings):
     )
 
     @property
-    def training_root(self) -> Path:
-        return self.training_dir or self.state_dir / "training"
+    def training_root(self) -> Path | str:
+        return store_location(self.training_dir, self.state_dir / "training")
 
     def app_config(self) -> FeedbackConfig:
         return FeedbackConfig(

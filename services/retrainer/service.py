@@ -358,7 +358,11 @@ def build(
     """The retrainer and its event publisher (not started: ``start()`` it, or ``drain``)."""
     registry = settings.registry()
     publisher = event_publisher(settings, registry, client_id=client_id)
-    store = TrainingStore(settings.training_root, on_quarantine=quarantined_part)
+    store = TrainingStore(
+        settings.training_root,
+        on_quarantine=quarantined_part,
+        endpoint_url=settings.s3_endpoint_url,
+    )
     return Retrainer(settings, registry, store, publisher), publisher
 
 

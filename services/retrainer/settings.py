@@ -18,7 +18,7 @@ from models.export import PARITY_TOLERANCE
 from models.gates import GateConfig
 from models.pipeline import TrainConfig
 from services.retrainer.refit import RefitConfig
-from services.settings import CommonSettings
+from services.settings import CommonSettings, store_location
 from streams.errors import ConfigError
 
 DAY_S = 86_400.0
@@ -65,7 +65,10 @@ class RetrainerSettings(CommonSettings):
     cooldown_s: float = Field(3600.0, ge=0, description="minimum time between two trainings")
     training_timeout_s: float = Field(1800.0, gt=0, description="a training run is killed after")
     # -- challenger training -------------------------------------------------------------
-    training_dir: Path | None = Field(None, description="training store [state_dir/training]")
+    training_dir: Path | str | None = Field(
+        None,
+        description="training store: a folder or s3://bucket/prefix [state_dir/training]",
+    )
     history_dir: Path | None = Field(None, description="history to add (simulator folder/file)")
     history_days: int = Field(28, ge=0, description="most recent days of history to add")
     label_maturity_s: float = Field(
@@ -130,8 +133,8 @@ class RetrainerSettings(CommonSettings):
         return self
 
     @property
-    def training_root(self) -> Path:
-        return self.training_dir or self.state_dir / "training"
+    def training_root(self) -> Path | str:
+        return store_location(self.training_dir, self.state_dir / "training")
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(
