@@ -20,7 +20,11 @@ Redis, one champion and the same simulated world (profiles materialised in Feast
    echo and then the scorer: p50/p95/p99 beside the echo floor of the same mix, the share
    flagged, and the scorer's per-stage p99 per batch (the paced run above is the normal
    mix);
-5. REST - ``POST /v1/score`` at a fixed request rate, one transaction per request.
+5. REST - ``POST /v1/score`` at a fixed request rate, one transaction per request;
+6. cards - the backlog again at each of ``card_counts`` active cards, each world with
+   weeks of history seeded on a Redis of its own (:mod:`loadtest.bench_cards`): tx/s,
+   scorer and Redis CPU per transaction, card-cache hit rate, Redis bytes per card and
+   per terminal, RSS.
 
 Numbers are returned (and printed by the CLI); nothing is asserted. The machine is shared,
 so every result records the load average next to it.
@@ -42,6 +46,7 @@ import msgspec
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from loadtest.bench_cards import card_count_phase
 from loadtest.bench_setup import (
     BenchEnv,
     BenchError,
@@ -72,6 +77,7 @@ from services.stack.process import free_port
 from streams.topics import SCORED, Topics
 
 Log = Callable[[str], None]
+PHASES: tuple[str, ...] = ("backlog", "naive", "latency", "mixes", "rest", "cards")
 KNEE_SHARE_TARGET = 0.8
 """The issue's target: the scorer's knee at least this share of the echo's."""
 
@@ -109,6 +115,10 @@ class ScorerBenchConfig:
     bootstrap: str | None = None
     mixes: tuple[Mix, ...] = MIXES
     """Traffic mixes of the paced run (``normal`` is the paced latency run itself)."""
+    card_counts: tuple[int, ...] = (5_000, 1_000_000)
+    """Active cards of the cards phase's worlds, one backlog run each."""
+    cards_backlog: int = 200_000
+    phases: tuple[str, ...] = PHASES
 
     @classmethod
     def quick(cls, **overrides: Any) -> ScorerBenchConfig:
@@ -122,6 +132,8 @@ class ScorerBenchConfig:
             "naive": 300,
             "rest_rps": 100.0,
             "rest_duration_s": 5.0,
+            "card_counts": (2_000,),
+            "cards_backlog": 5_000,
         }
         base.update(overrides)
         return cls(**base)
@@ -479,6 +491,44 @@ def rest_phase(env: BenchEnv, config: ScorerBenchConfig, log: Log) -> dict[str, 
     return {**runs[REST_DELIVERIES[0]], "by_audit_delivery": runs}
 
 
+def cards_phase(
+    env: BenchEnv, config: ScorerBenchConfig, sampler: CpuSampler, log: Log
+) -> dict[str, Any]:
+    """The backlog at each card count; a count that fails keeps its error, not the run's."""
+    out: dict[str, Any] = {}
+    for cards in config.card_counts:
+        try:
+            out[str(cards)] = card_count_phase(env, cards, config.cards_backlog, sampler, log)
+        except Exception as exc:  # one count failing must not lose the others' numbers
+            log(f"cards {cards:,} failed: {exc}")
+            out[str(cards)] = {"error": f"{type(exc).__name__}: {exc}"}
+    return out
+
+
+CARD_TARGETS_AT = 1_000_000
+
+
+def card_targets(cards: dict[str, Any]) -> dict[str, Any]:
+    """The targets of one scorer process at :data:`CARD_TARGETS_AT` active cards."""
+    run = cards.get(str(CARD_TARGETS_AT))
+    if not run or "error" in run:
+        return {}
+    tx_s, cpu, rss = run.get("tx_per_s"), run.get("cpu_us_per_tx"), run.get("max_rss_mb")
+    redis_us = run.get("redis_cpu_us_per_tx")
+
+    def check(name: str, value: float | None, ok: bool) -> tuple[str, dict[str, Any]]:
+        return f"1M_cards:{name}", {"value": value, "met": ok if value is not None else None}
+
+    return dict(
+        [
+            check("backlog_tx_per_s>=10000", tx_s, (tx_s or 0) >= 10_000),
+            check("cpu_us_per_tx<=60", cpu, (cpu or 1e9) <= 60),
+            check("redis_cpu_us_per_tx<=20", redis_us, (redis_us or 1e9) <= 20),
+            check("rss_mb<=400", rss, (rss or 1e9) <= 400),
+        ]
+    )
+
+
 def targets(result: dict[str, Any]) -> dict[str, Any]:
     """The issue's targets next to what was measured (None: not measured)."""
     backlog, naive = result.get("backlog", {}), result.get("naive", {})
@@ -521,6 +571,7 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
         "rest_p99_ms<=10": check(rest_p99, (rest_p99 or 1e9) <= 10),
         "naive_decisions": naive.get("decided"),
         **mix_targets(result.get("mixes", {})),
+        **card_targets(result.get("cards", {})),
     }
 
 
@@ -597,9 +648,10 @@ def run_scorer_bench(
         "machine": machine_info(),
         "config": asdict(config),
     }
+    on = set(config.phases)
     world_rows = (
-        config.backlog
-        + config.naive
+        config.backlog * ("backlog" in on)
+        + config.naive * ("naive" in on)
         + len(REST_DELIVERIES) * round(config.rest_rps * config.rest_duration_s + 100)
     )
     with bench_environment(
@@ -616,18 +668,24 @@ def run_scorer_bench(
         result["broker"] = "own noida-db" if env.broker_pid is not None else env.bootstrap
         sampler = CpuSampler(probes).start()
         try:
-            result["backlog"] = backlog_phase(env, config.backlog, sampler, log)
-            log(backlog_line(result["backlog"]))
-            result["naive"] = naive_phase(env, config.naive, sampler, log)
-            naive_rate = result["naive"].get("tx_per_s") or 0.0
-            result["naive_ratio"] = (
-                result["backlog"]["tx_per_s"] / naive_rate if naive_rate else None
-            )
-            log(f"  naive {naive_rate:,.0f} tx/s -> ratio {result['naive_ratio'] or 0:.1f}x")
-            result["latency"] = latency_phase(env, config, sampler, log)
-            paced = result["latency"].get("paced", {})
-            result["mixes"] = mixes_phase(env, config, sampler, log, paced)
-            result["rest"] = rest_phase(env, config, log)
+            if "backlog" in on:
+                result["backlog"] = backlog_phase(env, config.backlog, sampler, log)
+                log(backlog_line(result["backlog"]))
+            if "naive" in on:
+                result["naive"] = naive_phase(env, config.naive, sampler, log)
+                naive_rate = result["naive"].get("tx_per_s") or 0.0
+                backlog_rate = result.get("backlog", {}).get("tx_per_s")
+                result["naive_ratio"] = backlog_rate / naive_rate if naive_rate else None
+                log(f"  naive {naive_rate:,.0f} tx/s -> ratio {result['naive_ratio'] or 0:.1f}x")
+            if "latency" in on:
+                result["latency"] = latency_phase(env, config, sampler, log)
+            if "mixes" in on:
+                paced = result.get("latency", {}).get("paced", {})
+                result["mixes"] = mixes_phase(env, config, sampler, log, paced)
+            if "rest" in on:
+                result["rest"] = rest_phase(env, config, log)
+            if "cards" in on:
+                result["cards"] = cards_phase(env, config, sampler, log)
         finally:
             sampler.stop()
     result["targets"] = targets(result)

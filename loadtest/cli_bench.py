@@ -16,7 +16,7 @@ import json
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -27,6 +27,10 @@ from services.settings import CommonSettings
 
 if TYPE_CHECKING:
     from loadtest.latency import ReaderMode
+
+PHASES_HELP = ("backlog", "naive", "latency", "mixes", "rest", "cards")
+"""The scorer bench's phases (``loadtest.bench_scorer.PHASES``, not imported here so that
+``fraudctl --help`` stays quick)."""
 
 app = typer.Typer(help="Benchmarks: numbers printed and written to bench/results/.")
 console = Console()
@@ -70,12 +74,31 @@ def scorer(
         "--mixes",
         help="traffic mixes of the paced run, comma-separated (loadtest/mixes.py)",
     ),
+    cards: str | None = typer.Option(
+        None,
+        "--cards",
+        help="cards phase: active cards of each world, comma-separated (default "
+        "5000,1000000; --quick 2000)",
+    ),
+    cards_backlog: int | None = typer.Option(
+        None, "--cards-backlog", min=100, help="cards phase: backlog transactions per world"
+    ),
+    phases: str = typer.Option(
+        ",".join(PHASES_HELP),
+        "--phases",
+        help="phases to run, comma-separated: backlog, naive, latency, mixes, rest, cards",
+    ),
     quick: bool = typer.Option(False, "--quick", help="a smoke run with small numbers"),
     out_dir: Path = typer.Option(Path("bench/results"), "--out-dir", help="JSON folder"),
 ) -> None:
     """Scorer throughput, latency vs the echo floor per traffic mix, knee, naive ratio,
-    REST p99."""
-    from loadtest.bench_scorer import ScorerBenchConfig, knee_reach_line, run_scorer_bench
+    REST p99, and the backlog at millions of active cards."""
+    from loadtest.bench_scorer import (
+        PHASES,
+        ScorerBenchConfig,
+        knee_reach_line,
+        run_scorer_bench,
+    )
     from loadtest.mixes import parse_mixes
 
     rates = tuple(float(r) for r in ramp.split(",") if r.strip())
@@ -83,6 +106,20 @@ def scorer(
         chosen = parse_mixes(mixes)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--mixes") from None
+    chosen_phases = tuple(p.strip() for p in phases.split(",") if p.strip())
+    unknown = [p for p in chosen_phases if p not in PHASES]
+    if unknown:
+        raise typer.BadParameter(f"unknown phase {unknown[0]!r}", param_hint="--phases")
+    extra: dict[str, Any] = {"phases": chosen_phases}
+    if cards is not None:
+        try:
+            extra["card_counts"] = tuple(int(c.replace("_", "")) for c in cards.split(",") if c)
+        except ValueError:
+            raise typer.BadParameter(
+                "whole numbers, comma-separated", param_hint="--cards"
+            ) from None
+    if cards_backlog is not None:
+        extra["cards_backlog"] = cards_backlog
     config = ScorerBenchConfig(
         backlog=backlog,
         rate=rate,
@@ -95,9 +132,12 @@ def scorer(
         reader=_reader_mode(reader),
         bootstrap=bootstrap,
         mixes=chosen,
+        **extra,
     )
     if quick:
-        config = ScorerBenchConfig.quick(bootstrap=bootstrap, reader=config.reader, mixes=chosen)
+        config = ScorerBenchConfig.quick(
+            bootstrap=bootstrap, reader=config.reader, mixes=chosen, **extra
+        )
     settings = CommonSettings()
     with cli_errors():
         result = run_scorer_bench(

@@ -67,6 +67,21 @@ class ProbedScorer(Scorer):
             self.last_wall, self.last_cpu = time.time(), process_cpu_s()
             self.last_faults = minor_faults()
 
+    def card_cache(self) -> dict[str, Any]:
+        """The feature store's card cache (:class:`features.realtime.cache.CardCache`):
+        lookups that found the card in the process, and those that read it from Redis."""
+        cache = getattr(self.features, "cards", None)
+        if cache is None:
+            return {}
+        lookups = cache.hits + cache.misses
+        return {
+            "hits": cache.hits,
+            "misses": cache.misses,
+            "hit_rate": round(cache.hits / lookups, 4) if lookups else None,
+            "cards_held": len(cache),
+            "capacity": cache.max_cards,
+        }
+
     def summary(self) -> dict[str, Any]:
         n = max(self.decided, 1)
         wall = self.last_wall - (self.first_wall or self.last_wall)
@@ -87,6 +102,7 @@ class ProbedScorer(Scorer):
             "rss_mb": psutil.Process().memory_info().rss / 2**20,
             "max_rss_mb": peak_rss_mb(),
             "model_version": self.champion.current().version,
+            "card_cache": self.card_cache(),
         }
 
 

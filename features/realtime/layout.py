@@ -42,6 +42,8 @@ CARD_RECORD = np.dtype(
 CARD_TRAILER = np.dtype([("next_seq", "<u4"), ("max_time", "<f8")])
 TERM_SLOT = np.dtype([("day", "<i4"), ("count", "<i4")])
 TERM_VALUE_BYTES = 8 + TERMINAL_DAY_SLOTS * TERM_SLOT.itemsize
+TERM_VALUE = np.dtype([("max_time", "<f8"), ("slots", TERM_SLOT, (TERMINAL_DAY_SLOTS,))])
+assert TERM_VALUE.itemsize == TERM_VALUE_BYTES
 REC, TRAILER = CARD_RECORD.itemsize, CARD_TRAILER.itemsize
 assert REC == 32 and TRAILER == 12 and TERM_SLOT.itemsize == 8
 
@@ -169,3 +171,24 @@ def terminal_day_counts(
     words = np.frombuffer(raw, dtype="<i4").reshape(len(pre), TERM_VALUE_BYTES // 4)
     day = batch.t_us // DAY_US
     return day_counts_kernel(words, batch.term_index, batch.ref_day, day, status, TERMINAL_MAX_DAYS)
+
+
+def terminal_values(
+    first_day: int, day_counts: npt.NDArray[np.integer], max_time: npt.NDArray[np.float64]
+) -> npt.NDArray[np.void]:
+    """Terminal values (:data:`TERM_VALUE`) as the script leaves them after counting
+    ``day_counts[i, j]`` transactions on day ``first_day + j`` at terminal ``i``, in time
+    order, the newest at ``max_time[i]`` (a seeded history; at most
+    :data:`TERMINAL_DAY_SLOTS` days, so no two share a slot)."""
+    n, days = day_counts.shape
+    if days > TERMINAL_DAY_SLOTS:
+        raise ValueError(f"{days} days do not fit {TERMINAL_DAY_SLOTS} day slots")
+    values = np.zeros(n, dtype=TERM_VALUE)
+    values["max_time"] = max_time
+    for j in range(days):
+        counted = day_counts[:, j] > 0
+        slot = values["slots"][:, (first_day + j) % TERMINAL_DAY_SLOTS]
+        slot["day"] = np.where(counted, first_day + j, slot["day"])
+        slot["count"] = np.where(counted, day_counts[:, j], slot["count"])
+        values["slots"][:, (first_day + j) % TERMINAL_DAY_SLOTS] = slot
+    return values

@@ -113,9 +113,13 @@ def _times(rng: np.random.Generator, n: int, config: SimulatorConfig) -> F64:
     return np.asarray(t, dtype=np.float64)
 
 
-def _base_rows(
+def base_rows(
     world: World, config: SimulatorConfig, day: int
 ) -> tuple[I64, I64, I64, F64, I8, I8, I64]:
+    """The day's rows before card testing, in draw order (by customer), without ids:
+    ``(time_us, customer, terminal, amount, is_fraud, scenario, label_delay_us)``.
+    :func:`generate_day` adds ids and sorts them; a caller that needs only the numbers
+    (seeding weeks of state for millions of cards) skips that work."""
     rng = np.random.default_rng([config.seed, _BASE, day])
     counts = rng.poisson(world.daily_rate)
     n_terminals = world.terminal_counts()
@@ -217,11 +221,18 @@ def _card_testing_rows(
     return (seconds * 1_000_000).astype(np.int64), customer, terminal, amount, device, delay
 
 
+def base_numbers(day: int, n: int, salt: int) -> U64:
+    """The 64-bit numbers the transaction ids of :func:`base_rows`' ``n`` rows of ``day``
+    are formatted from (``tx{hi:08x}-{lo:08x}``), in the rows' draw order."""
+    keys = (np.uint64(day) << np.uint64(_SEQ_BITS + 1)) | np.arange(n, dtype=np.uint64)
+    return _mix(keys, salt)
+
+
 def generate_day(
     world: World, config: SimulatorConfig, day: int, *, card_testing: bool, salt: int
 ) -> DayBatch:
     """All transactions of simulated ``day`` (0-based), sorted by (time, transaction_id)."""
-    time_us, customer, terminal, amount, is_fraud, scenario, delay = _base_rows(world, config, day)
+    time_us, customer, terminal, amount, is_fraud, scenario, delay = base_rows(world, config, day)
     if len(time_us) >= MAX_ROWS_PER_DAY:
         raise InvalidSimulatorConfig(
             [f"day {day} has {len(time_us):,} transactions: ids allow {MAX_ROWS_PER_DAY - 1:,}"]
@@ -250,7 +261,7 @@ def generate_day(
         | (np.concatenate(kinds) << np.uint64(_SEQ_BITS))
         | np.concatenate(seqs)
     )
-    mixed = _mix(keys, salt)
+    mixed = _mix(keys, salt)  # formatted as the transaction ids
     order = np.lexsort((mixed, time_us)).astype(np.int64)
     ids = [f"tx{v >> 32:08x}-{v & 0xFFFFFFFF:08x}" for v in mixed[order].tolist()]
     return DayBatch(
