@@ -237,9 +237,13 @@ def _start_service(
     return proc, service, log_path, metrics_port
 
 
+_TOTALS = ("fraud_stage_latency_seconds", "fraud_batch_size_records", "fraud_gc_pause_seconds")
+
+
 def _stage_totals(port: int) -> dict[str, tuple[float, float]]:
-    """The scorer's stage histograms (seconds summed, batches) and its batch sizes
-    (``batch``: transactions summed, batches), read from its ``/metrics``."""
+    """The scorer's stage histograms (seconds summed, batches), its batch sizes
+    (``batch``: transactions summed, batches) and its garbage collector's pauses
+    (``gc:<generation>``: seconds summed, pauses), read from its ``/metrics``."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
             text = r.read().decode()
@@ -247,12 +251,13 @@ def _stage_totals(port: int) -> dict[str, tuple[float, float]]:
         return {}
     totals: dict[str, list[float]] = {}
     for family in text_string_to_metric_families(text):
-        if family.name not in ("fraud_stage_latency_seconds", "fraud_batch_size_records"):
+        if family.name not in _TOTALS:
             continue
         for sample in family.samples:
             kind = sample.name.rsplit("_", 1)[-1]
             if kind in ("sum", "count"):
-                key = sample.labels.get("stage", "batch")
+                generation = sample.labels.get("generation")
+                key = f"gc:{generation}" if generation else sample.labels.get("stage", "batch")
                 totals.setdefault(key, [0.0, 0.0])[kind == "count"] = sample.value
     return {k: (v[0], v[1]) for k, v in totals.items()}
 
@@ -311,13 +316,16 @@ def _stages_between(
         return s1 - s0, c1 - c0
 
     stages: dict[str, float] = {}
+    pauses: dict[str, dict[str, float]] = {}
     for key in after:
         seconds, batches = delta(key)
-        if key != "batch" and batches:
+        if key.startswith("gc:"):
+            pauses[f"gen{key[3:]}"] = {"pauses": batches, "ms": round(1e3 * seconds, 1)}
+        elif key != "batch" and batches:
             stages[key] = round(1e3 * seconds / batches, 3)
     size, batches = delta("batch")
     mean_batch = round(size / batches, 1) if batches else None
-    return {"stage_ms_per_batch": stages, "mean_batch": mean_batch}
+    return {"stage_ms_per_batch": stages, "mean_batch": mean_batch, "gc_pauses": pauses}
 
 
 @dataclass
@@ -443,6 +451,7 @@ def mix_summary(echo: dict[str, Any], scorer: dict[str, Any]) -> dict[str, Any]:
         "p99_over_echo_ms": over,
         "flag_rate": scorer.get("flag_rate"),
         "stage_p99_ms": scorer.get("stage_p99_ms", {}),
+        "gc_pauses": scorer.get("gc_pauses", {}),
         "mean_batch": scorer.get("mean_batch"),
         "steps": {"echo": echo, "scorer": scorer},
     }
@@ -452,10 +461,12 @@ def mix_line(mix: str, m: dict[str, Any]) -> str:
     s, e = m["scorer"], m["echo"]
     stages = " ".join(f"{k}={v:.1f}" for k, v in m.get("stage_p99_ms", {}).items())
     flags = m.get("flag_rate")
+    full = m.get("gc_pauses", {}).get("gen2", {})
     return (
         f"  {mix:<7} scorer p50/p95/p99 {s.get('p50_ms')}/{s.get('p95_ms')}/{s.get('p99_ms')} ms"
         f" | echo {e.get('p50_ms')}/{e.get('p95_ms')}/{e.get('p99_ms')} ms | flagged "
         f"{'-' if flags is None else f'{100 * flags:.2f} %'} | stage p99 ms/batch: {stages}"
+        f" | full GC {full.get('pauses', 0):.0f} pauses, {full.get('ms', 0.0):.0f} ms"
     )
 
 

@@ -34,6 +34,7 @@ METRIC_PROCESSES = {
     "review": ("services.review.metrics",),
     "feedback": ("services.feedback.metrics", "services.storage_metrics"),
     "api, cases": ("services.cases.metrics",),
+    "scorer, api": ("services.gc_pauses",),
 }
 
 

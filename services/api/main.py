@@ -23,6 +23,7 @@ from services.api.settings import ApiSettings
 from services.cases.erasure import CaseStorePart
 from services.cases.service import open_desk
 from services.erasure.service import erase_customer
+from services.gc_pauses import watch_gc_pauses
 from services.scorer.champion import ChampionWatcher
 from services.scorer.ledger import DecisionLedger
 from services.scorer.pipeline import ScoringPipeline
@@ -121,6 +122,7 @@ def main(settings: ApiSettings | None = None) -> None:
     tune_hot_path(settings)
     ctx, champion = build_context(settings)
     gc.freeze()  # the start-up objects (model, modules) leave the collector's scans: shorter pauses
+    watch_gc_pauses()
     champion.start()
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.host)

@@ -244,6 +244,7 @@ def test_scorer_stage_times_are_read_from_its_metrics_between_two_readings() -> 
     registry = CollectorRegistry()
     stage = Histogram("fraud_stage_latency_seconds", "s", ["stage"], registry=registry)
     size = Histogram("fraud_batch_size_records", "b", registry=registry)
+    pause = Histogram("fraud_gc_pause_seconds", "g", ["generation"], registry=registry)
     port = free_port()
     server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
     try:
@@ -253,10 +254,16 @@ def test_scorer_stage_times_are_read_from_its_metrics_between_two_readings() -> 
             stage.labels("features").observe(features_s)
             stage.labels("produce").observe(0.003)
             size.observe(n)
+        pause.labels("2").observe(0.0625)
+        pause.labels("0").observe(0.001)
         step = _stages_between(before, _stage_totals(port))
     finally:
         server.shutdown()
         thread.join(5)
     assert step["stage_ms_per_batch"] == {"features": 3.0, "produce": 3.0}
     assert step["mean_batch"] == 40.0
+    assert step["gc_pauses"] == {
+        "gen2": {"pauses": 1.0, "ms": 62.5},
+        "gen0": {"pauses": 1.0, "ms": 1.0},
+    }
     assert _stage_totals(port) == {}  # nothing listening: no numbers, no error
