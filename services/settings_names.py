@@ -168,6 +168,7 @@ SETTINGS_FIELDS: frozenset[str] = frozenset(
         "reference_rows",
         "registry_url",
         "reload_interval_s",
+        "reload_on_events",
         "restart_replay",
         "review_cases_per_day",
         "review_group_id",

@@ -2,11 +2,12 @@
 
 A :class:`models.serving.ServingModel` bundles what one champion version needs at
 decision time: the ONNX session, its threshold policy and the TreeSHAP explainer.
-:class:`ChampionWatcher` checks the registry's champion pointer in a background thread;
-a new version is loaded and parity-checked there (ONNX vs LightGBM on the version's
-reference sample), then swapped in with one reference assignment, so the scoring loop
-picks it up between batches. A model that fails to load or to match keeps the old one
-serving.
+:class:`ChampionWatcher` checks the registry's champion pointer in a background thread,
+every ``reload_interval_s`` and at once when ``model.events`` announces a promotion
+(:mod:`services.scorer.model_events`; the poll is the fallback). A new version is loaded
+and parity-checked there (ONNX vs LightGBM on the version's reference sample), then
+swapped in with one reference assignment, so the scoring loop picks it up between
+batches. A model that fails to load or to match keeps the old one serving.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from models.registry_open import Registry
 from models.scoring import ONNX_FILE
 from models.serving import ServingModel
 from services.scorer import metrics
+from services.scorer.model_events import ModelEventsListener
 
 PARITY_ROWS = 500
 
@@ -62,8 +64,10 @@ class ChampionWatcher:
         self._interval_s = interval_s
         self._on_change = on_change
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._refused: set[str] = set()
+        self._listener: ModelEventsListener | None = None
         self._explainers: dict[str, Explainer] = {}
         champion = registry.champion()
         if champion is None:
@@ -130,17 +134,34 @@ class ChampionWatcher:
             self._on_change(served.version, previous)
         return True
 
+    def listen(self, listener: ModelEventsListener) -> None:
+        """Be woken by ``listener`` (started and stopped with the watcher)."""
+        self._listener = listener
+
     def start(self) -> None:
+        if self._listener is not None:
+            self._listener.start()
         self._thread = threading.Thread(target=self._run, name="champion-watcher", daemon=True)
         self._thread.start()
 
+    def wake(self) -> None:
+        """Check the champion now, not at the next poll (a promotion was announced)."""
+        self._wake.set()
+
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if self._listener is not None:
+            self._listener.stop()
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
+        while True:
+            self._wake.wait(self._interval_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
                 self.check_once()
             except Exception:  # the watcher must never die; the old model keeps serving

@@ -77,6 +77,7 @@ from services.scorer.crashpoints import CrashHook
 from services.scorer.faults import FaultState
 from services.scorer.group import ScorerGroup, partition_list
 from services.scorer.ledger import DecisionLedger, first_seen
+from services.scorer.model_events import ModelEventsListener
 from services.scorer.pipeline import ScoredBatch, ScoringPipeline, StageClock
 from services.scorer.reasons import Flagged, ReasonsWorker
 from services.scorer.rebuild import rebuild_from_transactions
@@ -467,6 +468,15 @@ def build_scorer(settings: ScorerSettings, scorer_class: type[Scorer] = Scorer) 
         FEATURE_SET_ID,
         interval_s=settings.reload_interval_s,
     )
+    if settings.reload_on_events:
+        champion.listen(
+            ModelEventsListener(
+                settings.kafka(),
+                settings.topics().model_events,
+                champion.wake,
+                member=settings.member_id(),
+            )
+        )
 
     state = StateGuard(
         EpochStore(client, settings.redis_prefix),

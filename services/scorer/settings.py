@@ -30,7 +30,17 @@ class ScorerSettings(CommonSettings):
         5000, ge=0, description="decisions per scored partition re-read on assignment (0 = off)"
     )
     metrics_port: int = Field(9101, ge=0, description="Prometheus /metrics port (0 = off)")
-    reload_interval_s: float = Field(1.0, gt=0, description="how often the champion is checked")
+    reload_interval_s: float = Field(
+        1.0,
+        gt=0,
+        description="how often the champion pointer is checked (the fallback when "
+        "reload_on_events: a HEAD request on an s3:// registry)",
+    )
+    reload_on_events: bool = Field(
+        True,
+        description="check the champion as soon as model.events announces a promotion or a "
+        "rollback, not only at the next poll",
+    )
     max_backoff_s: float = Field(5.0, gt=0, description="cap of the retry back-off")
     stats_interval_ms: int = Field(5000, ge=0, description="librdkafka stats (consumer lag)")
     progress_log_s: float = Field(
