@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from loadtest.bench_cards import cards_line
 from loadtest.bench_scorer import (
     Log,
     ScorerBenchConfig,
@@ -336,6 +337,12 @@ def _scorer_section(b: dict[str, Any]) -> list[str]:
         lines += _mix_table(b["mixes"])
     if b.get("knee_reach"):
         lines += [f"The {knee_reach_line(b['knee_reach'])}.", ""]
+    if b.get("cards"):
+        lines += ["Backlog at each card count (one scorer process, Redis of its own):", ""]
+        for count, run in b["cards"].items():
+            text = f"cards {count}: failed: {run['error']}" if "error" in run else cards_line(run)
+            lines.append(f"    {text.strip()}")
+        lines.append("")
     rest = b.get("rest", {})
     for mode, run in (rest.get("by_audit_delivery") or {"": rest}).items():
         if not run.get("latency"):

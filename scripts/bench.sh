@@ -3,7 +3,9 @@
 # plus <date>-latency.png. About 12-15 minutes on a 2-core box: the scorer's paced run in
 # four traffic mixes (normal, attack, cold cards, schema-only generator; loadtest/mixes.py)
 # adds ~5 to the rest (the first run also trains the bench champion once, ~1-2 min,
-# cached in state/bench/registry).
+# cached in state/bench/registry). The scorer's backlog at 5,000 and 1,000,000 active cards
+# (loadtest/bench_cards.py) adds ~10 minutes and ~6 GB of memory in a redis-server of its
+# own (redis-server on PATH; stopped and removed afterwards).
 #   scripts/bench.sh            the full report (features, profiles, model, scorer)
 #   scripts/bench.sh --quick    a smoke run (~4 min on an idle box): small numbers, no model bench
 # Extra arguments go to `fraudctl bench report` (e.g. --only scorer, --bootstrap H:P).
