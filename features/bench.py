@@ -19,14 +19,16 @@ import random
 import resource
 import statistics
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import redis
 
+from features.bench_warm import home_terminals, seed_history
 from features.definitions import CARD_WINDOW_S, DAY_S, FEATURE_SET_ID
 from features.realtime import RedisFeatureStore
 from features.realtime.cluster_store import redis_feature_store
@@ -44,17 +46,29 @@ against 13.4 ms at steady state (same hour, same code)."""
 REPEATS = 300
 """Timed batches per size: the p99 of 300 is the 4th-largest; the first default, 60, made
 the "p99" nearly the maximum, one scheduler hiccup."""
+WarmUp = Literal["replay", "seed"]
+"""How the history gets into Redis: replayed through the batch script (the default; a
+long-running scorer's state, appended strings with Redis's growth reserve), or written
+straight in (:mod:`features.bench_warm`: minutes for millions of cards, exact-size values
+until the timed batches append to them)."""
 Comparison = Callable[[], Mapping[str, Any]]
 """A hook adding a comparison to the report (e.g. the Feast SDK path, same run)."""
 
 
 def synthetic_stream(
-    cards: int, terminals: int, per_card_per_day: float, start: datetime, seed: int
+    cards: int,
+    terminals: int,
+    per_card_per_day: float,
+    start: datetime,
+    seed: int,
+    home: Sequence[Sequence[int]] | npt.NDArray[np.int32] | None = None,
 ) -> Iterator[Transaction]:
-    """An endless time-ordered stream: Poisson arrivals, each card with a few terminals."""
+    """An endless time-ordered stream: Poisson arrivals, each card with a few terminals
+    (``home``: each card's 8, drawn here when not given)."""
     rng = random.Random(seed)
     rate = cards * per_card_per_day / 86_400.0
-    home = [[rng.randrange(terminals) for _ in range(8)] for _ in range(cards)]
+    if home is None:
+        home = [[rng.randrange(terminals) for _ in range(8)] for _ in range(cards)]
     t, i = start, 0
     while True:
         t += timedelta(seconds=rng.expovariate(rate))
@@ -95,21 +109,29 @@ def run_feature_bench(
     seed: int = 7,
     cold_size: int | None = 500,
     allocator: Mapping[str, Any] | None = None,
+    warm: WarmUp = "replay",
 ) -> dict[str, Any]:
     store = redis_feature_store(client, prefix=prefix)
     load_at_start = os.getloadavg()
     calibration_at_start = host_calibration_ms()
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    stream = synthetic_stream(cards, terminals, per_card_per_day, start, seed)
     warm_end = start + timedelta(days=warm_days)
     t0 = time.perf_counter()
-    warmed = 0
-    while True:
-        batch = [next(stream) for _ in range(2_000)]
-        store.update_batch(batch)
-        warmed += len(batch)
-        if batch[-1].event_time >= warm_end:
-            break
+    if warm == "seed":
+        home = home_terminals(cards, terminals, seed)
+        warmed = seed_history(
+            client, store, home, terminals, per_card_per_day, start, warm_days, seed
+        )
+        stream = synthetic_stream(cards, terminals, per_card_per_day, warm_end, seed, home)
+    else:
+        stream = synthetic_stream(cards, terminals, per_card_per_day, start, seed)
+        warmed = 0
+        while True:
+            batch = [next(stream) for _ in range(2_000)]
+            store.update_batch(batch)
+            warmed += len(batch)
+            if batch[-1].event_time >= warm_end:
+                break
     warm_s = time.perf_counter() - t0
 
     results = {str(size): _time_size(store, stream, size, repeats) for size in sizes}
@@ -138,6 +160,7 @@ def run_feature_bench(
             "terminals": terminals,
             "per_card_per_day": per_card_per_day,
             "warm_days": warm_days,
+            "warm_up": warm,
             "warm_transactions": warmed,
             "warm_s": round(warm_s, 2),
         },

@@ -218,8 +218,21 @@ def features(
         None, "--warm-days", min=1, help="days of history loaded before timing"
     ),
     repeats: int | None = typer.Option(None, "--repeats", min=5, help="timed batches per size"),
+    warm: str = typer.Option(
+        "replay",
+        "--warm",
+        help="how the history gets into Redis: replay (through the batch script, as a "
+        "running scorer leaves it) or seed (written straight in: minutes for millions of "
+        "cards)",
+    ),
 ) -> None:
-    """p50/p99 of update_and_read_batch (1, 100, 500 tx) on the real Redis; memory per card."""
+    """p50/p99 of update_and_read_batch (1, 100, 500 tx) on the real Redis; memory per card.
+
+    ``--cards`` is the synthetic world's card count (each card with 8 home terminals
+    among ``--terminals``, 2 transactions a day); with millions of cards use
+    ``--warm seed``."""
+    if warm not in ("replay", "seed"):
+        raise typer.BadParameter("replay or seed", param_hint="--warm")
     from features.bench import (
         REPEATS,
         WARM_DAYS,
@@ -243,6 +256,7 @@ def features(
             warm_days=warm_days or WARM_DAYS,
             repeats=repeats or REPEATS,
             allocator=allocator,
+            warm="seed" if warm == "seed" else "replay",
         )
     finally:
         delete_prefix(client, prefix)

@@ -42,3 +42,25 @@ def test_feature_bench_reports_every_size_memory_and_host(
     assert any(line.startswith("host calibration") for line in lines)
     path = write_report(report, tmp_path)
     assert json.loads(path.read_text())["batches"].keys() == report["batches"].keys()
+
+
+def test_feature_bench_seeded_warm_up_holds_the_history(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    report = run_feature_bench(
+        redis_client,
+        redis_prefix,
+        cards=50,
+        terminals=80,
+        warm_days=4,
+        repeats=4,
+        sizes=(20,),
+        cold_size=None,
+        warm="seed",
+    )
+    world = report["world"]
+    assert world["warm_up"] == "seed"
+    assert 50 * 4 * 2 * 0.5 <= world["warm_transactions"] <= 50 * 4 * 2 * 1.5
+    # the timed batches follow the seeded days and find each card's history
+    assert report["memory"]["events_per_active_card"] >= 4
+    assert report["batches"]["20"]["card_cache_hit_rate"] < 1.0
