@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 KERNEL := features/card_kernel.c features/card_kernel.h features/card_kernel_build.py
 
-.PHONY: setup test test-unit test-integration test-e2e test-cluster test-faults soak lint docs format demo \
+.PHONY: setup test test-unit test-integration test-e2e test-cluster test-faults test-objstore soak lint docs format demo \
 	bench fuzz stack-up stack-down schemas clean
 
 $(STAMP): requirements/runtime.lock requirements/dev.lock pyproject.toml setup.py $(KERNEL)
@@ -38,6 +38,9 @@ test-cluster: setup  ## a local Redis Cluster (3 primaries + 3 replicas) started
 
 test-faults: setup  ## the fault-injection tier alone (its own broker and Redis per case)
 	bash scripts/run-tests.sh -m faults tests/faults
+
+test-objstore: setup  ## registry + training store on moto's S3 server (started by the tier) and a folder
+	bash scripts/run-tests.sh -m objstore tests/objstore
 
 soak: setup  ## the fault tier several times over (SOAK_ROUNDS, default 3); summaries in bench/results
 	bash scripts/soak.sh

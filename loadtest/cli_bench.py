@@ -330,5 +330,38 @@ def cases(
         raise typer.Exit(1)
 
 
+@app.command("objstore")
+def objstore(
+    endpoint: str | None = typer.Option(
+        None, "--endpoint", help="an S3-compatible endpoint (default: moto's server, started)"
+    ),
+    poll: float = typer.Option(1.0, "--poll", min=0.01, help="the followers' poll interval, s"),
+    rounds: int = typer.Option(5, "--rounds", min=1, help="promotions measured"),
+    out_dir: Path = typer.Option(Path("bench/results"), "--out-dir", help="JSON folder"),
+) -> None:
+    """The registry and training store on S3: register, promote, a poll, the promotion
+    latency other processes see, promotion races, training-store appends and reads."""
+    import tempfile
+
+    from loadtest.bench_objstore import run_objstore_bench
+
+    with tempfile.TemporaryDirectory(prefix="bench-objstore-") as work:
+        result = run_objstore_bench(Path(work), endpoint=endpoint, poll_s=poll, rounds=rounds)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"objstore-{datetime.now(UTC):%Y-%m-%d}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    seen = result["promotion_seen_by_other_process"]
+    _log(
+        f"{result['store']}: register p50 {result['register']['p50_ms']} ms, promote p50 "
+        f"{result['promote']['p50_ms']} ms | poll (HEAD) p50 "
+        f"{result['champion_poll_unchanged_head']['p50_ms']} ms, pointer GET p50 "
+        f"{result['pointer_get']['p50_ms']} ms | promotion seen by another process "
+        f"(poll {result['poll_s']} s) p50 {seen.get('p50_ms')} ms max {seen.get('max_ms')} ms "
+        f"| races {result['promotion_races']} | training append "
+        f"{result['training_append']['rows']} rows p50 {result['training_append']['p50_ms']} ms, "
+        f"read {result['training_read']['rows']} rows {result['training_read']['ms']} ms -> {path}"
+    )
+
+
 if __name__ == "__main__":  # scripts/bench.sh runs this module directly
     app()

@@ -333,7 +333,8 @@ class ObjectModelRegistry:
             event = self._pointer(name)[0].get("event")
             if isinstance(event, dict) and not self.store.exists(_audit_key(event)):
                 log.warning(
-                    "stage=registry recovered %s %s: its audit record was cut by a crash",
+                    "stage=registry recorded %s %s: its audit record was missing (a crash, "
+                    "or its writer is still finishing)",
                     event.get("kind"),
                     event.get("version"),
                 )
