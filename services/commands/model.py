@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -19,8 +18,8 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from models.registry import ModelRegistry
 from models.registry_open import Registry
+from models.registry_open import open_registry as open_registry_at
 from services.settings import CommonSettings
 from streams.errors import FraudError
 from streams.kafka import broker_reachable
@@ -28,7 +27,10 @@ from streams.kafka import broker_reachable
 app = typer.Typer(help="Model registry: list, show, promote, rollback.", no_args_is_help=True)
 console = Console()
 RegistryOption = typer.Option(
-    None, "--registry", help="registry folder [default: <FRAUD_STATE_DIR>/registry]"
+    None,
+    "--registry",
+    help="registry folder or s3://bucket/prefix "
+    "[default: FRAUD_REGISTRY_URL, else <FRAUD_STATE_DIR>/registry]",
 )
 JsonOption = typer.Option(False, "--json", help="print JSON instead of a table")
 
@@ -46,8 +48,15 @@ def cli_errors() -> Iterator[None]:
         raise typer.Exit(code=2) from None
 
 
-def open_registry(root: Path | None) -> Registry:
-    return ModelRegistry(root) if root else CommonSettings().registry()
+def open_registry(root: str | None) -> Registry:
+    settings = CommonSettings()
+    if not root:
+        return settings.registry()
+    return open_registry_at(
+        root,
+        endpoint_url=settings.s3_endpoint_url,
+        cache_dir=settings.state_dir / "registry-cache",
+    )
 
 
 def announce(store: Registry, timeout_s: float = 1.5) -> None:
@@ -75,7 +84,7 @@ def _metric(metrics: dict[str, object], name: str) -> str:
 
 
 @app.command("list")
-def list_versions(registry: Path | None = RegistryOption, as_json: bool = JsonOption) -> None:
+def list_versions(registry: str | None = RegistryOption, as_json: bool = JsonOption) -> None:
     """All versions, oldest first, with their role and test metrics."""
     with cli_errors():
         store = open_registry(registry)
@@ -115,7 +124,7 @@ def _summary_row(store: Registry, entry: Any) -> dict[str, object]:
 
 
 @app.command("show")
-def show(version: str, registry: Path | None = RegistryOption, as_json: bool = JsonOption) -> None:
+def show(version: str, registry: str | None = RegistryOption, as_json: bool = JsonOption) -> None:
     """One version: files, feature set, metrics, thresholds and its model card."""
     with cli_errors():
         store = open_registry(registry)
@@ -143,13 +152,14 @@ def show(version: str, registry: Path | None = RegistryOption, as_json: bool = J
 def promote(
     version: str,
     reason: str = typer.Option("manual promotion", "--reason", help="why, for the audit log"),
-    registry: Path | None = RegistryOption,
+    registry: str | None = RegistryOption,
 ) -> None:
     """Make VERSION the champion (the scorers reload it)."""
     with cli_errors():
         store = open_registry(registry)
         previous = store.champion()
-        store.promote(version, reason)
+        # refused (PromotionConflict) if another writer changes the champion meanwhile
+        store.promote(version, reason, replaces=previous.version if previous else None)
         was = previous.version if previous else "none"
         console.print(f"champion: [bold]{version}[/bold] (was {was})")
         announce(store)
@@ -158,7 +168,7 @@ def promote(
 @app.command("rollback")
 def rollback(
     reason: str = typer.Option("manual rollback", "--reason", help="why, for the audit log"),
-    registry: Path | None = RegistryOption,
+    registry: str | None = RegistryOption,
 ) -> None:
     """Make the previous champion the champion again."""
     with cli_errors():

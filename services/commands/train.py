@@ -65,7 +65,7 @@ def train(
     tune: int = typer.Option(0, "--tune", min=0, help="hyper-parameter trials (0: defaults)"),
     review_rate: float = typer.Option(0.005, "--review-rate", help="share of traffic to review"),
     promote: bool = typer.Option(False, "--promote", help="make the new version champion"),
-    registry: Path | None = RegistryOption,
+    registry: str | None = RegistryOption,
 ) -> None:
     """Train a LightGBM model, export ONNX (parity-checked), register it."""
     # Imported here, not at module level: `fraudctl --help` should not load LightGBM/ONNX.

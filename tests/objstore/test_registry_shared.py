@@ -3,6 +3,7 @@ local folder."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import threading
 import time
@@ -194,3 +195,34 @@ def test_other_processes_see_a_promotion(location: Location, tmp_path: Path) -> 
             follower.join(30)
     assert [r[:2] for r in results] == [("v0002", "tree-two"), ("v0002", "tree-two")]
     assert [f.exitcode for f in followers] == [0, 0]
+
+
+def test_fraudctl_model_commands_take_the_registry_url(
+    location: Location, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from services.cli import app
+    from services.stack.process import free_port
+
+    registry = open_at(location)
+    registry.register(bundle("one"))
+    registry.register(bundle("two"))
+    monkeypatch.setenv("FRAUD_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("FRAUD_KAFKA_BOOTSTRAP", f"127.0.0.1:{free_port()}")  # no broker
+    if location.endpoint_url:
+        monkeypatch.setenv("FRAUD_S3_ENDPOINT_URL", location.endpoint_url)
+    runner = CliRunner()
+    for version in ("v0001", "v0002"):
+        promoted = runner.invoke(app, ["model", "promote", version, "--registry", location.url])
+        assert promoted.exit_code == 0, promoted.output
+    listed = runner.invoke(app, ["model", "list", "--registry", location.url, "--json"])
+    assert listed.exit_code == 0, listed.output
+    rows = json.loads(listed.output)
+    assert [(r["version"], r["status"]) for r in rows] == [
+        ("v0001", "registered"),
+        ("v0002", "champion"),
+    ]
+    assert registry.champion().version == "v0002"  # type: ignore[union-attr]
+    waiting = [p.event.kind for p in registry.announcements().pending()]
+    assert waiting == ["registered", "registered", "promoted", "promoted"]
