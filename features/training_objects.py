@@ -9,9 +9,10 @@ Same layout as the folder store, with two changes object storage asks for:
   (or a retrainer reading while the feedback processor writes) never lose a line.
 
 A part that cannot be read is moved under ``quarantine/`` (copy, then delete), like the
-folder store's. The forget list of erased cards is read from ``forgotten.json`` in the
-store (so every host drops the same cards); erasing rows on object storage is not done
-yet and raises :class:`TrainingStoreError`.
+folder store's. The forget list of erased cards is ``forgotten.json`` in the store (so
+every host drops the same cards), changed by a conditional write; an erasure rewrites each
+part and audit object holding the cards with one PUT (readers see it before or after,
+never half) or deletes it when nothing is left.
 """
 
 from __future__ import annotations
@@ -20,12 +21,16 @@ import hashlib
 import io
 import json
 import logging
+import secrets
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from features.training_erasure import ErasedRows
 from features.training_quarantine import OnQuarantine
 from streams.object_store import ObjectStore
 
@@ -88,6 +93,55 @@ class ObjectParts:
     def quarantined(self) -> int:
         return sum(1 for n in self.store.names("quarantine/day=") if n.endswith(".parquet"))
 
+    def erase(self, card_ids: Iterable[str]) -> ErasedRows:
+        """Remove every row of the cards, then the audit lines of their transactions.
+        Idempotent: a second run finds nothing."""
+        cards = pa.array(sorted(set(card_ids)), pa.string())
+        removed = rewritten = 0
+        transactions: set[str] = set()
+        for _, name in self.parts():
+            try:
+                table = pq.read_table(io.BytesIO(self.store.read(name)))
+            except FileNotFoundError:
+                continue
+            hit = pc.is_in(table["card_id"], value_set=cards)
+            count = pc.sum(hit).as_py() or 0
+            if not count:
+                continue
+            transactions.update(table.filter(hit)["transaction_id"].to_pylist())
+            kept = table.filter(pc.invert(hit))
+            if kept.num_rows:
+                buffer = io.BytesIO()
+                pq.write_table(kept, buffer)
+                self.store.write(name, buffer.getvalue())
+            else:
+                self.store.delete(name)
+            removed += count
+            rewritten += 1
+        lines = self._erase_audit(transactions) if transactions else 0
+        return ErasedRows(removed, lines, rewritten, frozenset(transactions))
+
+    def _erase_audit(self, transactions: set[str]) -> int:
+        removed = 0
+        for name in self.store.names("audit/applied="):
+            try:
+                text = self.store.read(name).decode("utf-8")
+            except FileNotFoundError:
+                continue
+            kept = [
+                line
+                for line in text.splitlines(keepends=True)
+                if _transaction_id(line) not in transactions
+            ]
+            dropped = len(text.splitlines()) - len(kept)
+            if dropped:
+                if kept:
+                    self.store.write(name, "".join(kept).encode())
+                else:
+                    self.store.delete(name)
+                removed += dropped
+        return removed
+
     def write_audit(self, day: str, name: str, text: str) -> None:
         self.store.write(f"audit/applied={day}/{name}", text.encode())
 
@@ -121,8 +175,38 @@ class ObjectForgetList:
             self._digests = frozenset(data["digests"])
             self._etag = etag
 
+    def add(self, card_ids: Iterable[str]) -> None:
+        """Add the cards (a conditional write: two erasures at once both land)."""
+        wanted = sorted(set(card_ids))
+        for _ in range(20):
+            tagged = self.store.read_tagged(FORGET_OBJECT)
+            if tagged is None:
+                salt, digests = secrets.token_bytes(16), set()
+            else:
+                data = json.loads(tagged.data)
+                salt, digests = bytes.fromhex(data["salt"]), set(data["digests"])
+            digests |= {hashlib.sha256(salt + c.encode()).hexdigest() for c in wanted}
+            body = json.dumps({"salt": salt.hex(), "digests": sorted(digests)}).encode()
+            if tagged is None:
+                written = self.store.create(FORGET_OBJECT, body)
+            else:
+                written = self.store.replace(FORGET_OBJECT, body, tagged.etag)
+            if written is not None:
+                self._etag = None
+                self.refresh()
+                return
+        raise OSError("the forget list kept changing under this erasure")
+
     def contains(self, card_id: str) -> bool:
         if not self._digests:
             return False
         digest = hashlib.sha256(self._salt + card_id.encode()).hexdigest()
         return digest in self._digests
+
+
+def _transaction_id(line: str) -> str | None:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return record.get("transaction_id") if isinstance(record, dict) else None

@@ -278,10 +278,11 @@ class TrainingStore:
         """Remove the cards' rows and audit lines and forget the cards, so a replay of
         their decisions and labels does not write them again (:mod:`training_erasure`)."""
         cards = sorted(set(card_ids))
-        if isinstance(self.forgotten, ObjectForgetList):
-            raise TrainingStoreError("erasing rows is not done on object storage yet")
         self.forgotten.add(cards)
-        erased = erase_cards(self.rows_dir, self.audit_dir, cards)
+        if self.objects is not None:
+            erased = self.objects.erase(cards)
+        else:
+            erased = erase_cards(self.rows_dir, self.audit_dir, cards)
         self._rows_index = self._audit_index = None
         return erased
 

@@ -61,6 +61,7 @@ class ObjectModelRegistry:
         key = hashlib.sha256(store.url.encode()).hexdigest()[:16]
         self.cache_dir = Path(cache_dir) / key
         self._champion_seen: tuple[str, ModelVersion | None] | None = None
+        self._records: dict[str, dict[str, Any]] = {}
 
     def announcements(self) -> ObjectOutbox:
         """The audit records as an outbox: changes not yet announced on ``model.events``."""
@@ -283,12 +284,14 @@ class ObjectModelRegistry:
         """Every change, oldest first (by the time in each record's key)."""
         lines = []
         for name in self.store.names("audit/"):
-            try:
-                line = json.loads(self.store.read(name))
-            except (FileNotFoundError, json.JSONDecodeError):
-                continue
-            if isinstance(line, dict):
-                lines.append(line)
+            if name not in self._records:  # records never change: each is read once
+                try:
+                    line = json.loads(self.store.read(name))
+                except (FileNotFoundError, json.JSONDecodeError):
+                    continue
+                self._records[name] = line if isinstance(line, dict) else {}
+            if self._records[name]:
+                lines.append(self._records[name])
         return lines
 
     # -- internals ------------------------------------------------------------------------
