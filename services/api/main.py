@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
+import socket
 import time
 
 import redis
@@ -26,6 +28,7 @@ from services.erasure.service import erase_customer
 from services.gc_pauses import watch_gc_pauses
 from services.scorer.champion import ChampionWatcher
 from services.scorer.ledger import DecisionLedger
+from services.scorer.model_events import ModelEventsListener
 from services.scorer.pipeline import ScoringPipeline
 from services.scorer.wiring import open_following_store, redis_client
 from streams.kafka import Endpoint, broker_reachable, producer_config
@@ -68,6 +71,15 @@ def build_context(settings: ApiSettings) -> tuple[ApiContext, ChampionWatcher]:
     champion = ChampionWatcher(
         registry, FEATURE_NAMES, FEATURE_SET_ID, interval_s=settings.reload_interval_s
     )
+    if settings.reload_on_events:
+        champion.listen(
+            ModelEventsListener(
+                settings.kafka(),
+                settings.topics().model_events,
+                champion.wake,
+                member=f"api-{socket.gethostname()}-{os.getpid()}",
+            )
+        )
     ledger = DecisionLedger(client, settings.redis_prefix, settings.dedupe_ttl_s)
     # linger.ms 0: a request's records leave at once (its response waits for them); the
     # shared default of 1 ms batches across requests, which cost ~1 ms on every answer

@@ -29,7 +29,12 @@ class ApiSettings(ErasureSettings, CaseStoreSettings):
         "'async': answer at once, acknowledgements served in the background (see audit.py)",
     )
     audit_ack_timeout_s: float = Field(10.0, gt=0, description="'acked' mode's wait")
-    reload_interval_s: float = Field(1.0, gt=0)
+    reload_interval_s: float = Field(
+        1.0, gt=0, description="how often the champion pointer is checked (the fallback)"
+    )
+    reload_on_events: bool = Field(
+        True, description="check the champion as soon as model.events announces a change"
+    )
     rate_limit_per_s: float = Field(
         1000.0,
         ge=0,
