@@ -8,7 +8,9 @@ pass/fail verdict; the reasons of a rejection are the lines of the failed gates.
 3. ``average_precision`` - challenger AP >= champion AP + margin on the most recent
    labelled window (rows neither model trained on);
 4. ``precision_at_review`` - the challenger's precision at its review threshold is not
-   worse than the champion's at its own (minus a tolerance) on that window;
+   worse (minus a tolerance) than the champion's over as many of its highest-scored rows
+   on that window: precision falls as more rows are flagged, so the two are held to the
+   same volume (a policy refit on recent traffic may decline a burst the champion missed);
 5. ``reference_drift`` - the challenger's reference sample does not itself fail the drift
    check against current traffic (it was trained on data that looks like today's).
 """
@@ -130,17 +132,21 @@ def gate_precision_at_review(
     challenger_threshold: float,
     config: GateConfig,
 ) -> GateResult:
-    """Gate 4: challenger precision at its threshold >= champion's at its own - tolerance."""
+    """Gate 4: challenger precision at its threshold >= the champion's over the same number
+    of its top-scored rows - tolerance (its own threshold's numbers are in the detail)."""
     labels = np.asarray(labels)
     ours = precision_recall_at(np.asarray(challenger), labels, challenger_threshold)
     theirs = precision_recall_at(np.asarray(champion), labels, champion_threshold)
-    bound = theirs["precision"] - config.precision_tolerance
     flagged = int(np.sum(np.asarray(challenger) >= challenger_threshold))
+    top = np.argsort(np.asarray(champion), kind="stable")[::-1][:flagged]
+    same_volume = float(labels[top].mean()) if flagged else theirs["precision"]
+    bound = same_volume - config.precision_tolerance
     passed = flagged > 0 and ours["precision"] >= bound
     detail = (
         f"challenger precision {ours['precision']:.4f} ({flagged} flagged at "
-        f"{challenger_threshold:.4g}) vs champion {theirs['precision']:.4f} "
-        f"(at {champion_threshold:.4g}) - tolerance {config.precision_tolerance:g}"
+        f"{challenger_threshold:.4g}) vs champion {same_volume:.4f} on its top {flagged} "
+        f"({theirs['precision']:.4f} at its {champion_threshold:.4g}) - tolerance "
+        f"{config.precision_tolerance:g}"
     )
     return GateResult(4, "precision_at_review", passed, ours["precision"], bound, detail)
 

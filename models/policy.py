@@ -106,10 +106,20 @@ def refit_policy(
     cases_per_day: float,
     replaces: ThresholdPolicy,
     window: dict[str, Any],
+    declines_in_capacity: bool = False,
 ) -> ThresholdPolicy:
     """Thresholds for ``replaces``' model from recent served rows (scores, labels, in any
-    order) spanning ``days`` days: ``cases_per_day`` flagged per day at that volume, and
-    the decline-precision rule (target and cap) of the policy it replaces.
+    order) spanning ``days`` days, with the decline-precision target of the policy it
+    replaces.
+
+    By default the capacity is the review band's: the decline threshold is the lowest
+    score whose precision on these rows reaches the target (at least ``MIN_DECLINES``
+    rows), and the review band below it holds ``cases_per_day`` cases a day at this
+    volume. A burst of a new pattern is then declined as far as the model is precise on
+    it instead of being cut at what analysts can review, while they still see a full band
+    of cases the model did not decide. ``declines_in_capacity`` keeps the training-time
+    rule instead: ``cases_per_day`` bounds review and decline together, declines at most
+    the replaced policy's share of them.
 
     ``window`` describes the rows (first/last event time, where they came from) and goes
     into the basis with the thresholds replaced, so the served policy says why it is so.
@@ -120,21 +130,48 @@ def refit_policy(
         raise ModelError(
             f"refit needs days > 0 and cases per day > 0 (got {days}, {cases_per_day})"
         )
-    review_rate = min(1.0, cases_per_day * days / len(scores))
-    fitted = choose_policy(
-        np.asarray(scores, dtype=np.float64),
-        np.asarray(labels),
-        review_rate=review_rate,
-        days=days,
-        decline_precision=float(replaces.basis.get("decline_precision_target", 0.9)),
-        max_decline_share=float(replaces.basis.get("max_decline_share", 0.5)),
-    )
-    flagged = int(np.sum(scores >= fitted.review_threshold))
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels)
+    target = float(replaces.basis.get("decline_precision_target", 0.9))
+    cases = max(1, round(cases_per_day * days))
+    if declines_in_capacity:
+        fitted = choose_policy(
+            scores,
+            labels,
+            review_rate=min(1.0, cases / len(scores)),
+            days=days,
+            decline_precision=target,
+            max_decline_share=float(replaces.basis.get("max_decline_share", 0.5)),
+        )
+        review_threshold, decline_threshold = fitted.review_threshold, fitted.decline_threshold
+        reached = bool(fitted.basis["decline_precision_reached"])
+    else:
+        order = np.argsort(scores, kind="stable")[::-1]
+        ranked = scores[order]
+        precision = np.cumsum(labels[order]) / np.arange(1, len(scores) + 1)
+        precise = np.flatnonzero(precision[MIN_DECLINES - 1 :] >= target)
+        reached = bool(len(precise))
+        n_decline = int(precise.max()) + MIN_DECLINES if reached else 0
+        decline_threshold = float(ranked[n_decline - 1]) if reached else 1.0
+        review_threshold = float(ranked[min(n_decline + cases, len(scores)) - 1])
+    decline_threshold = max(decline_threshold, review_threshold)
+    declined = scores >= decline_threshold
+    reviewed = (scores >= review_threshold) & ~declined
+    flagged = declined | reviewed
     basis = {
-        **fitted.basis,
         "fitted_on": "recent labelled served traffic",
+        "rows": len(scores),
+        "days": days,
         "review_capacity_per_day": cases_per_day,
-        "review_cases_per_day": flagged / days,
+        "declines_in_capacity": declines_in_capacity,
+        "review_cases_per_day": float(np.sum(reviewed)) / days,
+        "decline_cases_per_day": float(np.sum(declined)) / days,
+        "review_precision": float(labels[flagged].mean()) if flagged.any() else 0.0,
+        "decline_precision": float(labels[declined].mean()) if declined.any() else 0.0,
+        "decline_precision_target": target,
+        "decline_precision_reached": reached,
+        "max_decline_share": replaces.basis.get("max_decline_share", 0.5),
+        "decline_rate": float(np.mean(declined)),
         "window": window,
         "replaces": {
             "review_threshold": replaces.review_threshold,
@@ -142,4 +179,5 @@ def refit_policy(
             "fitted_on": replaces.basis.get("fitted_on", "validation window"),
         },
     }
-    return ThresholdPolicy(fitted.review_threshold, fitted.decline_threshold, review_rate, basis)
+    review_rate = float(np.mean(flagged))
+    return ThresholdPolicy(review_threshold, decline_threshold, review_rate, basis)

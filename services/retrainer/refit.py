@@ -36,6 +36,9 @@ class RefitConfig:
     cases_per_day: float | None = None
     """Review capacity (None: the one the challenger's own policy gives at its validation
     volume, i.e. the configured review rate)."""
+    declines_in_capacity: bool = False
+    """The capacity bounds declines too (the training-time rule); by default it bounds the
+    review band and declines follow the precision target."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,7 @@ def refit_run(run: ChallengerRun, config: RefitConfig) -> Refit:
         cases_per_day=capacity,
         replaces=trained,
         window=window,
+        declines_in_capacity=config.declines_in_capacity,
     )
     bundle = run.outcome.bundle
     card = {
@@ -130,12 +134,16 @@ def refit_run(run: ChallengerRun, config: RefitConfig) -> Refit:
     if bundle.card_markdown and "metrics" in card:
         bundle = dataclasses.replace(bundle, card_markdown=card_markdown(card))
     reached = "reached" if policy.basis["decline_precision_reached"] else "not reached"
+    basis = policy.basis
     summary = (
         f"policy refit on {rows} recent labelled served rows ({days:.2f} days, "
-        f"{window['frauds']} fraud): review >= {policy.review_threshold:.4g} for "
-        f"{capacity:.3g} cases/day, decline >= {policy.decline_threshold:.4g} (precision "
-        f"target {policy.basis['decline_precision_target']:g} {reached}); trained "
-        f"thresholds were {trained.review_threshold:.4g} / {trained.decline_threshold:.4g}"
+        f"{window['frauds']} fraud): review >= {policy.review_threshold:.4g} "
+        f"({basis['review_cases_per_day']:.3g} cases/day, capacity {capacity:.3g}"
+        f"{' with declines' if config.declines_in_capacity else ''}), decline >= "
+        f"{policy.decline_threshold:.4g} ({basis['decline_cases_per_day']:.3g}/day, precision "
+        f"{basis['decline_precision']:.3f}, target {basis['decline_precision_target']:g} "
+        f"{reached}); trained thresholds were {trained.review_threshold:.4g} / "
+        f"{trained.decline_threshold:.4g}"
     )
     outcome = dataclasses.replace(run.outcome, bundle=bundle)
     return Refit(dataclasses.replace(run, outcome=outcome), True, summary)

@@ -108,6 +108,12 @@ class RetrainerSettings(CommonSettings):
         description="review capacity the refit keeps, cases per served day (unset: what the "
         "review rate gives at the challenger's validation volume)",
     )
+    refit_declines_in_capacity: bool = Field(
+        False,
+        description="the refit's review capacity bounds declines too (at most half of it, as "
+        "at training); off: it bounds the review band, and declines are the rows whose "
+        "recent precision reaches the decline target",
+    )
     seed: int = Field(42)
     reference_rows: int = Field(2000, ge=100)
     # -- gates ---------------------------------------------------------------------------
@@ -152,6 +158,7 @@ class RetrainerSettings(CommonSettings):
             enabled=self.policy_refit,
             days=self.policy_refit_days,
             cases_per_day=self.review_cases_per_day,
+            declines_in_capacity=self.refit_declines_in_capacity,
         )
 
     def gate_config(self) -> GateConfig:

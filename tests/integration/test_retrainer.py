@@ -193,7 +193,10 @@ def test_the_promoted_policy_is_refit_on_recent_served_traffic_and_says_why(
     )
     assert refit_caught >= 0.5 * pattern.sum()
     assert refit_caught >= trained_caught
-    assert int(np.sum(policy.flagged(scores))) <= capacity * window["days"] + 1
+    outcomes = policy.decide(scores)
+    assert int(np.sum(outcomes == "review")) <= capacity * window["days"] + 1
+    declined = outcomes == "decline"
+    assert recent["is_fraud"].to_numpy()[declined].mean() >= basis["decline_precision_target"]
     # the gates judged the policy it serves: gate 4 names its threshold
     assert f"at {policy.review_threshold:.4g})" in verdict.gates.results[3].detail
     events = _events(kafka_bootstrap, topics)

@@ -104,6 +104,19 @@ def test_gate4_precision_at_each_models_threshold() -> None:
     assert not reverse.passed and reverse.value == 0.5 and reverse.bound == 1.0
 
 
+def test_gate4_holds_the_champion_to_the_challengers_volume() -> None:
+    # a burst: 4 frauds; the champion flags only its top row (precise, but misses 3)
+    labels = np.array([1, 1, 1, 1, 0, 0, 0, 0])
+    champion = np.array([0.9, 0.1, 0.2, 0.3, 0.8, 0.7, 0.4, 0.05])
+    challenger = np.array([0.9, 0.8, 0.7, 0.2, 0.6, 0.1, 0.1, 0.1])
+    result = gate_precision_at_review(labels, champion, 0.85, challenger, 0.6, GateConfig())
+    # challenger: 3 of its 4 flagged; the champion's top 4 hold 1 fraud (1.0 at its own)
+    assert result.passed and result.value == 0.75 and result.bound == 0.25
+    assert "on its top 4 (1.0000 at its 0.85)" in result.detail
+    worse = gate_precision_at_review(labels, challenger, 0.6, champion, 0.3, GateConfig())
+    assert not worse.passed and worse.value == 0.4 and worse.bound == 0.8  # 5 flagged
+
+
 def test_gate4_tolerance_and_flagging_nothing() -> None:
     tolerant = GateConfig(precision_tolerance=0.5)
     assert gate_precision_at_review(LABELS, PERFECT, 0.8, WORSE, 0.8, tolerant).passed

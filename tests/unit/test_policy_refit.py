@@ -18,10 +18,10 @@ DAY_NS = 86_400 * 10**9
 
 
 def _day(rng: np.random.Generator, *, old: int, new: int, n: int = 1000) -> tuple:
-    """One day's scores and labels: legitimate traffic scores low, the old pattern's
-    frauds high; the new pattern's frauds rank above every legitimate row, below the old."""
-    legit = rng.beta(1, 30, n - old - new)
-    scores = np.concatenate([legit, rng.uniform(0.7, 1.0, old), rng.uniform(0.3, 0.6, new)])
+    """One day's scores and labels: legitimate traffic scores low (one row a day among the
+    new pattern's scores), the old pattern's frauds high, the new pattern's in between."""
+    legit = np.concatenate([rng.beta(1, 30, n - old - new - 1), rng.uniform(0.4, 0.6, 1)])
+    scores = np.concatenate([legit, rng.uniform(0.7, 1.0, old), rng.uniform(0.4, 0.6, new)])
     labels = np.concatenate([np.zeros(len(legit)), np.ones(old + new)]).astype(np.int8)
     pattern = np.concatenate([np.zeros(len(legit) + old), np.ones(new)]).astype(bool)
     return scores, labels, pattern
@@ -38,29 +38,54 @@ def _validation_policy() -> ThresholdPolicy:
     return choose_policy(scores, labels, review_rate=0.005, days=10)
 
 
+def _bands(policy: ThresholdPolicy, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    outcomes = policy.decide(scores)
+    return outcomes == "review", outcomes == "decline"
+
+
 def test_refit_flags_most_new_pattern_frauds_within_the_review_capacity() -> None:
     trained = _validation_policy()
     capacity = trained.basis["review_cases_per_day"]
     assert capacity == pytest.approx(5.0)
-    scores, labels, pattern = _days(2, 3, old=2, new=4)  # after: 12 new-pattern frauds
+    # after the switch: 20 new-pattern frauds a day, four times what analysts can review
+    scores, labels, pattern = _days(2, 3, old=2, new=20)
     old_flagged = int(np.sum(trained.flagged(scores) & pattern))
     policy = refit_policy(
         scores, labels, days=3, cases_per_day=capacity, replaces=trained, window={"rows": 3000}
     )
+    reviewed, declined = _bands(policy, scores)
     new_flagged = int(np.sum(policy.flagged(scores) & pattern))
     assert old_flagged == 0
     assert new_flagged >= 0.5 * pattern.sum()
-    assert int(np.sum(policy.flagged(scores))) == 15  # 5 a day for 3 days, no more
-    assert policy.basis["review_cases_per_day"] == pytest.approx(5.0)
-    assert policy.basis["review_capacity_per_day"] == capacity
-    assert policy.basis["fitted_on"] == "recent labelled served traffic"
-    assert policy.basis["window"] == {"rows": 3000}
-    assert policy.basis["replaces"]["review_threshold"] == trained.review_threshold
-    # the decline rule of the policy replaced: its target, at most half the flagged
-    assert policy.basis["decline_precision_target"] == 0.9
-    declined = scores >= policy.decline_threshold
-    assert 0 < declined.sum() <= 7 and labels[declined].mean() >= 0.9
+    assert int(reviewed.sum()) == 15  # 5 a day for 3 days: the review band, no more
+    assert labels[declined].mean() >= 0.9  # the replaced policy's decline target
+    basis = policy.basis
+    assert basis["review_cases_per_day"] == pytest.approx(5.0)
+    assert basis["decline_cases_per_day"] == pytest.approx(declined.sum() / 3)
+    assert basis["decline_precision_reached"] is True
+    assert basis["review_capacity_per_day"] == capacity
+    assert basis["fitted_on"] == "recent labelled served traffic"
+    assert basis["window"] == {"rows": 3000}
+    assert basis["replaces"]["review_threshold"] == trained.review_threshold
     assert ThresholdPolicy.from_json(policy.to_json()) == policy
+
+
+def test_declines_in_capacity_keep_the_training_rule_and_miss_the_burst() -> None:
+    trained = _validation_policy()
+    scores, labels, pattern = _days(2, 3, old=2, new=20)
+    policy = refit_policy(
+        scores,
+        labels,
+        days=3,
+        cases_per_day=5.0,
+        replaces=trained,
+        window={},
+        declines_in_capacity=True,
+    )
+    _, declined = _bands(policy, scores)
+    assert int(np.sum(policy.flagged(scores))) == 15  # review and decline together
+    assert int(declined.sum()) <= 7  # at most half of them declined
+    assert int(np.sum(policy.flagged(scores) & pattern)) <= 15 < 0.5 * pattern.sum()
 
 
 def test_refit_keeps_the_capacity_when_the_volume_changes() -> None:
@@ -68,8 +93,18 @@ def test_refit_keeps_the_capacity_when_the_volume_changes() -> None:
     scores, labels, _ = _days(3, 2, old=2, new=4)
     # the same 2,000 rows said to span 4 days: half the volume, twice the cases
     policy = refit_policy(scores, labels, days=4, cases_per_day=5.0, replaces=trained, window={})
-    assert int(np.sum(policy.flagged(scores))) == 20
-    assert policy.review_rate == pytest.approx(20 / 2000)
+    reviewed, _ = _bands(policy, scores)
+    assert int(reviewed.sum()) == 20
+
+
+def test_without_a_precise_decline_the_capacity_is_all_review() -> None:
+    trained = _validation_policy()
+    scores = np.linspace(0, 1, 3000)
+    labels = (np.arange(3000) % 3 == 0).astype(np.int8)  # a third fraud at every score
+    policy = refit_policy(scores, labels, days=3, cases_per_day=5.0, replaces=trained, window={})
+    assert policy.decline_threshold == 1.0
+    assert policy.basis["decline_precision_reached"] is False
+    assert int(np.sum(policy.flagged(scores))) == 15
 
 
 def test_refit_refuses_an_empty_window() -> None:
@@ -125,9 +160,11 @@ def test_refit_run_serves_a_policy_fitted_on_the_complete_recent_rows() -> None:
     assert window["rows"] == 3000  # the young, early-labelled rows are left out
     assert window["days"] == pytest.approx(3.0)
     assert window["frauds"] == 18
+    assert policy.basis["decline_precision_reached"] is True
     complete = run.eval_complete
+    reviewed, _ = _bands(policy, run.eval_scores[complete])
     flagged = policy.flagged(run.eval_scores[complete])
-    assert flagged.sum() == 15
+    assert reviewed.sum() == 15
     assert (flagged & pattern[complete]).sum() >= 6
     assert done.run.outcome.bundle.card["policy"]["review_threshold"] == policy.review_threshold
     assert "3000 recent labelled served rows" in done.summary
@@ -141,7 +178,8 @@ def test_refit_run_on_the_last_days_only_and_off() -> None:
     run, _ = _run(trained)
     last_day = refit_run(run, RefitConfig(days=1.0))
     assert last_day.policy.basis["window"]["rows"] == pytest.approx(1000, abs=1)
-    assert int(np.sum(last_day.policy.flagged(run.eval_scores[run.eval_complete][-1000:]))) == 5
+    last = run.eval_scores[run.eval_complete][-1000:]
+    assert int(np.sum(_bands(last_day.policy, last)[0])) == 5
     off = refit_run(run, RefitConfig(enabled=False))
     assert not off.refitted and off.policy == trained
     assert "refit off" in off.summary
