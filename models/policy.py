@@ -107,6 +107,7 @@ def refit_policy(
     replaces: ThresholdPolicy,
     window: dict[str, Any],
     declines_in_capacity: bool = False,
+    traffic: tuple[np.ndarray, float] | None = None,
 ) -> ThresholdPolicy:
     """Thresholds for ``replaces``' model from recent served rows (scores, labels, in any
     order) spanning ``days`` days, with the decline-precision target of the policy it
@@ -120,6 +121,11 @@ def refit_policy(
     of cases the model did not decide. ``declines_in_capacity`` keeps the training-time
     rule instead: ``cases_per_day`` bounds review and decline together, declines at most
     the replaced policy's share of them.
+
+    ``traffic`` (scores of the freshest served rows, unlabelled, and the days they span)
+    sizes the review band instead of the labelled rows: the band needs no label, and in a
+    drifting stream the rows whose labels are complete are days older than what the
+    policy will meet.
 
     ``window`` describes the rows (first/last event time, where they came from) and goes
     into the basis with the thresholds replaced, so the served policy says why it is so.
@@ -154,6 +160,12 @@ def refit_policy(
         n_decline = int(precise.max()) + MIN_DECLINES if reached else 0
         decline_threshold = float(ranked[n_decline - 1]) if reached else 1.0
         review_threshold = float(ranked[min(n_decline + cases, len(scores)) - 1])
+        if traffic is not None and len(traffic[0]) and traffic[1] > 0:
+            fresh = np.sort(np.asarray(traffic[0], dtype=np.float64))[::-1]
+            below = fresh[fresh < decline_threshold]
+            band = max(1, round(cases_per_day * traffic[1]))
+            if len(below):
+                review_threshold = float(below[min(band, len(below)) - 1])
     decline_threshold = max(decline_threshold, review_threshold)
     declined = scores >= decline_threshold
     reviewed = (scores >= review_threshold) & ~declined
@@ -165,6 +177,24 @@ def refit_policy(
         "review_capacity_per_day": cases_per_day,
         "declines_in_capacity": declines_in_capacity,
         "review_cases_per_day": float(np.sum(reviewed)) / days,
+        "review_band_sized_on": (
+            {
+                "rows": len(traffic[0]),
+                "days": traffic[1],
+                "review_cases_per_day": float(
+                    np.sum(
+                        (np.asarray(traffic[0]) >= review_threshold)
+                        & (np.asarray(traffic[0]) < decline_threshold)
+                    )
+                )
+                / traffic[1],
+            }
+            if traffic is not None
+            and len(traffic[0])
+            and traffic[1] > 0
+            and not declines_in_capacity
+            else "the labelled rows"
+        ),
         "decline_cases_per_day": float(np.sum(declined)) / days,
         "review_precision": float(labels[flagged].mean()) if flagged.any() else 0.0,
         "decline_precision": float(labels[declined].mean()) if declined.any() else 0.0,

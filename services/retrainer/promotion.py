@@ -23,7 +23,7 @@ from models.registry import ModelVersion
 from models.registry_open import Registry
 from models.scoring import OnnxModel
 from services.retrainer.challenger import ChallengerRun
-from services.retrainer.refit import RefitConfig, refit_run
+from services.retrainer.refit import RecentTraffic, RefitConfig, refit_run
 
 log = logging.getLogger("fraud.retrainer")
 
@@ -96,11 +96,12 @@ def decide(
     *,
     trigger: str,
     refit: RefitConfig | None = None,
+    traffic: RecentTraffic | None = None,
 ) -> Verdict:
     """Refit the policy, gates, then register; promote on pass, mark rejected (reasons =
     failed gates) on fail. The gates judge the policy the challenger would serve, and
     every audit line of it carries what that policy was fitted on."""
-    refitted = refit_run(run, refit or RefitConfig())
+    refitted = refit_run(run, refit or RefitConfig(), traffic)
     run = refitted.run
     log.info("stage=policy %s", refitted.summary)
     details = refitted.details()

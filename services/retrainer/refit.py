@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from models.card import card_markdown
+from models.lgb import lgb
 from models.policy import ThresholdPolicy, refit_policy
 from services.retrainer.challenger import ChallengerRun
 
@@ -39,6 +40,23 @@ class RefitConfig:
     declines_in_capacity: bool = False
     """The capacity bounds declines too (the training-time rule); by default it bounds the
     review band and declines follow the precision target."""
+    compression: float = 1.0
+    """Served seconds per wall second of the recent traffic's event times (demos)."""
+
+
+@dataclass(frozen=True)
+class RecentTraffic:
+    """The freshest served rows (labelled or not): what sizes the review band."""
+
+    features: np.ndarray
+    event_time_us: np.ndarray
+
+    def days(self, compression: float) -> float:
+        n = len(self.event_time_us)
+        if n < 2:
+            return 0.0
+        span_us = float(self.event_time_us.max() - self.event_time_us.min()) * n / (n - 1)
+        return span_us * compression / (DAY_NS / 1000)
 
 
 @dataclass(frozen=True)
@@ -79,7 +97,9 @@ def refit_rows(run: ChallengerRun, days: float | None) -> np.ndarray:
     return mask
 
 
-def refit_run(run: ChallengerRun, config: RefitConfig) -> Refit:
+def refit_run(
+    run: ChallengerRun, config: RefitConfig, traffic: RecentTraffic | None = None
+) -> Refit:
     """The run with its bundle's policy refitted, or unchanged (and the reason) when off
     or when the recent window is too small to say how much traffic a day holds."""
     trained = run.outcome.bundle.policy
@@ -109,6 +129,11 @@ def refit_run(run: ChallengerRun, config: RefitConfig) -> Refit:
         "days": round(days, 4),
         "rows_from": "the gates' held-out window of labelled served rows (served time)",
     }
+    fresh = None
+    if traffic is not None and len(traffic.features) >= MIN_ROWS:
+        booster = lgb.Booster(model_str=run.outcome.bundle.model_text)
+        scores = np.asarray(booster.predict(np.asarray(traffic.features, dtype=np.float32)))
+        fresh = (scores, traffic.days(config.compression))
     policy = refit_policy(
         run.eval_scores[mask],
         run.eval_labels[mask],
@@ -117,6 +142,7 @@ def refit_run(run: ChallengerRun, config: RefitConfig) -> Refit:
         replaces=trained,
         window=window,
         declines_in_capacity=config.declines_in_capacity,
+        traffic=fresh,
     )
     bundle = run.outcome.bundle
     card = {
@@ -138,7 +164,7 @@ def refit_run(run: ChallengerRun, config: RefitConfig) -> Refit:
     summary = (
         f"policy refit on {rows} recent labelled served rows ({days:.2f} days, "
         f"{window['frauds']} fraud): review >= {policy.review_threshold:.4g} "
-        f"({basis['review_cases_per_day']:.3g} cases/day, capacity {capacity:.3g}"
+        f"({_band(basis)}, capacity {capacity:.3g}"
         f"{' with declines' if config.declines_in_capacity else ''}), decline >= "
         f"{policy.decline_threshold:.4g} ({basis['decline_cases_per_day']:.3g}/day, precision "
         f"{basis['decline_precision']:.3f}, target {basis['decline_precision_target']:g} "
@@ -147,3 +173,12 @@ def refit_run(run: ChallengerRun, config: RefitConfig) -> Refit:
     )
     outcome = dataclasses.replace(run.outcome, bundle=bundle)
     return Refit(dataclasses.replace(run, outcome=outcome), True, summary)
+
+
+def _band(basis: dict[str, Any]) -> str:
+    sized = basis.get("review_band_sized_on")
+    if isinstance(sized, dict):
+        return (
+            f"{sized['review_cases_per_day']:.3g} cases/day on the last {sized['rows']} served rows"
+        )
+    return f"{basis['review_cases_per_day']:.3g} cases/day"

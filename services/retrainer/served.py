@@ -94,6 +94,17 @@ class ServedLog:
         s = np.concatenate(scores[::-1])[-n:]
         return x, s
 
+    def latest(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(features, event times in µs) of the ``n`` rows with the latest event times: a
+        backlog read from several partitions arrives out of time order, so :meth:`tail`'s
+        last rows need not be the most recent."""
+        if not self._chunks:
+            return np.zeros((0, len(self.feature_names)), np.float32), np.zeros(0, np.int64)
+        times = np.concatenate([c.event_time_us for c in self._chunks])
+        keep = np.sort(np.argsort(times, kind="stable")[-n:])
+        features = np.concatenate([c.features for c in self._chunks])
+        return features[keep], times[keep]
+
     def frame(self) -> pd.DataFrame:
         """Every kept row, time-ordered as served: keys, score, decision, version, features."""
         if not self._chunks:

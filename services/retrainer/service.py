@@ -47,6 +47,7 @@ from services.retrainer.monitor import (
 )
 from services.retrainer.policy import RetrainPolicy
 from services.retrainer.promotion import Verdict, decide
+from services.retrainer.refit import RecentTraffic
 from services.retrainer.served import ServedLog
 from services.retrainer.settings import RetrainerSettings
 from services.storage_metrics import quarantined_part
@@ -231,6 +232,8 @@ class Retrainer:
 
     def _decide(self, run: ChallengerRun) -> Verdict | str:
         window, _ = self.served.tail(self.settings.window_rows)
+        # the freshest served rows size the review band (ADR 0012)
+        traffic = RecentTraffic(*self.served.latest(self.settings.window_rows))
         try:
             verdict = decide(
                 self.registry,
@@ -239,6 +242,7 @@ class Retrainer:
                 self.settings.gate_config(),
                 trigger=self.job_trigger,
                 refit=self.settings.refit_config(),
+                traffic=traffic,
             )
         except Exception as exc:  # judging must not kill the monitor either
             return self._failed(exc)

@@ -159,6 +159,7 @@ class RetrainerSettings(CommonSettings):
             days=self.policy_refit_days,
             cases_per_day=self.review_cases_per_day,
             declines_in_capacity=self.refit_declines_in_capacity,
+            compression=self.time_compression,
         )
 
     def gate_config(self) -> GateConfig:

@@ -183,3 +183,64 @@ def test_refit_run_on_the_last_days_only_and_off() -> None:
     off = refit_run(run, RefitConfig(enabled=False))
     assert not off.refitted and off.policy == trained
     assert "refit off" in off.summary
+
+
+def test_the_freshest_traffic_sizes_the_review_band() -> None:
+    trained = _validation_policy()
+    scores, labels, _ = _days(2, 3, old=2, new=20)
+    # since the labelled rows, legitimate scores drifted up: the same band would hold more
+    fresh = np.random.default_rng(5).uniform(0.0, 0.35, 2000)
+    policy = refit_policy(
+        scores,
+        labels,
+        days=3,
+        cases_per_day=5.0,
+        replaces=trained,
+        window={},
+        traffic=(fresh, 2.0),
+    )
+    reviewed, _ = _bands(policy, fresh)
+    assert int(reviewed.sum()) == 10  # 5 a day over the 2 fresh days
+    sized = policy.basis["review_band_sized_on"]
+    assert sized["rows"] == 2000 and sized["review_cases_per_day"] == pytest.approx(5.0)
+    stale = refit_policy(scores, labels, days=3, cases_per_day=5.0, replaces=trained, window={})
+    assert int(np.sum(_bands(stale, fresh)[0])) > 10
+    assert policy.decline_threshold == stale.decline_threshold  # declines need the labels
+
+
+def test_recent_traffic_days_in_served_time() -> None:
+    from services.retrainer.refit import RecentTraffic
+
+    # 101 rows a wall second apart, replayed 8,640 times faster: 10 served days... and a row
+    times = np.arange(101, dtype=np.int64) * 1_000_000
+    traffic = RecentTraffic(np.zeros((101, 1), np.float32), times)
+    assert traffic.days(8640.0) == pytest.approx(101 / 100 * 100 * 8640 / 86_400)
+    assert RecentTraffic(np.zeros((1, 1)), times[:1]).days(1.0) == 0.0
+
+
+def test_the_served_logs_latest_rows_are_by_event_time_not_arrival() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from services.retrainer.served import ServedLog
+    from streams.events import Decision
+
+    def decision(day: int) -> Decision:
+        return Decision(
+            transaction_id=f"t{day}",
+            card_id="c",
+            terminal_id="t",
+            event_time=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=day),
+            amount=1.0,
+            score=0.1,
+            decision="approve",
+            model_version="v0001",
+            feature_set="x",
+            features=[float(day)],
+        )
+
+    log = ServedLog(["f"], capacity=100)
+    log.append([decision(d) for d in (5, 6, 7)])  # one partition's backlog first
+    log.append([decision(d) for d in (1, 8, 2)])  # then another's
+    features, times = log.latest(3)
+    assert features[:, 0].tolist() == [6.0, 7.0, 8.0]
+    assert np.all(np.diff(times) > 0)
