@@ -39,7 +39,8 @@ SUFFIXES = {
 
 def exported_metrics() -> set[str]:
     """Every series name the project's collectors can expose (labelled or not yet used)."""
-    from services import storage_metrics as _storage  # noqa: F401  (registers them)
+    from services import gc_pauses as _gc  # noqa: F401  (registers them)
+    from services import storage_metrics as _storage  # noqa: F401
     from services.api import audit as _api  # noqa: F401
     from services.api import metrics as _api_requests  # noqa: F401
     from services.cases.metrics import QueueCollector
