@@ -365,3 +365,51 @@ def objstore(
 
 if __name__ == "__main__":  # scripts/bench.sh runs this module directly
     app()
+
+
+@app.command("ab")
+def ab(
+    tree: list[str] = typer.Option(
+        ...,
+        "--tree",
+        help="NAME=PATH of a checkout whose scorer runs (two or more; the first is the base)",
+    ),
+    mix: str = typer.Option("normal", "--mix", help="one traffic mix (loadtest/mixes.py)"),
+    rounds: int = typer.Option(3, "--rounds", min=1, help="rounds; the order flips each one"),
+    rate: float = typer.Option(2_000.0, "--rate", min=1.0, help="paced rate (tx/s)"),
+    duration: float = typer.Option(30.0, "--duration", min=1.0, help="seconds per step"),
+    out_dir: Path = typer.Option(Path("bench/results"), "--out-dir", help="JSON folder"),
+) -> None:
+    """Same-hour A/B: scorers of two or more checkouts alternating in one environment."""
+    from loadtest.bench_ab import AbConfig, run_ab
+    from loadtest.mixes import parse_mixes
+
+    trees: dict[str, Path] = {}
+    for item in tree:
+        name, sep, folder = item.partition("=")
+        if not sep or not name or not folder or name in trees:
+            raise typer.BadParameter(f"{item!r}: want a new NAME=PATH", param_hint="--tree")
+        trees[name] = Path(folder)
+    if len(trees) < 2:
+        raise typer.BadParameter("give two trees or more", param_hint="--tree")
+    try:
+        mixes = parse_mixes(mix)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--mix") from None
+    if len(mixes) != 1:
+        raise typer.BadParameter("one mix per A/B", param_hint="--mix")
+    chosen = mixes[0]
+    config = AbConfig(trees, chosen, rounds, rate, duration)
+    settings = CommonSettings()
+    with cli_errors():
+        result = run_ab(
+            config,
+            redis_url=settings.redis_url.get_secret_value(),
+            state_dir=settings.state_dir / "bench",
+            log=_log,
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"ab-{chosen}-{datetime.now(UTC).strftime('%Y-%m-%dT%H%M')}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    _log(f"median p99 ms per tree: {result['summary']['median_p99_ms']}")
+    _log(f"written {path}")

@@ -1,0 +1,150 @@
+"""Same-hour A/B of scorers from two or more source trees, alternating in one environment.
+
+Hosts of one kind differ by up to 2x per transaction and a shared box's load moves by the
+minute, so a change is judged against its base within one run, never across runs: one
+broker, Redis, champion and world (:func:`loadtest.bench_setup.bench_environment`); each
+step a fresh scorer process started in one tree's folder (its working directory comes
+first on ``sys.path``, so that tree's code is what runs), on fresh topics, with one mix
+at the paced rate; the order of the trees flips every round and the zero-work echo floor
+is measured once per round. Only the pairs of one round compare.
+
+A tree is a checkout of this project (``git worktree add /tmp/base <commit>``). It needs
+the compiled card kernel: :func:`prepare_tree` copies this checkout's when the kernel's
+sources are the same, and refuses otherwise (build it in the tree first).
+"""
+
+from __future__ import annotations
+
+import filecmp
+import shutil
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import loadtest.bench_setup as bench_setup
+from loadtest.bench_scorer import ScorerBenchConfig, _FreshSteps
+from loadtest.bench_setup import BenchError, CpuSampler, bench_environment, process_tree_cpu
+from loadtest.mixes import Mix
+
+KERNEL_SOURCES = ("features/card_kernel.c", "features/card_kernel.h")
+KEPT = ("p50_ms", "p95_ms", "p99_ms", "max_ms", "missing", "flag_rate", "gc_pauses")
+
+
+@dataclass(frozen=True)
+class AbConfig:
+    trees: dict[str, Path]
+    mix: Mix = "normal"
+    rounds: int = 3
+    rate: float = 2_000.0
+    duration_s: float = 30.0
+
+
+def prepare_tree(tree: Path, home: Path = bench_setup.ROOT) -> Path:
+    """``tree`` resolved, with the card kernel in place (copied from ``home`` when its
+    sources are identical); :class:`BenchError` when it is not a checkout or cannot run."""
+    tree = tree.resolve()
+    if not (tree / "services/scorer/service.py").is_file():
+        raise BenchError(f"{tree} is not a checkout of this project")
+    if tree == home.resolve() or any(tree.glob("features/_card_kernel*.so")):
+        return tree
+    same = all(filecmp.cmp(home / f, tree / f, shallow=False) for f in KERNEL_SOURCES)
+    built = sorted(home.glob("features/_card_kernel*.so"))
+    if not same or not built:
+        raise BenchError(
+            f"{tree} has no compiled card kernel and its sources differ from this checkout's"
+            " (or this one has none): run `python features/card_kernel_build.py` there"
+        )
+    shutil.copy2(built[0], tree / "features" / built[0].name)
+    return tree
+
+
+def order(names: Sequence[str], round_no: int) -> list[str]:
+    """The trees' order in a round: as given, then reversed, alternately."""
+    return list(names) if round_no % 2 == 0 else list(reversed(names))
+
+
+def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Per tree: the median p99 over the rounds; per round: each tree's p99 over the
+    first tree's (the base)."""
+    trees: list[str] = list(dict.fromkeys(str(r["tree"]) for r in rows))
+    p99 = {t: [r["p99_ms"] for r in rows if r["tree"] == t and r.get("p99_ms")] for t in trees}
+    by_round: dict[int, dict[str, float]] = {}
+    for r in rows:
+        if r.get("p99_ms"):
+            by_round.setdefault(r["round"], {})[r["tree"]] = r["p99_ms"]
+    if not trees:
+        return {"median_p99_ms": {}, "p99_over_base_per_round": {}}
+    base = trees[0]
+    ratios = {
+        n: {t: round(v / got[base], 3) for t, v in got.items() if t != base}
+        for n, got in sorted(by_round.items())
+        if got.get(base)
+    }
+    return {
+        "median_p99_ms": {t: statistics.median(v) for t, v in p99.items() if v},
+        "p99_over_base_per_round": ratios,
+    }
+
+
+def run_ab(
+    config: AbConfig, *, redis_url: str, state_dir: Path, log: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """Every round of the A/B; the rows and their summary."""
+    trees = {name: prepare_tree(path) for name, path in config.trees.items()}
+    bench = ScorerBenchConfig(
+        backlog=100, naive=10, rest_rps=1.0, rest_duration_s=1.0, rate=config.rate,
+        duration_s=config.duration_s, mixes=(config.mix,),
+    )  # fmt: skip
+    rows: list[dict[str, Any]] = []
+    home = bench_setup.ROOT
+    with bench_environment(
+        redis_url=redis_url, state_dir=state_dir.resolve(), world_rows=20_000, log=log
+    ) as env:
+        probes = {"broker": process_tree_cpu(env.broker_pid)} if env.broker_pid else {}
+        sampler = CpuSampler(probes).start()
+        echo = _FreshSteps(env, "echo", bench, sampler)
+        scorer = _FreshSteps(env, "scorer", bench, sampler)
+        try:
+            for n in range(config.rounds):
+                floor = echo(config.rate, config.duration_s, config.mix)
+                for name in order(list(trees), n):
+                    bench_setup.ROOT = trees[name]
+                    try:
+                        step = scorer(config.rate, config.duration_s, config.mix)
+                    finally:
+                        bench_setup.ROOT = home
+                    row = {
+                        "round": n,
+                        "tree": name,
+                        "echo_p50_ms": floor.get("p50_ms"),
+                        "echo_p99_ms": floor.get("p99_ms"),
+                        **{k: step.get(k) for k in KEPT},
+                        "stage_p99_ms": step.get("stage_p99_ms", {}),
+                        "load_average": step.get("load_average"),
+                    }
+                    rows.append(row)
+                    log(row_line(row))
+        finally:
+            sampler.stop()
+    return {
+        "benchmark": "ab",
+        "mix": config.mix,
+        "rate_tx_per_s": config.rate,
+        "duration_s": config.duration_s,
+        "trees": {name: str(path) for name, path in trees.items()},
+        "rows": rows,
+        "summary": summarize(rows),
+    }
+
+
+def row_line(row: dict[str, Any]) -> str:
+    full = (row.get("gc_pauses") or {}).get("gen2", {})
+    load = row.get("load_average") or []
+    return (
+        f"  round {row['round']} {row['tree']:<12} p50/p95/p99 {row.get('p50_ms')}/"
+        f"{row.get('p95_ms')}/{row.get('p99_ms')} ms (echo p99 {row.get('echo_p99_ms')}) "
+        f"flagged {100 * (row.get('flag_rate') or 0):.1f} % full GC "
+        f"{full.get('pauses', 0):.0f} load {load[0] if load else '?'}"
+    )

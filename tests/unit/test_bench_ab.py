@@ -1,0 +1,81 @@
+"""The same-hour A/B harness: tree preparation, alternation and its summary."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from loadtest.bench_ab import KERNEL_SOURCES, order, prepare_tree, summarize
+from loadtest.bench_setup import ROOT, BenchError
+
+pytestmark = pytest.mark.unit
+
+
+def _checkout(at: Path, kernel: bytes | None = None) -> Path:
+    for name in ("services/scorer/service.py", *KERNEL_SOURCES):
+        target = at / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, target)
+    if kernel is not None:
+        (at / KERNEL_SOURCES[0]).write_bytes(kernel)
+    return at
+
+
+def test_the_order_flips_every_round() -> None:
+    assert [order(["base", "new"], n) for n in range(3)] == [
+        ["base", "new"],
+        ["new", "base"],
+        ["base", "new"],
+    ]
+
+
+def test_a_tree_with_the_same_kernel_sources_gets_this_checkouts_build(tmp_path: Path) -> None:
+    built = sorted(ROOT.glob("features/_card_kernel*.so"))
+    assert built, "make setup builds the card kernel"
+    tree = prepare_tree(_checkout(tmp_path / "base"))
+    assert (tree / "features" / built[0].name).read_bytes() == built[0].read_bytes()
+
+
+def test_a_tree_with_other_kernel_sources_is_refused_not_given_a_wrong_build(
+    tmp_path: Path,
+) -> None:
+    tree = _checkout(tmp_path / "old", kernel=b"/* another kernel */\n")
+    with pytest.raises(BenchError, match="card_kernel_build"):
+        prepare_tree(tree)
+    assert not list(tree.glob("features/_card_kernel*.so"))
+
+
+def test_a_folder_that_is_no_checkout_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(BenchError, match="not a checkout"):
+        prepare_tree(tmp_path)
+
+
+def test_the_summary_compares_within_each_round_against_the_first_tree() -> None:
+    rows = [
+        {"round": 0, "tree": "base", "p99_ms": 400.0},
+        {"round": 0, "tree": "new", "p99_ms": 80.0},
+        {"round": 1, "tree": "new", "p99_ms": 90.0},
+        {"round": 1, "tree": "base", "p99_ms": 300.0},
+        {"round": 2, "tree": "base", "p99_ms": None},  # a step that measured nothing
+        {"round": 2, "tree": "new", "p99_ms": 70.0},
+    ]
+    summary = summarize(rows)
+    assert summary["median_p99_ms"] == {"base": 350.0, "new": 80.0}
+    assert summary["p99_over_base_per_round"] == {0: {"new": 0.2}, 1: {"new": 0.3}}
+
+
+def test_the_command_wants_two_named_trees_and_one_mix(tmp_path: Path) -> None:
+    from loadtest.cli_bench import app
+
+    runner = CliRunner()
+    one = runner.invoke(app, ["ab", "--tree", f"a={tmp_path}"])
+    assert one.exit_code == 2 and "two trees" in one.output
+    unnamed = runner.invoke(app, ["ab", "--tree", str(tmp_path), "--tree", f"b={tmp_path}"])
+    assert unnamed.exit_code == 2 and "NAME=PATH" in unnamed.output
+    mixes = runner.invoke(
+        app, ["ab", "--tree", f"a={tmp_path}", "--tree", f"b={tmp_path}", "--mix", "cold,attack"]
+    )
+    assert mixes.exit_code == 2 and "one mix" in mixes.output
