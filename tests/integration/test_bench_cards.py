@@ -107,3 +107,24 @@ def test_card_cache_numbers_and_the_one_million_card_targets() -> None:
     }
     assert card_targets({"5000": run}) == {}
     assert "card cache hit rate 25.0 %" in cards_line(run)
+
+
+def test_seeding_in_groups_of_cards_writes_the_same_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim = Simulator(SimulatorConfig.scaled(300, seed=8))
+
+    def seeded(folder: Path) -> dict[bytes, bytes]:
+        with own_redis(folder) as (url, _):
+            client = redis.Redis.from_url(url)
+            store = RedisFeatureStore(client, prefix="c")
+            layout = FeastLayout(project="p", verify_with_feast=False)
+            seed_state(client, store, layout, sim, days=4, log=lambda _: None)
+            return {k: client.dump(k) or b"" for k in client.scan_iter(count=1_000)}
+
+    whole = seeded(tmp_path / "whole")
+    monkeypatch.setattr("loadtest.bench_cards.PASS_CARDS", 70)
+    monkeypatch.setattr("loadtest.bench_cards.PLAN_CARDS", 30)
+    grouped = seeded(tmp_path / "grouped")
+    assert len(whole) > 600
+    assert grouped == whole
