@@ -64,8 +64,8 @@ I64 = npt.NDArray[np.int64]
 HISTORY_DAYS = 35
 """Days of history per card before the backlog: past the 30-day card window, as the
 features benchmark warms up (about 70 events per card at the world's 2 per day)."""
-PASS_CARDS = 200_000
-"""Cards whose history is held at once (~0.5 GB of rows); the days are drawn again for
+PASS_CARDS = 100_000
+"""Cards whose history is held at once (~0.3 GB of rows); the days are drawn again for
 each group of cards, so memory stays bounded at any card count."""
 PLAN_CARDS = 20_000
 """Cards planned (and written) per call of the writer's planner."""

@@ -80,6 +80,7 @@ class ProbedScorer(Scorer):
             "hit_rate": round(cache.hits / lookups, 4) if lookups else None,
             "cards_held": len(cache),
             "capacity": cache.max_cards,
+            "stale_cards": getattr(self.features, "stale_cards", None),
         }
 
     def summary(self) -> dict[str, Any]:

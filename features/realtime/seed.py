@@ -56,8 +56,10 @@ class CardRows:
 def card_values(rows: CardRows, cards: Sequence[str], store: BatchFeatureStore) -> list[bytes]:
     """The value of each card in ``cards`` (indices ``0..len(cards)-1`` of ``rows.card``)
     once its rows are applied, as ``store`` would write them (empty: no row)."""
-    n, nc = len(rows.card), len(cards)
-    empty = np.zeros(0, dtype=np.int64)
+    n = len(rows.card)
+    # the planner takes the cards of a batch, each with at least one row
+    present, local = np.unique(rows.card, return_inverse=True)
+    keys = card_keys(store.prefix, [cards[i] for i in present.tolist()])
     batch = EncodedBatch(
         t_us=rows.t_us,
         amount=rows.amount,
@@ -65,15 +67,15 @@ def card_values(rows: CardRows, cards: Sequence[str], store: BatchFeatureStore) 
         term_hash=rows.term_hash,
         channel=np.zeros(n, dtype=np.int64),
         mcc=np.zeros(n, dtype=np.int64),
-        card_index=rows.card,
+        card_index=local.astype(np.int64),
         term_index=np.zeros(n, dtype=np.int64),
-        ref_day=empty,
-        card_keys=card_keys(store.prefix, cards),
+        ref_day=np.zeros(0, dtype=np.int64),
+        card_keys=keys,
         term_keys=[],
         terminal_ids=[],
     )
     now = time.time()
-    entries = [CardEntry.from_value(None, now)] * nc
+    entries = [CardEntry.from_value(None, now)] * len(present)
     lateness_us = store.allowed_lateness_s * US
     plan = plan_cards(
         batch,
@@ -89,10 +91,13 @@ def card_values(rows: CardRows, cards: Sequence[str], store: BatchFeatureStore) 
     if n and not (plan.status == STATUS_APPLIED).all():
         raise ValueError("seeded rows must be in time order per card and unique")
     ops = np.frombuffer(plan.ops, dtype=CARD_OP)
-    if (ops["mode"][ops["length"] > 0] != MODE_REWRITE).any():
+    if (ops["mode"] != MODE_REWRITE).any():
         raise ValueError("a seeded card must be new: its value written whole")
+    out = [b""] * len(cards)
     starts, lengths = ops["start"].tolist(), ops["length"].tolist()
-    return [plan.payload[a : a + m] for a, m in zip(starts, lengths, strict=True)]
+    for card, a, m in zip(present.tolist(), starts, lengths, strict=True):
+        out[card] = plan.payload[a : a + m]
+    return out
 
 
 def write_cards(

@@ -87,6 +87,7 @@ def test_card_cache_numbers_and_the_one_million_card_targets() -> None:
         "hit_rate": 0.25,
         "cards_held": 1,
         "capacity": 10,
+        "stale_cards": None,
     }
     run = {
         "tx_per_s": 9_000.0,

@@ -79,3 +79,16 @@ def test_rows_out_of_time_order_are_refused() -> None:
     )
     with pytest.raises(ValueError, match="time order"):
         card_values(rows, ["K1"], InMemoryFeatureStore(prefix="s"))
+
+
+def test_cards_without_rows_get_no_value_wherever_they_are() -> None:
+    rows = CardRows(
+        card=np.array([1, 1, 3], dtype=np.int64),
+        t_us=np.array([DAY_US, 2 * DAY_US, DAY_US], dtype=np.int64),
+        amount=np.array([1.0, 2.0, 3.0]),
+        term_hash=np.array([1, 2, 3], dtype=np.int64),
+        txh=np.array([1, 2, 3], dtype=np.uint64),
+    )
+    store = InMemoryFeatureStore(prefix="s")
+    values = card_values(rows, ["K0", "K1", "K2", "K3", "K4"], store)
+    assert [len(v) for v in values] == [0, 2 * 32 + 12, 0, 32 + 12, 0]
