@@ -205,7 +205,7 @@ def console_router(ctx: ConsoleContext) -> APIRouter:
         found = await run_in_threadpool(desk.store.case, case_id[:64])
         if found is None:
             return page(request, "missing.html", 404, login=who[0], analyst=who[1].name)
-        order = [c["case_id"] for c in await run_in_threadpool(desk.store.queue, QueueFilter())]
+        order = await run_in_threadpool(desk.store.queue_ids, QueueFilter())
         here = order.index(case_id) if case_id in order else -1
         neighbours = {
             "previous": order[here - 1] if here > 0 else "",

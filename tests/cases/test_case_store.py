@@ -62,6 +62,24 @@ def test_queue_sorted_by_priority_then_age_and_filtered(store: CaseStore) -> Non
     assert [c["case_id"] for c in store.queue()] == ["case0002", "case0001", "case0003"]
     cheap = store.queue(QueueFilter(max_amount=500.0))
     assert [c["case_id"] for c in cheap] == ["case0001", "case0003"]
+    assert store.queue_ids(QueueFilter(max_amount=500.0)) == ["case0001", "case0003"]
+
+
+def test_a_queue_row_is_the_cases_summary(store: CaseStore) -> None:
+    case = review_case(1, card="A", amount=120.0)
+    usd = msgspec.structs.replace(
+        case, transaction=msgspec.structs.replace(case.transaction, currency="USD")
+    )
+    store.ingest([usd, review_case(2, card="B")])
+    Workflow(store).claim("case0002", "ana")
+    queued = {c["case_id"]: c for c in store.queue()}
+    assert queued["case0001"]["currency"] == "USD"
+    assert queued["case0002"]["currency"] == "EUR"
+    assert queued["case0002"]["state"] == "claimed" and queued["case0002"]["claimed_by"] == "ana"
+    for case_id, row in queued.items():
+        page = store.case(case_id)
+        assert page is not None
+        assert {k: page[k] for k in row} == row
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
