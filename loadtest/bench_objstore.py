@@ -9,6 +9,9 @@ visible, not what AWS answers in. Measured:
 * one champion poll when nothing changed (a HEAD) against a full pointer read (a GET);
 * promotion latency seen by other processes: from ``promote()`` being called to a
   follower polling every ``poll_s`` seeing the new version (spawned processes);
+* with a broker (``bootstrap``): the same latency when the follower is woken by
+  ``model.events`` (a long-lived publisher woken after the promotion, as the retrainer's
+  is) and polls only every 30 s;
 * races: rounds of two promoters from one champion; a round with two winners is counted;
 * the training store: one append of ``rows`` rows, a full read of what was written.
 """
@@ -74,6 +77,70 @@ def _follow(url: str, endpoint: str, cache: str, poll_s: float, want: str, out: 
             return
         time.sleep(poll_s)
     out.put(("timeout", time.time()))
+
+
+def _hear(
+    url: str, endpoint: str, cache: str, bootstrap: str, topic: str, want: str, out: Any
+) -> None:
+    from services.scorer.model_events import ModelEventsListener
+
+    registry = open_registry(url, endpoint_url=endpoint, cache_dir=Path(cache))
+    registry.champion()
+    woken = threading.Event()
+    listener = ModelEventsListener(bootstrap, topic, woken.set, member="bench-follower")
+    listener.start()
+    time.sleep(3.0)  # the listener starts at the latest offset: let it take its partitions
+    out.put(("ready", 0.0))
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            woken.wait(30.0)  # the fallback poll, long: only the event should wake it
+            woken.clear()
+            champion = registry.champion()
+            if champion is not None and champion.version == want:
+                out.put(("seen", time.time()))
+                return
+        out.put(("timeout", time.time()))
+    finally:
+        listener.stop()
+
+
+def _promotion_heard(
+    registry: Registry, url: str, endpoint: str, work: Path, bootstrap: str, rounds: int
+) -> list[float]:
+    from services.retrainer.events import EventPublisher, announce_registry, kafka_sender
+    from services.settings import CommonSettings
+    from streams.kafka import ensure_topics
+
+    settings = CommonSettings(kafka_bootstrap=bootstrap, topic_prefix=f"b{uuid.uuid4().hex[:8]}.")
+    ensure_topics(bootstrap, settings.topics())
+    announce_registry(settings, registry, client_id="bench")  # what earlier rounds left
+    # a long-lived publisher, connected once, like the retrainer's
+    publisher = EventPublisher(
+        settings.topics().model_events,
+        [registry.announcements()],
+        connect=kafka_sender(settings.kafka(), settings.topics(), "bench"),
+    ).start()
+    spawn = multiprocessing.get_context("spawn")
+    heard: list[float] = []
+    for _ in range(rounds):
+        version = registry.register(_bundle(uuid.uuid4().hex)).version
+        out = spawn.Queue()
+        cache = str(work / f"hearer-{uuid.uuid4().hex[:6]}")
+        topic = settings.topics().model_events
+        args = (url, endpoint, cache, bootstrap, topic, version, out)
+        follower = spawn.Process(target=_hear, args=args)
+        follower.start()
+        out.get(timeout=120)
+        started = time.time()
+        registry.promote(version, "bench")
+        publisher.wake()  # as the retrainer does after a verdict
+        state, at = out.get(timeout=120)
+        follower.join(30)
+        if state == "seen":
+            heard.append(at - started)
+    publisher.close(timeout_s=5.0)
+    return heard
 
 
 def _promotion_seen(
@@ -167,6 +234,7 @@ def run_objstore_bench(
     work: Path,
     *,
     endpoint: str | None = None,
+    bootstrap: str | None = None,
     poll_s: float = 1.0,
     rounds: int = 5,
     rows: int = 500,
@@ -213,6 +281,9 @@ def run_objstore_bench(
             store.read("champion.json")
             get_s.append(time.perf_counter() - started)
         seen = _promotion_seen(registry, url, endpoint, work, poll_s, rounds)
+        heard = (
+            _promotion_heard(registry, url, endpoint, work, bootstrap, rounds) if bootstrap else []
+        )
         races = _races(url, endpoint, work, rounds * 2)
         training = TrainingStore(f"s3://{bucket}/training", endpoint_url=endpoint)
         append_s = []
@@ -237,6 +308,7 @@ def run_objstore_bench(
         "pointer_get": _ms(get_s),
         "poll_s": poll_s,
         "promotion_seen_by_other_process": _ms(seen) if seen else {"n": 0},
+        "promotion_heard_via_model_events": _ms(heard) if heard else {"n": 0},
         "promotion_races": races,
         "training_append": {**_ms(append_s), "rows": rows},
         "training_read": {"rows": read_rows, "ms": round(read_s * 1000, 1), "parts": rounds},

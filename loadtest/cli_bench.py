@@ -337,6 +337,9 @@ def objstore(
     ),
     poll: float = typer.Option(1.0, "--poll", min=0.01, help="the followers' poll interval, s"),
     rounds: int = typer.Option(5, "--rounds", min=1, help="promotions measured"),
+    bootstrap: str | None = typer.Option(
+        None, "--bootstrap", help="a broker: also measure promotions heard on model.events"
+    ),
     out_dir: Path = typer.Option(Path("bench/results"), "--out-dir", help="JSON folder"),
 ) -> None:
     """The registry and training store on S3: register, promote, a poll, the promotion
@@ -346,7 +349,9 @@ def objstore(
     from loadtest.bench_objstore import run_objstore_bench
 
     with tempfile.TemporaryDirectory(prefix="bench-objstore-") as work:
-        result = run_objstore_bench(Path(work), endpoint=endpoint, poll_s=poll, rounds=rounds)
+        result = run_objstore_bench(
+            Path(work), endpoint=endpoint, bootstrap=bootstrap, poll_s=poll, rounds=rounds
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"objstore-{datetime.now(UTC):%Y-%m-%d}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
@@ -357,6 +362,7 @@ def objstore(
         f"{result['champion_poll_unchanged_head']['p50_ms']} ms, pointer GET p50 "
         f"{result['pointer_get']['p50_ms']} ms | promotion seen by another process "
         f"(poll {result['poll_s']} s) p50 {seen.get('p50_ms')} ms max {seen.get('max_ms')} ms "
+        f"| via model.events p50 {result['promotion_heard_via_model_events'].get('p50_ms')} ms "
         f"| races {result['promotion_races']} | training append "
         f"{result['training_append']['rows']} rows p50 {result['training_append']['p50_ms']} ms, "
         f"read {result['training_read']['rows']} rows {result['training_read']['ms']} ms -> {path}"

@@ -248,6 +248,9 @@ class Retrainer:
             return self._failed(exc)
         metrics.RETRAINS.labels("promoted" if verdict.promoted else "rejected").inc()
         self.verdicts.append(verdict)
+        wake = getattr(self.publish, "wake", None)
+        if callable(wake):  # announce the registry's change now, not at the next idle check
+            wake()
         log.info("stage=gates %s rows=%s %s", verdict.version, run.rows, verdict.reasons())
         self.refresh_champion()
         return verdict

@@ -54,7 +54,9 @@ class ModelEventsListener:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                messages = self._consumer.consume(100, 0.5)
+                # poll returns at the first record; consume(n, t) would wait t for n of them
+                first = self._consumer.poll(0.5)
+                messages = [] if first is None else [first, *self._consumer.consume(100, 0)]
             except Exception:  # the poll of the pointer still covers a broken listener
                 log.exception("stage=reload model.events read failed")
                 self._stop.wait(1.0)
