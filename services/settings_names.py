@@ -166,6 +166,7 @@ SETTINGS_FIELDS: frozenset[str] = frozenset(
         "redis_ssl_key_file",
         "redis_url",
         "reference_rows",
+        "refit_declines_in_capacity",
         "registry_url",
         "reload_interval_s",
         "reload_on_events",
