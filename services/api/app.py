@@ -329,6 +329,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
                 "review_threshold": policy.review_threshold,
                 "decline_threshold": policy.decline_threshold,
                 "review_rate": policy.review_rate,
+                "basis": policy.basis,
             },
             "metrics": champion.metrics(),
         }

@@ -140,9 +140,16 @@ def show(version: str, registry: str | None = RegistryOption, as_json: bool = Js
             "feature_set_id": entry.feature_set_id,
             "review_threshold": policy.review_threshold,
             "decline_threshold": policy.decline_threshold,
+            "policy_fitted_on": policy.basis.get("fitted_on", "validation window"),
         }
         if as_json:
-            print(json.dumps({**summary, "metrics": entry.metrics()}, indent=2, default=str))
+            print(
+                json.dumps(
+                    {**summary, "policy_basis": policy.basis, "metrics": entry.metrics()},
+                    indent=2,
+                    default=str,
+                )
+            )
             return
         console.print_json(json.dumps(summary))
         console.print((entry.path / "model_card.md").read_text(), markup=False)

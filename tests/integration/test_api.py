@@ -195,6 +195,9 @@ def test_model_health_readiness_and_metrics(client: TestClient, keys: Keys) -> N
     body = model.json()
     assert body["serving_version"] == body["champion_version"] == "v0001"
     assert 0 < body["policy"]["review_threshold"] <= body["policy"]["decline_threshold"] <= 1
+    # what the thresholds were fitted on: the training run's validation window here
+    assert body["policy"]["basis"]["validation_rows"] > 0
+    assert body["policy"]["basis"]["decline_precision_target"] == 0.9
     assert client.get("/v1/models/current").status_code == 401
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")

@@ -3,6 +3,7 @@ every change published to ``model.events`` on the real broker."""
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 import uuid
@@ -148,6 +149,13 @@ def test_train_on_a_user_csv_then_promote_and_rollback(
     assert store.champion() == v1
     result = runner.invoke(app, ["model", "list", "--registry", str(registry)], env=env)
     assert result.exit_code == 0 and "v0002" in result.output and "champion" in result.output
+    result = runner.invoke(
+        app, ["model", "show", "v0001", "--json", "--registry", str(registry)], env=env
+    )
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)
+    assert shown["policy_fitted_on"] == "validation window"  # trained, not refit
+    assert shown["policy_basis"] == v1.policy().basis
     for version in ("v0001", "v0002"):
         store.verify(version)
 
