@@ -153,6 +153,31 @@ def test_concurrent_promotions_exactly_one_wins(location: Location) -> None:
     assert ("promoted", winner) in pending and all(k != "promotion_lost" for k, _ in pending)
 
 
+def test_concurrent_registrations_take_distinct_versions(location: Location) -> None:
+    start = threading.Barrier(3)
+    made: dict[str, str] = {}
+
+    def register(tag: str) -> None:
+        mine = open_at(location, f"host-{tag}")
+        start.wait()
+        made[tag] = mine.register(bundle(tag)).version
+
+    threads = [threading.Thread(target=register, args=(tag,)) for tag in ("a", "b", "c")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(made.values()) == ["v0001", "v0002", "v0003"]
+    reader = open_at(location, "reader")
+    for tag, version in made.items():
+        entry = reader.get(version)
+        assert (entry.path / "model.txt").read_text() == f"tree-{tag}"
+        assert entry.fingerprint == f"fp-{tag}"
+        reader.verify(version)
+    registered = [e["version"] for e in reader.audit() if e["kind"] == "registered"]
+    assert sorted(registered) == ["v0001", "v0002", "v0003"]
+
+
 def _follow(url: str, endpoint: str | None, cache: str, ready: object, seen: object) -> None:
     """A second host: poll the champion until it is v0002, report what it saw."""
     registry = open_registry(url, endpoint_url=endpoint, cache_dir=Path(cache))
