@@ -74,11 +74,6 @@ class ObjectStore:
     def key(self, name: str) -> str:
         return f"{self.prefix}/{name}" if self.prefix else name
 
-    def child(self, name: str) -> ObjectStore:
-        store = ObjectStore(f"{self.url}/{name.strip('/')}", endpoint_url=self.endpoint_url)
-        store._fs = self._fs
-        return store
-
     # -- reading ------------------------------------------------------------------------
     def read(self, name: str) -> bytes:
         """The object's bytes; ``FileNotFoundError`` when there is none."""
