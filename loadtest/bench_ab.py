@@ -29,7 +29,10 @@ from loadtest.bench_setup import BenchError, CpuSampler, bench_environment, proc
 from loadtest.mixes import Mix
 
 KERNEL_SOURCES = ("features/card_kernel.c", "features/card_kernel.h")
-KEPT = ("p50_ms", "p95_ms", "p99_ms", "max_ms", "missing", "flag_rate", "gc_pauses")
+KEPT = (
+    *("p50_ms", "p95_ms", "p99_ms", "max_ms", "missing", "flag_rate", "gc_pauses"),
+    *("broker_cpu_pct", "service_cpu_pct"),
+)
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ def build_context(settings: ApiSettings) -> tuple[ApiContext, ChampionWatcher]:
     champion = ChampionWatcher(
         registry, FEATURE_NAMES, FEATURE_SET_ID, interval_s=settings.reload_interval_s
     )
-    if settings.reload_on_events:
+    if settings.listens_for_promotions(settings.reload_on_events):
         champion.listen(
             ModelEventsListener(
                 settings.kafka(),

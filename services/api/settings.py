@@ -32,8 +32,10 @@ class ApiSettings(ErasureSettings, CaseStoreSettings):
     reload_interval_s: float = Field(
         1.0, gt=0, description="how often the champion pointer is checked (the fallback)"
     )
-    reload_on_events: bool = Field(
-        True, description="check the champion as soon as model.events announces a change"
+    reload_on_events: bool | None = Field(
+        None,
+        description="check the champion as soon as model.events announces a change [on for "
+        "an s3:// registry, off for a folder]",
     )
     rate_limit_per_s: float = Field(
         1000.0,

@@ -468,7 +468,7 @@ def build_scorer(settings: ScorerSettings, scorer_class: type[Scorer] = Scorer) 
         FEATURE_SET_ID,
         interval_s=settings.reload_interval_s,
     )
-    if settings.reload_on_events:
+    if settings.listens_for_promotions(settings.reload_on_events):
         champion.listen(
             ModelEventsListener(
                 settings.kafka(),

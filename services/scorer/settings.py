@@ -36,10 +36,10 @@ class ScorerSettings(CommonSettings):
         description="how often the champion pointer is checked (the fallback when "
         "reload_on_events: a HEAD request on an s3:// registry)",
     )
-    reload_on_events: bool = Field(
-        True,
+    reload_on_events: bool | None = Field(
+        None,
         description="check the champion as soon as model.events announces a promotion or a "
-        "rollback, not only at the next poll",
+        "rollback, not only at the next poll [on for an s3:// registry, off for a folder]",
     )
     max_backoff_s: float = Field(5.0, gt=0, description="cap of the retry back-off")
     stats_interval_ms: int = Field(5000, ge=0, description="librdkafka stats (consumer lag)")
