@@ -52,6 +52,7 @@ from models.errors import (
 from models.policy import ThresholdPolicy
 from models.registry_files import (
     audit_event,
+    change_record,
     json_bytes,
     jsonable,
     lost_promotion,
@@ -61,7 +62,6 @@ from models.registry_files import (
 )
 from models.scoring import FeatureSpec
 from streams.durable import append_durable, fsync_dir, write_atomic
-from streams.events import ModelEventKind
 from streams.outbox import Outbox
 
 log = logging.getLogger("fraud.registry")
@@ -184,7 +184,7 @@ class ModelRegistry:
             final.chmod(0o555)
             fsync_dir(self.versions_dir)
             self._append_audit(
-                self._event(
+                change_record(
                     "registered",
                     version,
                     None,
@@ -258,7 +258,7 @@ class ModelRegistry:
             history = list(pointer.get("history", []))
             if previous and previous != version:
                 history.append(previous)
-            event = self._event("promoted", version, previous, [reason], details or {})
+            event = change_record("promoted", version, previous, [reason], details or {})
             self._write_pointer("champion", {"version": version, "history": history}, event)
             if self._pointer("challenger").get("version") == version:
                 self._write_pointer("challenger", {"version": None}, event)
@@ -269,7 +269,7 @@ class ModelRegistry:
         self.verify(version)
         with self._lock():
             previous = self._pointer("challenger").get("version")
-            event = self._event("registered", version, previous, [reason], {"role": "challenger"})
+            event = change_record("registered", version, previous, [reason], {"role": "challenger"})
             self._write_pointer("challenger", {"version": version}, event)
             self._append_audit(event)
         return self.get(version)
@@ -286,7 +286,7 @@ class ModelRegistry:
                 )
             previous = history.pop()
             self.verify(previous)
-            event = self._event("rolled_back", previous, current, [reason], {})
+            event = change_record("rolled_back", previous, current, [reason], {})
             self._write_pointer("champion", {"version": previous, "history": history}, event)
             self._append_audit(event)
         return self.get(previous)
@@ -300,7 +300,7 @@ class ModelRegistry:
         """Record that ``version`` failed its gates; it stops being the challenger."""
         self.get(version)
         with self._lock():
-            event = self._event("rejected", version, None, reasons, details or {})
+            event = change_record("rejected", version, None, reasons, details or {})
             if self._pointer("challenger").get("version") == version:
                 self._write_pointer("challenger", {"version": None}, event)
             self._append_audit(event)
@@ -368,7 +368,7 @@ class ModelRegistry:
             if path.name not in registered and (path / MANIFEST).is_file():
                 log.warning("stage=registry recovered the registration of %s", path.name)
                 self._append_audit(
-                    self._event("registered", path.name, None, [], {"recovered": True})
+                    change_record("registered", path.name, None, [], {"recovered": True})
                 )
 
     def _pointer(self, name: str) -> dict[str, Any]:
@@ -382,25 +382,6 @@ class ModelRegistry:
         if event is not None:
             body["event"] = event
         write_atomic(self.root / f"{name}.json", json_bytes(body))
-
-    @staticmethod
-    def _event(
-        kind: ModelEventKind,
-        version: str,
-        previous: str | None,
-        reasons: builtins.list[str],
-        details: dict[str, object],
-    ) -> dict[str, Any]:
-        """One change as its audit line (the ``ModelEvent`` is decoded from it)."""
-        return {
-            "at": now().isoformat(),
-            "kind": kind,
-            "version": version,
-            "previous": previous,
-            "reasons": reasons,
-            "details": details,
-            "event_id": uuid.uuid4().hex,
-        }
 
     def _append_audit(self, line: dict[str, Any]) -> None:
         self.announcements()  # fixes where announcing starts before the first new line

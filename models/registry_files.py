@@ -21,6 +21,26 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def change_record(
+    kind: ModelEventKind,
+    version: str,
+    previous: str | None,
+    reasons: list[str],
+    details: dict[str, object],
+) -> dict[str, Any]:
+    """One change of a registry as its audit record (the ``ModelEvent`` is decoded from
+    it), the same on a folder and on object storage."""
+    return {
+        "at": now().isoformat(),
+        "kind": kind,
+        "version": version,
+        "previous": previous,
+        "reasons": reasons,
+        "details": details,
+        "event_id": uuid.uuid4().hex,
+    }
+
+
 def audit_event(raw: bytes) -> ModelEvent | None:
     """An audit line as the ``ModelEvent`` it announces (None: a torn line). Lines written
     before events carried ids get one derived from their bytes, the same on every read."""

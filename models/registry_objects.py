@@ -45,8 +45,14 @@ from models.errors import (
     VersionNotFound,
 )
 from models.registry import MANIFEST, ModelBundle, ModelVersion
-from models.registry_files import audit_event, json_bytes, jsonable, lost_promotion, now
-from streams.events import ModelEventKind
+from models.registry_files import (
+    audit_event,
+    change_record,
+    json_bytes,
+    jsonable,
+    lost_promotion,
+    now,
+)
 from streams.object_outbox import ObjectOutbox
 from streams.object_store import ObjectStore
 
@@ -103,7 +109,7 @@ class ObjectModelRegistry:
         }
         self.store.write(f"versions/{version}/{MANIFEST}", json_bytes(manifest))  # commit
         self._record(
-            self._event(
+            change_record(
                 "registered",
                 version,
                 None,
@@ -217,7 +223,7 @@ class ObjectModelRegistry:
         history = list(pointer.get("history", []))
         if previous and previous != version:
             history.append(previous)
-        event = self._event("promoted", version, previous, [reason], details or {})
+        event = change_record("promoted", version, previous, [reason], details or {})
         body = {"version": version, "history": history}
         if not self._write_pointer("champion", body, event, etag):
             found = self._pointer("champion")[0].get("version")
@@ -232,7 +238,7 @@ class ObjectModelRegistry:
         for _ in range(_RETRIES):
             pointer, etag = self._pointer("challenger")
             previous = pointer.get("version")
-            event = self._event("registered", version, previous, [reason], {"role": "challenger"})
+            event = change_record("registered", version, previous, [reason], {"role": "challenger"})
             if self._write_pointer("challenger", {"version": version}, event, etag):
                 self._record(event)
                 return self.get(version)
@@ -248,7 +254,7 @@ class ObjectModelRegistry:
             raise RegistryError(f"nothing to roll back to: champion {current} has no predecessor")
         previous = history.pop()
         self.verify(previous)
-        event = self._event("rolled_back", previous, current, [reason], {})
+        event = change_record("rolled_back", previous, current, [reason], {})
         if not self._write_pointer(
             "champion", {"version": previous, "history": history}, event, etag
         ):
@@ -266,7 +272,7 @@ class ObjectModelRegistry:
         """Record that ``version`` failed its gates; it stops being the challenger."""
         self.get(version)
         self._reconcile()
-        event = self._event("rejected", version, None, reasons, details or {})
+        event = change_record("rejected", version, None, reasons, details or {})
         self._clear_challenger(version, event)
         self._record(event)
 
@@ -346,24 +352,6 @@ class ObjectModelRegistry:
     def _record(self, line: dict[str, Any]) -> None:
         data = json.dumps(line, sort_keys=True, default=jsonable).encode()
         self.store.create(_audit_key(line), data)  # the same event twice is one record
-
-    @staticmethod
-    def _event(
-        kind: ModelEventKind,
-        version: str,
-        previous: str | None,
-        reasons: builtins.list[str],
-        details: dict[str, object],
-    ) -> dict[str, Any]:
-        return {
-            "at": now().isoformat(),
-            "kind": kind,
-            "version": version,
-            "previous": previous,
-            "reasons": reasons,
-            "details": details,
-            "event_id": uuid.uuid4().hex,
-        }
 
 
 def _audit_key(line: dict[str, Any]) -> str:
