@@ -290,8 +290,8 @@ class CommonSettings(BaseSettings):
         ``wanted`` when set, else only for a registry on object storage. There the poll
         is a request over the network; on a folder it is a ``stat`` every second, while a
         listening consumer keeps a fetch loop going (measured on the embedded broker, which
-        does not hold an empty fetch: 25-30 % of a core per process, broker and client,
-        and the scorer's p99 at 2,000 tx/s 66 -> 237 ms in a same-hour A/B)."""
+        does not hold an empty fetch: 25-30 % of a core per process, broker and client;
+        docs/benchmarks/results.md has the scorer's p99 with and without it)."""
         if wanted is not None:
             return wanted
         return str(self.registry_url or "").startswith("s3://")
