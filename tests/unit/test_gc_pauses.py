@@ -7,7 +7,7 @@ import gc
 import pytest
 from prometheus_client import REGISTRY
 
-from services.gc_pauses import watch_gc_pauses
+from services import gc_pauses
 
 pytestmark = pytest.mark.unit
 
@@ -17,15 +17,18 @@ def _pauses(generation: str) -> float:
     return value or 0.0
 
 
-def test_a_full_collection_is_observed_once_and_watching_twice_counts_it_once() -> None:
-    watch_gc_pauses()
-    watch_gc_pauses()
-    gc.disable()  # no automatic collection between the two readings
-    try:
-        before_full, before_young = _pauses("2"), _pauses("0")
-        gc.collect(2)
-        gc.collect(0)
-    finally:
-        gc.enable()
-    assert _pauses("2") == before_full + 1
-    assert _pauses("0") == before_young + 1
+def test_watching_twice_installs_one_callback() -> None:
+    gc_pauses.watch_gc_pauses()
+    gc_pauses.watch_gc_pauses()
+    assert gc.callbacks.count(gc_pauses._on_gc) == 1
+
+
+def test_a_full_collection_is_observed_as_generation_two() -> None:
+    """At least once: other threads of a test session may collect meanwhile (and a thread
+    that forks re-enables automatic collection), so exact counts are not asserted."""
+    gc_pauses.watch_gc_pauses()
+    before = _pauses("2")
+    gc.collect(2)
+    assert _pauses("2") >= before + 1
+    total = REGISTRY.get_sample_value("fraud_gc_pause_seconds_sum", {"generation": "2"})
+    assert total is not None and total > 0
