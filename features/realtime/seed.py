@@ -2,10 +2,11 @@
 
 For benchmarks and load tests at millions of cards, where replaying weeks of history
 through the batch script would take hours. The values are built by the writer's own code:
-each card's by :func:`.cards.plan_cards` (the planner and C kernel of every batch: records,
-sequence numbers, lazy trimming, trailer) as if its history arrived in one batch, each
-terminal's by :func:`.layout.terminal_values`; then one ``SET`` per key, with the store's
-TTLs. The same rows applied through a store give the same bytes (a test holds them equal).
+each card's by the store's :meth:`.store.BatchFeatureStore.plan` (the planner and C kernel
+of every batch: records, sequence numbers, lazy trimming, trailer) as if its history
+arrived in one batch, each terminal's by :func:`.layout.terminal_values`; then one ``SET``
+per key, with the store's TTLs. The same rows applied through a store give the same bytes
+(a test holds them equal).
 
 Seeded records carry the caller's 64-bit ``txh``: they are never replayed, so any unique
 value does (the scorer's own are digests of transaction ids).
@@ -21,10 +22,8 @@ import numpy as np
 import numpy.typing as npt
 import redis
 
-from features.definitions import CARD_RING_CAPACITY, CARD_TRIM_CHUNK, CARD_WINDOW_S
-from features.kernels import US
 from features.realtime.cache import CardEntry
-from features.realtime.cards import CARD_OP, MODE_REWRITE, plan_cards
+from features.realtime.cards import CARD_OP, MODE_REWRITE
 from features.realtime.layout import (
     STATUS_APPLIED,
     EncodedBatch,
@@ -76,18 +75,7 @@ def card_values(rows: CardRows, cards: Sequence[str], store: BatchFeatureStore) 
     )
     now = time.time()
     entries = [CardEntry.from_value(None, now)] * len(present)
-    lateness_us = store.allowed_lateness_s * US
-    plan = plan_cards(
-        batch,
-        entries,
-        lateness_us=float(lateness_us),
-        retention_us=float(CARD_WINDOW_S * US + lateness_us),
-        capacity=CARD_RING_CAPACITY,
-        trim_chunk=CARD_TRIM_CHUNK,
-        commit=True,
-        now=now,
-        ttl_refresh_s=store.ttl_refresh_s,
-    )
+    plan = store.plan(batch, entries, True, now)
     if n and not (plan.status == STATUS_APPLIED).all():
         raise ValueError("seeded rows must be in time order per card and unique")
     ops = np.frombuffer(plan.ops, dtype=CARD_OP)

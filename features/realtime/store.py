@@ -339,7 +339,7 @@ class BatchFeatureStore(abc.ABC):
             keys = batch.card_keys
             entries = [cards[k] for k in keys]
             terms = self._terminal_ttl_flags(batch.term_keys, now)
-            plan = self._plan(batch, entries, True, now)
+            plan = self.plan(batch, entries, True, now)
             argv = self._argv(batch, plan, terms, True, after=after, token=token)
             finish = self._start(self._keys([*keys, *batch.term_keys, self._chain_key]), argv)
         except BaseException:
@@ -445,7 +445,7 @@ class BatchFeatureStore(abc.ABC):
         for _ in range(MAX_ATTEMPTS):
             c0 = clock()
             self._read(keys, missing, entries, now)
-            plan = self._plan(batch, entries, commit, now)
+            plan = self.plan(batch, entries, commit, now)
             argv = self._argv(batch, plan, terms, commit)
             finish = self._start(self._keys(keys + batch.term_keys), argv)
             c1 = clock()
@@ -482,9 +482,11 @@ class BatchFeatureStore(abc.ABC):
             "card state", f"{len(missing)} cards changed under {MAX_ATTEMPTS} plans in a row"
         )
 
-    def _plan(
+    def plan(
         self, batch: EncodedBatch, entries: list[CardEntry], commit: bool, now: float
     ) -> CardPlan:
+        """The card side of ``batch`` against ``entries`` with this store's lateness,
+        window and TTL refresh (what its script is then asked to apply)."""
         lateness_us = self.allowed_lateness_s * US
         return plan_cards(
             batch,
