@@ -89,13 +89,10 @@ def erase_cards(rows_dir: Path, audit_dir: Path, card_ids: Iterable[str]) -> Era
     removed = rewritten = 0
     transactions: set[str] = set()
     for path in sorted(Path(rows_dir).glob("day=*/part-*.parquet")):
-        table = pq.read_table(path)
-        hit = pc.is_in(table["card_id"], value_set=cards)
-        count = pc.sum(hit).as_py() or 0
+        count, erased, kept = split_card_rows(pq.read_table(path), cards)
         if not count:
             continue
-        transactions.update(table.filter(hit)["transaction_id"].to_pylist())
-        kept = table.filter(pc.invert(hit))
+        transactions.update(erased)
         if kept.num_rows:
             tmp = path.with_name(f".{path.name}.erase.tmp")
             pq.write_table(kept, tmp)
@@ -113,24 +110,41 @@ def erase_cards(rows_dir: Path, audit_dir: Path, card_ids: Iterable[str]) -> Era
 def _erase_audit(audit_dir: Path, transactions: set[str]) -> int:
     removed = 0
     for path in sorted(audit_dir.glob("applied=*.jsonl")):
-        kept, dropped = [], 0
-        for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
-            try:
-                tid = json.loads(line).get("transaction_id")
-            except json.JSONDecodeError:
-                tid = None
-            if tid in transactions:
-                dropped += 1
-            else:
-                kept.append(line)
+        kept, dropped = audit_without(path.read_text(encoding="utf-8"), transactions)
         if dropped:
             tmp = path.with_name(f".{path.name}.erase.tmp")
-            tmp.write_text("".join(kept), encoding="utf-8")
+            tmp.write_text(kept, encoding="utf-8")
             _fsync(tmp)
             os.replace(tmp, path)
             fsync_dir(path.parent)
             removed += dropped
     return removed
+
+
+def split_card_rows(table: pa.Table, cards: pa.Array) -> tuple[int, list[str], pa.Table]:
+    """Of one part: how many rows belong to ``cards``, their transaction ids, and the rows
+    that stay (the folder store and the object store erase alike)."""
+    hit = pc.is_in(table["card_id"], value_set=cards)
+    count = pc.sum(hit).as_py() or 0
+    if not count:
+        return 0, [], table
+    return count, table.filter(hit)["transaction_id"].to_pylist(), table.filter(pc.invert(hit))
+
+
+def audit_without(text: str, transactions: set[str]) -> tuple[str, int]:
+    """An audit file's ``text`` without the lines of ``transactions``, and how many went."""
+    lines = text.splitlines(keepends=True)
+    kept = [line for line in lines if transaction_of(line) not in transactions]
+    return "".join(kept), len(lines) - len(kept)
+
+
+def transaction_of(line: str) -> str | None:
+    """The ``transaction_id`` of an audit line (None: a torn or foreign line)."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return record.get("transaction_id") if isinstance(record, dict) else None
 
 
 def _fsync(path: Path) -> None:

@@ -27,10 +27,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from features.training_erasure import ErasedRows
+from features.training_erasure import ErasedRows, audit_without, split_card_rows
 from features.training_quarantine import OnQuarantine
 from streams.object_store import ObjectStore
 
@@ -104,12 +103,10 @@ class ObjectParts:
                 table = pq.read_table(io.BytesIO(self.store.read(name)))
             except FileNotFoundError:
                 continue
-            hit = pc.is_in(table["card_id"], value_set=cards)
-            count = pc.sum(hit).as_py() or 0
+            count, erased, kept = split_card_rows(table, cards)
             if not count:
                 continue
-            transactions.update(table.filter(hit)["transaction_id"].to_pylist())
-            kept = table.filter(pc.invert(hit))
+            transactions.update(erased)
             if kept.num_rows:
                 buffer = io.BytesIO()
                 pq.write_table(kept, buffer)
@@ -128,15 +125,10 @@ class ObjectParts:
                 text = self.store.read(name).decode("utf-8")
             except FileNotFoundError:
                 continue
-            kept = [
-                line
-                for line in text.splitlines(keepends=True)
-                if _transaction_id(line) not in transactions
-            ]
-            dropped = len(text.splitlines()) - len(kept)
+            kept, dropped = audit_without(text, transactions)
             if dropped:
                 if kept:
-                    self.store.write(name, "".join(kept).encode())
+                    self.store.write(name, kept.encode())
                 else:
                     self.store.delete(name)
                 removed += dropped
@@ -202,11 +194,3 @@ class ObjectForgetList:
             return False
         digest = hashlib.sha256(self._salt + card_id.encode()).hexdigest()
         return digest in self._digests
-
-
-def _transaction_id(line: str) -> str | None:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError:
-        return None
-    return record.get("transaction_id") if isinstance(record, dict) else None
