@@ -79,6 +79,7 @@ SETTINGS_FIELDS: frozenset[str] = frozenset(
         "audit_delivery",
         "batch_max",
         "batch_within_s",
+        "card_cache_size",
         "case_approval_amount",
         "case_batch_max",
         "case_history_per_card",

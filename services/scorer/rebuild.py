@@ -182,7 +182,10 @@ def rebuild_from_transactions(
     """The rebuild a scorer runs: ``transactions`` replayed into a namespace of ``client``."""
 
     def rebuild(namespace: str, progress: Callable[[int], None]) -> RebuildReport:
-        target = redis_feature_store(client, prefix=namespace)
+        # the same cache bound as the scorer's own store: both live in the process meanwhile
+        target = redis_feature_store(
+            client, prefix=namespace, card_cache_size=settings.card_cache_size
+        )
         return replay_transactions(
             settings.kafka(), settings.topics().transactions, target, progress=progress
         )

@@ -24,7 +24,12 @@ def open_feature_store(client: redis.Redis, settings: CommonSettings) -> RedisFe
     # layout is verified against the pinned Feast by the tests and by the feedback writer.
     layout = FeastLayout(project=settings.feast_project, verify_with_feast=False)
     profiles = FeastRedisProfileReader(client, layout)
-    return redis_feature_store(client, prefix=settings.redis_prefix, profiles=profiles)
+    return redis_feature_store(
+        client,
+        prefix=settings.redis_prefix,
+        profiles=profiles,
+        card_cache_size=settings.card_cache_size,
+    )
 
 
 def open_following_store(client: redis.Redis, settings: CommonSettings) -> FeatureStore:
