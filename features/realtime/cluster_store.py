@@ -17,6 +17,7 @@ refreshes its slot map and sends that node's part again, split by the new owners
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,7 @@ from redis.cluster import ClusterNode, RedisCluster
 
 from features.errors import FeatureStoreUnavailable
 from features.realtime.redis_store import RedisFeatureStore
-from features.realtime.store import LUA_SOURCE, TERM_ROW, Reply
+from features.realtime.store import LUA_SOURCE, TERM_ROW, Reply, ScriptChannel
 from features.redis_nodes import MOVED_ATTEMPTS, is_redirect, refresh_slots
 
 OPS = np.dtype(
@@ -106,7 +107,12 @@ class ClusterFeatureStore(RedisFeatureStore):
         return int(self.cluster.memory_usage(key, samples=0) or 0)
 
     # -- the split script -----------------------------------------------------------------
-    def _start(self, keys: list[str], argv: list[bytes | int | str]) -> Callable[[], Reply]:
+    def _script_channel(self) -> contextlib.AbstractContextManager[ScriptChannel | None]:
+        return contextlib.nullcontext()  # no pipelined batches here (see __init__)
+
+    def _start(
+        self, keys: list[str], argv: list[bytes | int | str], channel: ScriptChannel | None = None
+    ) -> Callable[[], Reply]:
         batch = _decode(keys, argv)
         commit = argv[6] == "1"
         parts = self._parts(batch, range(batch.nc), range(batch.nt), batch.epoch_key is not None)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from features.realtime.layout import NEG, TRAILER
-from features.realtime.store import BatchFeatureStore, Reply
+from features.realtime.store import BatchFeatureStore, Reply, ScriptChannel
 
 _F64 = struct.Struct("<d")
 _SLOT = struct.Struct("<ii")
@@ -98,6 +98,8 @@ class InMemoryFeatureStore(BatchFeatureStore):
     def _fetch(self, keys: list[str]) -> list[bytes | None]:
         return [self.state.get(k) for k in keys]
 
-    def _start(self, keys: list[str], argv: list[bytes | int | str]) -> Callable[[], Reply]:
-        reply = run_script(self.state, keys, argv)
+    def _start(
+        self, keys: list[str], argv: list[bytes | int | str], channel: ScriptChannel | None = None
+    ) -> Callable[[], Reply]:
+        reply = run_script(self.state, keys, argv)  # at once: in the order sent
         return lambda: reply

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import redis
 
 from features.errors import FeatureStoreUnavailable
-from features.realtime.store import LUA_SOURCE, BatchFeatureStore, Reply
+from features.realtime.store import LUA_SOURCE, BatchFeatureStore, Reply, ScriptChannel
 
 _UNAVAILABLE = (
     redis.exceptions.ConnectionError,
@@ -17,6 +18,9 @@ _UNAVAILABLE = (
     redis.exceptions.BusyLoadingError,
     redis.exceptions.ReadOnlyError,
 )
+_NOT_RUN = 2
+"""The script's reply code for a chunk that applied nothing because its predecessor did
+not apply (the chain key does not hold its token)."""
 
 
 class RedisFeatureStore(BatchFeatureStore):
@@ -45,14 +49,24 @@ class RedisFeatureStore(BatchFeatureStore):
         try:
             return list(self.client.mget(keys))
         except _UNAVAILABLE as exc:
-            raise FeatureStoreUnavailable(self._where, f"{type(exc).__name__}: {exc}") from exc
+            raise self._unavailable(exc) from exc
 
-    def _start(self, keys: list[str], argv: list[bytes | int | str]) -> Callable[[], Reply]:
+    def _unavailable(self, exc: BaseException) -> FeatureStoreUnavailable:
+        return FeatureStoreUnavailable(self._where, f"{type(exc).__name__}: {exc}")
+
+    def _script_channel(self) -> contextlib.AbstractContextManager[ScriptChannel | None]:
+        return contextlib.closing(ConnectionChannel(self))
+
+    def _start(
+        self, keys: list[str], argv: list[bytes | int | str], channel: ScriptChannel | None = None
+    ) -> Callable[[], Reply]:
+        if channel is not None:
+            return channel.send(keys, argv)
         pool = self.client.connection_pool
         try:
             conn = pool.get_connection("EVALSHA")
         except _UNAVAILABLE as exc:
-            raise FeatureStoreUnavailable(self._where, f"{type(exc).__name__}: {exc}") from exc
+            raise self._unavailable(exc) from exc
         args = (len(keys), *keys, *argv)
 
         def send() -> None:
@@ -69,7 +83,7 @@ class RedisFeatureStore(BatchFeatureStore):
                 return list(reply)
             except _UNAVAILABLE as exc:
                 conn.disconnect()
-                raise FeatureStoreUnavailable(self._where, f"{type(exc).__name__}: {exc}") from exc
+                raise self._unavailable(exc) from exc
             finally:
                 pool.release(conn)
 
@@ -78,9 +92,87 @@ class RedisFeatureStore(BatchFeatureStore):
         except _UNAVAILABLE as exc:
             conn.disconnect()
             pool.release(conn)
-            raise FeatureStoreUnavailable(self._where, f"{type(exc).__name__}: {exc}") from exc
+            raise self._unavailable(exc) from exc
         return finish
 
     def memory_usage(self, key: str) -> int:
         """Bytes Redis uses for one key (``MEMORY USAGE``), 0 if absent."""
         return int(self.client.memory_usage(key, samples=0) or 0)
+
+
+class ConnectionChannel(ScriptChannel):
+    """One pooled connection that carries every script of a pipelined batch, in order.
+
+    Replies are read in the order the scripts were sent. A script Redis does not know
+    (``NoScriptError``: it restarted or its scripts were flushed) reads as not run, like a
+    chunk its predecessor's failure refused: the scripts behind it on the connection found
+    it missing too, or were refused by the chain. The store then applies the chunks from
+    there one by one, and that path loads the script again. The connection goes back to
+    the pool once, when the channel closes, and only with every reply read; after a
+    failure, or with replies still unread, it is disconnected first.
+    """
+
+    def __init__(self, store: RedisFeatureStore) -> None:
+        self._store = store
+        self._pool = store.client.connection_pool
+        try:
+            self._conn = self._pool.get_connection("EVALSHA")
+        except _UNAVAILABLE as exc:
+            raise store._unavailable(exc) from exc
+        self._sent = 0
+        self._replies: list[Reply | Exception] = []
+        self._broken: str | None = None
+        """Why the connection can carry nothing more (its unread replies are lost)."""
+        self._closed = False
+
+    def send(self, keys: list[str], argv: list[bytes | int | str]) -> Callable[[], Reply]:
+        if self._broken is not None:
+            raise FeatureStoreUnavailable(self._store._where, self._broken)
+        try:
+            self._conn.send_command("EVALSHA", self._store.sha, len(keys), *keys, *argv)
+        except BaseException as exc:
+            self._break(exc)  # part of the command may have gone out
+            if isinstance(exc, _UNAVAILABLE):
+                raise self._store._unavailable(exc) from exc
+            raise
+        ticket = self._sent
+        self._sent += 1
+        return lambda: self._reply(ticket)
+
+    def _reply(self, ticket: int) -> Reply:
+        while len(self._replies) <= ticket:
+            self._replies.append(self._read())
+        reply = self._replies[ticket]
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    def _read(self) -> Reply | Exception:
+        """The next reply on the connection, or the error that stands for it."""
+        if self._broken is not None:
+            return FeatureStoreUnavailable(self._store._where, self._broken)
+        try:
+            return list(self._conn.read_response())
+        except redis.exceptions.NoScriptError:
+            return [_NOT_RUN]
+        except redis.exceptions.ResponseError as exc:  # a whole reply: still in step
+            return self._store._unavailable(exc) if isinstance(exc, _UNAVAILABLE) else exc
+        except BaseException as exc:
+            self._break(exc)
+            if isinstance(exc, _UNAVAILABLE):
+                return self._store._unavailable(exc)
+            raise
+
+    def _break(self, exc: BaseException) -> None:
+        self._broken = f"{type(exc).__name__}: {exc}"
+        self._conn.disconnect()
+
+    def close(self) -> None:
+        """Give the connection back (once): disconnected if a reply is still unread."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._broken is None and len(self._replies) < self._sent:
+            self._break(RuntimeError("closed with replies unread"))
+        self._broken = self._broken or "the batch's channel is closed"
+        self._pool.release(self._conn)

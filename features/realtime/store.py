@@ -11,7 +11,8 @@ it; the store re-reads those cards and plans again.
 
 A concrete store supplies :meth:`BatchFeatureStore._fetch` (read card values) and
 :meth:`BatchFeatureStore._start` (the atomic transition: the Lua script on Redis, its
-Python port in memory), so both serve identical features.
+Python port in memory), so both serve identical features; a store whose scripts could run
+out of order also supplies :meth:`BatchFeatureStore._script_channel`.
 """
 
 from __future__ import annotations
@@ -87,6 +88,16 @@ and 4 (125) in alternating runs of ``fraudctl bench features``, p99 8.4-10.5 ms 
 10.6-11.9 and 10.7-15.2."""
 Reply = list[object]
 F64 = npt.NDArray[np.float64]
+
+
+class ScriptChannel(abc.ABC):
+    """Where the scripts of one pipelined batch go, so that they run in the order sent:
+    Redis runs one connection's commands in order, those of several in any order (a chunk
+    run before its predecessor would be refused by the chain and redone one by one)."""
+
+    @abc.abstractmethod
+    def send(self, keys: list[str], argv: list[bytes | int | str]) -> Callable[[], Reply]:
+        """Send one script; the returned function reads its reply (and those before it)."""
 
 
 @dataclass(frozen=True)
@@ -169,10 +180,18 @@ class BatchFeatureStore(abc.ABC):
         """The current values of card keys (``None`` when absent)."""
 
     @abc.abstractmethod
-    def _start(self, keys: list[str], argv: list[bytes | int | str]) -> Callable[[], Reply]:
+    def _start(
+        self, keys: list[str], argv: list[bytes | int | str], channel: ScriptChannel | None = None
+    ) -> Callable[[], Reply]:
         """Send ``card_state.lua`` (or run its port) for one batch; the returned function
         waits for and returns the reply. The store computes the card features between
-        the two, while Redis runs the script."""
+        the two, while Redis runs the script. ``channel``: the pipelined batch's, from
+        :meth:`_script_channel`."""
+
+    def _script_channel(self) -> contextlib.AbstractContextManager[ScriptChannel | None]:
+        """The channel a pipelined batch's scripts go through, open for the batch; ``None``
+        where :meth:`_start` keeps the order by itself (the in-memory port runs at once)."""
+        return contextlib.nullcontext()
 
     def clear_cache(self) -> None:
         """Forget every cached card, e.g. when the scorer's partitions are revoked.
@@ -231,10 +250,11 @@ class BatchFeatureStore(abc.ABC):
         one after the other without waiting: Redis runs chunk k while the client plans
         chunk k+1 (from the cache as chunk k will leave it) and computes features.
 
-        Each script after the first applies only if its predecessor did (a chain token in
-        one key), so the chunks apply in order or not at all from the first refused one;
-        those are then applied one by one the ordinary way. Features equal those of one
-        batch (and of any other split): each row sees the state just before it.
+        The scripts go through one :class:`ScriptChannel`, so Redis runs them in the order
+        sent. Each after the first applies only if its predecessor did (a chain token in one
+        key), so the chunks apply in order or not at all from the first refused (or not
+        run) one; those are then applied one by one the ordinary way. Features equal those
+        of one batch (and of any other split): each row sees the state just before it.
         """
         clock = time.perf_counter
         cut = np.linspace(0, len(transactions), chunks + 1).astype(int).tolist()
@@ -245,13 +265,32 @@ class BatchFeatureStore(abc.ABC):
         c = clock()
         cards = self._prefetch(transactions)
         timings["plan"] += (clock() - c) * 1e3
-        sent: list[_Sent] = []
-        try:
-            for k, part in enumerate(parts):
-                sent.append(self._send(part, cards, tokens[k], tokens[k + 1], timings))
-        except BaseException:
-            self._abandon(sent)
-            raise
+        with self._script_channel() as channel:
+            sent: list[_Sent] = []
+            try:
+                for k, part in enumerate(parts):
+                    after, token = tokens[k], tokens[k + 1]
+                    sent.append(self._send(part, cards, after, token, timings, channel))
+            except BaseException:
+                self._abandon(sent)
+                raise
+            out, refused = self._collect(sent, timings)
+        # a refused chunk and those after it (their replies read, the channel closed)
+        out += [self._run_sequential(s.transactions, commit=True) for s in refused]
+        self.last_timings_ms = timings
+        return FeatureMatrix(
+            np.concatenate([m.values for m in out]),
+            FEATURE_NAMES,
+            np.concatenate([m.flags for m in out]),
+            np.concatenate([m.raw for m in out if m.raw is not None]),
+        )
+
+    def _collect(
+        self, sent: list[_Sent], timings: dict[str, float]
+    ) -> tuple[list[FeatureMatrix], list[_Sent]]:
+        """The features of the sent chunks, reading their replies in order, up to the first
+        chunk refused; returns them and the chunks from that one on (to apply again)."""
+        clock = time.perf_counter
         out: list[FeatureMatrix] = []
         for k, s in enumerate(sent):
             c0 = clock()
@@ -270,8 +309,7 @@ class BatchFeatureStore(abc.ABC):
                 if reply[0] == 0:
                     self.stale_cards += len(reply[1])  # type: ignore[arg-type]
                 self._stop_at(sent, k)
-                out += [self._run_sequential(r.transactions, commit=True) for r in sent[k:]]
-                break
+                return out, sent[k:]
             try:
                 profiles = s.profiles()
                 self._terminal_ttl_done(s.batch, s.plan, reply[1], s.terms, s.now)  # type: ignore[arg-type]
@@ -282,13 +320,7 @@ class BatchFeatureStore(abc.ABC):
             timings["card_features"] += (c1 - c0) * 1e3
             timings["state_wait"] += (c2 - c1) * 1e3
             timings["compute"] += (clock() - c2) * 1e3
-        self.last_timings_ms = timings
-        return FeatureMatrix(
-            np.concatenate([m.values for m in out]),
-            FEATURE_NAMES,
-            np.concatenate([m.flags for m in out]),
-            np.concatenate([m.raw for m in out if m.raw is not None]),
-        )
+        return out, []
 
     def _prefetch(self, transactions: Sequence[Transaction]) -> dict[str, CardEntry]:
         """Every card of the batch: from the cache, and those missing from it read in one
@@ -326,6 +358,7 @@ class BatchFeatureStore(abc.ABC):
         after: str,
         token: str,
         timings: dict[str, float],
+        channel: ScriptChannel | None,
     ) -> _Sent:
         """Encode and plan one chunk from ``cards`` (see :meth:`_prefetch`) and send its
         script; ``cards`` and the cache take the chunk's writes at once, so the next chunk
@@ -341,7 +374,8 @@ class BatchFeatureStore(abc.ABC):
             terms = self._terminal_ttl_flags(batch.term_keys, now)
             plan = self.plan(batch, entries, True, now)
             argv = self._argv(batch, plan, terms, True, after=after, token=token)
-            finish = self._start(self._keys([*keys, *batch.term_keys, self._chain_key]), argv)
+            chained = self._keys([*keys, *batch.term_keys, self._chain_key])
+            finish = self._start(chained, argv, channel)
         except BaseException:
             with contextlib.suppress(Exception):
                 profiles()
@@ -363,8 +397,8 @@ class BatchFeatureStore(abc.ABC):
         self._abandon(sent[k + 1 :])
 
     def _abandon(self, sent: Sequence[_Sent]) -> None:
-        """Collect the replies of chunks whose results are not needed (their connections
-        go back clean) and forget their cards: they may or may not have been applied."""
+        """Collect the replies of chunks whose results are not needed (so the connection
+        goes back clean) and forget their cards: they may or may not have been applied."""
         for s in sent:
             with contextlib.suppress(Exception):
                 s.finish()

@@ -20,6 +20,7 @@ from features.interface import DefaultProfileReader, RowFlag
 from features.profiles.errors import ProfileStoreUnavailable
 from features.realtime import BatchFeatureStore, InMemoryFeatureStore, RedisFeatureStore
 from features.realtime.layout import card_key
+from features.realtime.store import ScriptChannel
 from streams.events import Transaction
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -156,15 +157,17 @@ def _fail_next_round_trip(store: BatchFeatureStore, how: str, *, after: int = 0)
     real = store._start
     passed = 0
 
-    def start(keys: list[str], argv: list[bytes | int | str]) -> Callable[[], list[object]]:
+    def start(
+        keys: list[str], argv: list[bytes | int | str], channel: ScriptChannel | None = None
+    ) -> Callable[[], list[object]]:
         nonlocal passed
         if passed < after:
             passed += 1
-            return real(keys, argv)
+            return real(keys, argv, channel)
         store._start = real  # type: ignore[method-assign]
         if how == "refused":
             raise FeatureStoreUnavailable("test", "down before sending")
-        finish = real(keys, argv) if how == "reply_lost" else None
+        finish = real(keys, argv, channel) if how == "reply_lost" else None
 
         def lost() -> list[object]:
             if finish is not None:
@@ -232,10 +235,12 @@ def test_a_refused_chunk_stops_the_chain_and_the_rest_apply_in_order(factory: Fa
     sent = 0
     real = owner._start
 
-    def counting(keys: list[str], argv: list[bytes | int | str]) -> Callable[[], list[object]]:
+    def counting(
+        keys: list[str], argv: list[bytes | int | str], channel: ScriptChannel | None = None
+    ) -> Callable[[], list[object]]:
         nonlocal sent
         sent += 1
-        return real(keys, argv)
+        return real(keys, argv, channel)
 
     owner._start = counting  # type: ignore[method-assign]
     got = owner.update_and_read_batch(batch)
