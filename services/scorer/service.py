@@ -324,7 +324,7 @@ class Scorer:
         txs = batch.transactions
         ids = [t.transaction_id for t in txs]
         fresh = first_seen(ids) if self.transactional else self.ledger.undecided(ids)  # 3.
-        sent = self.unsettled.ids if self.unsettled is not None else frozenset()
+        sent = self.settler.sent_ids()  # every batch held unsettled: none is in the ledger
         if self.recovered or sent:
             recovered = self.recovered
             fresh &= np.fromiter(

@@ -181,6 +181,47 @@ def test_sent_batches_wait_for_their_reasons_up_to_the_bound(
     assert all(c.reasons for c in cases)
 
 
+def test_a_transaction_repeated_while_earlier_batches_wait_is_decided_once(
+    kafka_bootstrap: str,
+    redis_url: str,
+    topics: Topics,
+    redis_prefix: str,
+    champion_state: Path,
+    small_world: SmallWorld,
+) -> None:
+    """Batches held for their reasons are not in the ledger yet: a transaction of the
+    oldest one that comes again two batches later (an upstream retry) is skipped by its
+    sent id, not decided a second time."""
+    events = small_world.as_events(300)
+    first, second, new = events[:100], events[100:200], events[200:]
+    repeated = first[:50]
+    env = scorer_env(kafka_bootstrap, redis_url, topics, redis_prefix, champion_state, "r4")
+    settings = scorer_settings(env).model_copy(update={"max_unsettled_batches": 4})
+    scorer = build_scorer(settings)
+    release = threading.Event()
+    _hold_reasons(scorer, HeldExplainer(scorer.champion.current().explainer, [], release))
+    scorer.consumer.subscribe([topics.transactions])
+    try:
+        batches = []
+        for part in (first, second, repeated + new):
+            produce(kafka_bootstrap, topics.transactions, part)
+            batches.append(_take(scorer, len(part)))
+        for batch in batches:
+            scorer.process(batch, StageClock())
+        assert len(scorer.settler.pending) == 3 and scorer.decided == 0
+        release.set()
+        scorer.settle(synchronous=True)
+        assert scorer.decided == 300
+    finally:
+        release.set()
+        scorer.close()
+    decided = Counter(
+        d.transaction_id for d in decode_decisions(read_all(kafka_bootstrap, topics.scored))
+    )
+    assert sorted(decided) == sorted(t.transaction_id for t in events)
+    assert set(decided.values()) == {1}
+
+
 @pytest.fixture
 def flagging_state(champion_state: Path, trained_bundle: ModelBundle, tmp_path: Path) -> Path:
     """A copy of the champion state whose champion flags ~15 % of transactions (the top
