@@ -33,6 +33,7 @@ from features.definitions import CARD_WINDOW_S, DAY_S, FEATURE_SET_ID
 from features.realtime import RedisFeatureStore
 from features.realtime.cluster_store import redis_feature_store
 from features.realtime.layout import card_key, encode_batch, terminal_key
+from features.realtime.store import CardWriteMode
 from features.redis_nodes import is_cluster
 from streams.events import Transaction
 
@@ -110,8 +111,9 @@ def run_feature_bench(
     cold_size: int | None = 500,
     allocator: Mapping[str, Any] | None = None,
     warm: WarmUp = "replay",
+    card_writes: CardWriteMode = "append",
 ) -> dict[str, Any]:
-    store = redis_feature_store(client, prefix=prefix)
+    store = redis_feature_store(client, prefix=prefix, card_writes=card_writes)
     load_at_start = os.getloadavg()
     calibration_at_start = host_calibration_ms()
     start = datetime(2026, 1, 1, tzinfo=UTC)
@@ -163,6 +165,7 @@ def run_feature_bench(
             "warm_up": warm,
             "warm_transactions": warmed,
             "warm_s": round(warm_s, 2),
+            "card_writes": card_writes,
         },
         "batches": results,
         "memory": memory,

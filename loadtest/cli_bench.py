@@ -257,6 +257,7 @@ def features(
             repeats=repeats or REPEATS,
             allocator=allocator,
             warm="seed" if warm == "seed" else "replay",
+            card_writes=settings.card_writes,  # FRAUD_CARD_WRITES, as the scorer's
         )
     finally:
         delete_prefix(client, prefix)

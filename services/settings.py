@@ -126,6 +126,14 @@ class CommonSettings(BaseSettings):
         "3 KB of RSS with 70 events of history (32 B more per event): 100,000 cards ~ 300 MB. "
         "0 = no cache: every card is read each batch (docs/scaling.md sizes it)",
     )
+    card_writes: Literal["append", "rewrite"] = Field(
+        "append",
+        description="how a card's new events reach Redis: 'append' writes only the new "
+        "records in place (least Redis CPU and bandwidth; Redis then reserves as much again "
+        "as the value holds, ~1.8x its bytes per card); 'rewrite' writes the card whole, "
+        "trimmed to its window (memory = its bytes; each write carries its history). Same "
+        "features either way (docs/scaling.md)",
+    )
     state_dir: Path = Field(Path("state"), description="local state: broker data, PIDs, registry")
     registry_url: str | None = Field(
         None,

@@ -80,6 +80,7 @@ SETTINGS_FIELDS: frozenset[str] = frozenset(
         "batch_max",
         "batch_within_s",
         "card_cache_size",
+        "card_writes",
         "case_approval_amount",
         "case_batch_max",
         "case_history_per_card",

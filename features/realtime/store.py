@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from itertools import pairwise, repeat
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -87,6 +88,8 @@ plans the next. A scorer batch of 500 makes 3 chunks: measured against 2 (chunks
 and 4 (125) in alternating runs of ``fraudctl bench features``, p99 8.4-10.5 ms vs
 10.6-11.9 and 10.7-15.2."""
 Reply = list[object]
+CardWriteMode = Literal["append", "rewrite"]
+CARD_WRITE_MODES: tuple[CardWriteMode, ...] = ("append", "rewrite")
 F64 = npt.NDArray[np.float64]
 
 
@@ -119,6 +122,11 @@ class BatchFeatureStore(abc.ABC):
     ``card_cache_size`` bounds the cards kept in this process (LRU); ``0`` disables the
     cache (every card is read each batch). ``ttl_refresh_s``: a key's TTL is refreshed by
     at most one write per this interval (the TTLs include that much slack).
+    ``card_writes``: ``"append"`` writes only a card's new records in place (``SETRANGE``;
+    Redis then reserves as much again as the value holds, so a card costs ~1.8x its
+    bytes); ``"rewrite"`` writes the whole value, trimmed to the window, each time
+    (``SET``: memory equals the bytes, each write carries the card's whole history).
+    Features are the same either way.
     """
 
     def __init__(
@@ -132,8 +140,14 @@ class BatchFeatureStore(abc.ABC):
         card_cache_size: int = 100_000,
         ttl_refresh_s: int = DAY_S,
         pipeline_chunk: int = PIPELINE_CHUNK,
+        card_writes: CardWriteMode = "append",
     ) -> None:
+        if card_writes not in CARD_WRITE_MODES:
+            raise ValueError(f"card_writes must be one of {CARD_WRITE_MODES}, not {card_writes!r}")
         self.prefix = prefix
+        self.card_writes = card_writes
+        # rewrite: a trim chunk of 0 sends every written card whole (cards.py)
+        self._trim_chunk = CARD_TRIM_CHUNK if card_writes == "append" else 0
         self.profiles: ProfileReader = profiles or DefaultProfileReader()
         self.allowed_lateness_s = allowed_lateness_s
         self.card_ttl_s = card_ttl_s
@@ -528,7 +542,7 @@ class BatchFeatureStore(abc.ABC):
             lateness_us=float(lateness_us),
             retention_us=float(CARD_WINDOW_S * US + lateness_us),
             capacity=CARD_RING_CAPACITY,
-            trim_chunk=CARD_TRIM_CHUNK,
+            trim_chunk=self._trim_chunk,
             commit=commit,
             now=now,
             ttl_refresh_s=self.ttl_refresh_s,

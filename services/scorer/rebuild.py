@@ -184,7 +184,10 @@ def rebuild_from_transactions(
     def rebuild(namespace: str, progress: Callable[[int], None]) -> RebuildReport:
         # the same cache bound as the scorer's own store: both live in the process meanwhile
         target = redis_feature_store(
-            client, prefix=namespace, card_cache_size=settings.card_cache_size
+            client,
+            prefix=namespace,
+            card_cache_size=settings.card_cache_size,
+            card_writes=settings.card_writes,
         )
         return replay_transactions(
             settings.kafka(), settings.topics().transactions, target, progress=progress

@@ -29,6 +29,7 @@ def open_feature_store(client: redis.Redis, settings: CommonSettings) -> RedisFe
         prefix=settings.redis_prefix,
         profiles=profiles,
         card_cache_size=settings.card_cache_size,
+        card_writes=settings.card_writes,
     )
 
 
