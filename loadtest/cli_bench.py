@@ -13,6 +13,7 @@ imported inside the command functions, so ``fraudctl --help`` stays quick.
 from __future__ import annotations
 
 import json
+import signal
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +37,23 @@ app = typer.Typer(help="Benchmarks: numbers printed and written to bench/results
 console = Console()
 
 
+def exit_on_sigterm() -> None:
+    """SIGTERM (``timeout``, a CI runner, ``kill``) ends a bench like Ctrl-C does: through
+    its ``finally`` blocks, which stop the broker, scorers and generators it started. By
+    default Python dies at once and leaves them running - a broker spinning a core under
+    the next measurement."""
+
+    def _exit(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _exit)
+
+
+@app.callback()
+def _bench_group() -> None:
+    exit_on_sigterm()
+
+
 def _log(line: str) -> None:
     console.print(line, markup=False, highlight=False, soft_wrap=True)
 
@@ -53,8 +71,11 @@ def scorer(
     backlog: int = typer.Option(200_000, "--backlog", min=100, help="backlog transactions"),
     rate: float = typer.Option(2_000.0, "--rate", min=1.0, help="paced rate (tx/s)"),
     duration: float = typer.Option(30.0, "--duration", min=1.0, help="paced run (s)"),
-    ramp: str = typer.Option(
-        "500,1000,2000,4000,6000,8000,12000", "--ramp", help="step rates (tx/s), comma-separated"
+    ramp: str | None = typer.Option(
+        None,
+        "--ramp",
+        help="step rates (tx/s), comma-separated [the bench's: 500 up to 32,000, every "
+        "2,000 from 4,000 to 16,000; the scorer's ramp ends where it misses the SLA]",
     ),
     ramp_step: float = typer.Option(10.0, "--ramp-step", min=1.0, help="seconds per step"),
     naive: int = typer.Option(1_000, "--naive", min=10, help="naive baseline transactions"),
@@ -101,7 +122,6 @@ def scorer(
     )
     from loadtest.mixes import parse_mixes
 
-    rates = tuple(float(r) for r in ramp.split(",") if r.strip())
     try:
         chosen = parse_mixes(mixes)
     except ValueError as exc:
@@ -111,6 +131,8 @@ def scorer(
     if unknown:
         raise typer.BadParameter(f"unknown phase {unknown[0]!r}", param_hint="--phases")
     extra: dict[str, Any] = {"phases": chosen_phases}
+    if ramp is not None:
+        extra["ramp_rates"] = tuple(float(r) for r in ramp.split(",") if r.strip())
     if cards is not None:
         try:
             extra["card_counts"] = tuple(int(c.replace("_", "")) for c in cards.split(",") if c)
@@ -124,7 +146,6 @@ def scorer(
         backlog=backlog,
         rate=rate,
         duration_s=duration,
-        ramp_rates=rates,
         ramp_step_s=ramp_step,
         naive=naive,
         rest_rps=rest_rps,
