@@ -29,11 +29,10 @@ import numpy.typing as npt
 import redis
 
 from features.bench_warm import home_terminals, seed_history
-from features.definitions import CARD_WINDOW_S, DAY_S, FEATURE_SET_ID
+from features.definitions import CARD_WINDOW_S, DAY_S, FEATURE_SET_ID, CardWriteMode
 from features.realtime import RedisFeatureStore
 from features.realtime.cluster_store import redis_feature_store
 from features.realtime.layout import card_key, encode_batch, terminal_key
-from features.realtime.store import CardWriteMode
 from features.redis_nodes import is_cluster
 from streams.events import Transaction
 

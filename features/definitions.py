@@ -67,6 +67,10 @@ CARD_RING_CAPACITY = 320
 """Records kept per card (>= CARD_MAX_EVENTS; the slack keeps replays of a batch exact)."""
 CARD_TRIM_CHUNK = 32
 """Records beyond the capacity / retention are dropped lazily, this many at a time."""
+CardWriteMode = Literal["append", "rewrite"]
+"""How a written card reaches Redis: its new records appended in place, or its whole value
+(trimmed to the window) set again (``features.realtime.store.BatchFeatureStore``)."""
+CARD_WRITE_MODES: tuple[CardWriteMode, ...] = ("append", "rewrite")
 ALLOWED_LATENESS_S = 3_600
 """Default lateness: older events are scored but not applied (and counted)."""
 TERMINAL_DAY_SLOTS = 64

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from features.definitions import CardWriteMode
 from features.redis_nodes import CLUSTER_SCHEMES
 from services.settings_names import unknown_variables
 from streams.errors import ConfigError
@@ -126,7 +127,7 @@ class CommonSettings(BaseSettings):
         "3 KB of RSS with 70 events of history (32 B more per event): 100,000 cards ~ 300 MB. "
         "0 = no cache: every card is read each batch (docs/scaling.md sizes it)",
     )
-    card_writes: Literal["append", "rewrite"] = Field(
+    card_writes: CardWriteMode = Field(
         "append",
         description="how a card's new events reach Redis: 'append' writes only the new "
         "records in place (least Redis CPU and bandwidth; Redis then reserves as much again "
