@@ -127,6 +127,20 @@ class CommonSettings(BaseSettings):
         "3 KB of RSS with 70 events of history (32 B more per event): 100,000 cards ~ 300 MB. "
         "0 = no cache: every card is read each batch (docs/scaling.md sizes it)",
     )
+    profile_cache_size: int = Field(
+        100_000,
+        ge=0,
+        description="terminals whose profile row the scorer (and the REST API) keeps in memory "
+        "between batches, about 200 B each; a terminal not cached is read from Redis. Every "
+        "profile writer of the project (feedback, `fraudctl features materialize`) empties the "
+        "caches at once; 0 = no cache: every terminal is read each batch",
+    )
+    profile_cache_max_age_s: float = Field(
+        60.0,
+        gt=0,
+        description="the oldest a cached profile row may be: how late a row written by hand "
+        "(not through the project's writers, e.g. `feast materialize`) can be seen",
+    )
     card_writes: CardWriteMode = Field(
         "append",
         description="how a card's new events reach Redis: 'append' writes only the new "

@@ -155,6 +155,8 @@ SETTINGS_FIELDS: frozenset[str] = frozenset(
         "policy_refit_days",
         "poll_timeout_ms",
         "port",
+        "profile_cache_max_age_s",
+        "profile_cache_size",
         "progress_log_s",
         "quality_min_frauds",
         "quality_min_labels",

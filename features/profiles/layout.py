@@ -110,6 +110,12 @@ class FeastLayout:
         if self.verify_with_feast:
             self.verify()
 
+    @property
+    def generation_key(self) -> bytes:
+        """Set to a new token by every writer of this view's rows once they are written
+        (:mod:`features.profiles.cache`)."""
+        return b"fraud:profiles:%s:%s:generation" % (self.project.encode(), self.view.encode())
+
     def entity_key(self, entity_id: str) -> bytes:
         raw = entity_id.encode()
         return self.key_prefix + struct.pack("<I", len(raw)) + raw + self.key_suffix

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from features.profiles.cache import publish_profile_change
 from features.profiles.feast_repo import (
     REPO_DIR,
     apply_repo,
@@ -108,12 +109,13 @@ def materialize_frames(
         store.materialize_incremental(end_date=end)
     else:  # a past end: incremental would start at now - ttl, after end
         store.materialize(start_date=end - ttl, end_date=end)
+    client = redis_for_url(redis_url, **(redis_options or {}))
+    publish_profile_change(client, layout_for(store).generation_key)  # readers' caches
     timings["materialize"] = time.perf_counter() - started
 
     applied = deferred = 0
     if seed_writer:
         started = time.perf_counter()
-        client = redis_for_url(redis_url, **(redis_options or {}))
         writer = TerminalRiskWriter(
             client,
             layout_for(store),

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import redis
 
+from features.profiles.cache import ProfileCache
 from features.profiles.errors import ProfileLayoutError, ProfileStoreUnavailable
 from features.profiles.layout import (
     FLOAT_TAG,
@@ -71,10 +72,14 @@ class FeastRedisProfileReader:
         layout: FeastLayout,
         *,
         ttl: timedelta = TERMINAL_RISK_TTL,
+        cache: ProfileCache | None = None,
     ) -> None:
         self._client = redis_client
         self.layout = layout
         self.ttl = ttl
+        self.cache = cache
+        key = layout.generation_key
+        self._generation_command = b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key)
         fields = [*layout.feature_fields, layout.ts_field]
         self._n_fields = len(fields)
         self._n_features = len(layout.features)
@@ -109,44 +114,84 @@ class FeastRedisProfileReader:
         self, terminal_ids: Sequence[str]
     ) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
         if len(terminal_ids) == 0:
-            empty = np.zeros((0, self._n_features)), np.zeros(0, dtype=np.int64)
+            empty = self._empty()
             return lambda: empty
+        if self.cache is not None:
+            return self._start_cached(terminal_ids, self.cache)
         receive = self._send_hmgets(self.layout.entity_keys(terminal_ids))
+        return lambda: self._parse(receive()[1])
+
+    def _start_cached(
+        self, terminal_ids: Sequence[str], cache: ProfileCache
+    ) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
+        """Read only the terminals not cached, with the generation ahead of them; a new
+        generation empties the cache and the batch's cached terminals are read again."""
+        hit, hit_values, hit_seconds = cache.lookup(terminal_ids)
+        flags = zip(terminal_ids, hit.tolist(), strict=True)
+        missing = list(dict.fromkeys(t for t, cached in flags if not cached))
+        receive = self._send_hmgets(self.layout.entity_keys(missing), generation=True)
 
         def parse() -> tuple[np.ndarray, np.ndarray]:
-            replies = receive()
-            parsed = self._parse_fast(replies)
-            return parsed if parsed is not None else self._parse_slow(replies)
+            generation, replies = receive()
+            if cache.observe(generation) and len(hit_seconds):  # the hits are of before
+                distinct = list(dict.fromkeys(terminal_ids))
+                fresh = self._parse(self._send_hmgets(self.layout.entity_keys(distinct))()[1])
+                cache.store(distinct, *fresh)
+                return _spread(terminal_ids, distinct, *fresh)
+            if not missing:
+                return hit_values.astype(np.float64), hit_seconds
+            read = self._parse(replies)
+            cache.store(missing, *read)
+            if len(missing) == len(terminal_ids):
+                return read
+            values, seconds = _spread(terminal_ids, missing, *read)
+            values[hit], seconds[hit] = hit_values, hit_seconds
+            return values, seconds
 
         return parse
 
-    def _send_hmgets(self, keys: list[bytes]) -> Callable[[], list[list[bytes | None]]]:
+    def _empty(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros((0, self._n_features)), np.zeros(0, dtype=np.int64)
+
+    def _parse(self, replies: list[list[bytes | None]]) -> tuple[np.ndarray, np.ndarray]:
+        parsed = self._parse_fast(replies)
+        return parsed if parsed is not None else self._parse_slow(replies)
+
+    def _send_hmgets(
+        self, keys: list[bytes], *, generation: bool = False
+    ) -> Callable[[], tuple[object, list[list[bytes | None]]]]:
         """Pipeline one HMGET per key on a connection of its own (of each node, on a Redis
-        Cluster); the returned function reads the replies and gives the connections back
-        (call it exactly once)."""
+        Cluster), after a read of the profiles' generation when asked; the returned
+        function reads the replies and gives the connections back (call it exactly once)."""
         if not is_cluster(self._client):
-            return self._send_to(self._client, keys)
+            return self._send_to(self._client, keys, generation)
         cluster: Any = self._client
+        token: object = None
+        if generation:  # before the rows, in its own round trip: the nodes are not ordered
+            try:
+                token = cluster.get(self.layout.generation_key)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                raise ProfileStoreUnavailable("read_batch", str(exc)) from exc
         groups = group_by_node(cluster, keys)
         sent = [
             (idx, self._send_to(cluster.get_redis_connection(node), [keys[i] for i in idx]))
             for node, idx in groups
         ]
 
-        def receive() -> list[list[bytes | None]]:
+        def receive() -> tuple[object, list[list[bytes | None]]]:
             out: list[list[bytes | None]] = [[] for _ in keys]
             moved: BaseException | None = None
             for idx, read in sent:
                 try:
-                    for i, reply in zip(idx, read(), strict=True):
+                    for i, reply in zip(idx, read()[1], strict=True):
                         out[i] = reply
                 except ProfileLayoutError as exc:
                     if exc.__cause__ is None or not is_redirect(exc.__cause__):
                         raise
                     moved = exc
             if moved is not None:  # a slot moved: read again, one key at a time
-                return self._read_moved(cluster, keys)
-            return out
+                return token, self._read_moved(cluster, keys)
+            return token, out
 
         return receive
 
@@ -162,10 +207,11 @@ class FeastRedisProfileReader:
             raise ProfileStoreUnavailable("read_batch", str(exc)) from exc
 
     def _send_to(
-        self, client: redis.Redis, keys: list[bytes]
-    ) -> Callable[[], list[list[bytes | None]]]:
+        self, client: redis.Redis, keys: list[bytes], generation: bool = False
+    ) -> Callable[[], tuple[object, list[list[bytes | None]]]]:
         head, tail = self._command_head, self._command_tail
-        payload = b"".join([head + b"$%d\r\n" % len(k) + k + b"\r\n" + tail for k in keys])
+        lead = self._generation_command if generation else b""
+        payload = lead + b"".join([head + b"$%d\r\n" % len(k) + k + b"\r\n" + tail for k in keys])
         pool = client.connection_pool
         try:
             connection = pool.get_connection("HMGET")
@@ -178,9 +224,10 @@ class FeastRedisProfileReader:
             pool.release(connection)
             raise ProfileStoreUnavailable("read_batch", str(exc)) from exc
 
-        def receive() -> list[list[bytes | None]]:
+        def receive() -> tuple[object, list[list[bytes | None]]]:
             try:
-                return [connection.read_response() for _ in keys]
+                token = connection.read_response() if generation else None
+                return token, [connection.read_response() for _ in keys]
             except redis.ResponseError as exc:
                 connection.disconnect()
                 raise ProfileLayoutError(f"profile key is not a Feast hash: {exc}") from exc
@@ -235,6 +282,22 @@ class FeastRedisProfileReader:
                 if value is not None:
                     values[i, j] = np.float32(value)
         return values, seconds
+
+
+def _spread(
+    terminal_ids: Sequence[str], distinct: list[str], values: np.ndarray, seconds: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rows read for ``distinct`` terminals, one per entry of ``terminal_ids`` (-1 / NaN
+    for a terminal not among them)."""
+    position = {t: i for i, t in enumerate(distinct)}
+    at = np.fromiter(
+        (position.get(t, -1) for t in terminal_ids), dtype=np.int64, count=len(terminal_ids)
+    )
+    known = at >= 0
+    out_values = np.full((len(terminal_ids), values.shape[1]), np.nan)
+    out_seconds = np.full(len(terminal_ids), -1, dtype=np.int64)
+    out_values[known], out_seconds[known] = values[at[known]], seconds[at[known]]
+    return out_values, out_seconds
 
 
 def _is_us_array(as_of: object) -> bool:

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import redis
 
+from features.profiles.cache import publish_profile_change
 from features.profiles.errors import ProfileInputError, ProfileStoreUnavailable
 from features.profiles.layout import FeastLayout
 from features.profiles.names import (
@@ -205,6 +206,7 @@ class TerminalRiskWriter:
             return self._run_on_cluster(terminals, labels, as_of_s)
         try:
             reply = self._script(keys=keys, args=args)
+            publish_profile_change(self._client, self.layout.generation_key)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise ProfileStoreUnavailable("apply_labels", str(exc)) from exc
         return int(reply[0]), [int(flag) for flag in reply[1:]]
@@ -258,6 +260,7 @@ class TerminalRiskWriter:
                 return out
 
             written = script_per_node(cluster, _ROWS_SCRIPT, list(rows), row_args)  # type: ignore[arg-type]
+            publish_profile_change(cluster, self.layout.generation_key)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise ProfileStoreUnavailable("apply_labels", str(exc)) from exc
         return sum(int(n) for _, n in written), flags  # type: ignore[call-overload]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import redis
 
 from features.interface import FeatureStore
+from features.profiles.cache import ProfileCache
 from features.profiles.layout import FeastLayout
 from features.profiles.reader import FeastRedisProfileReader
 from features.realtime.cluster_store import redis_feature_store
@@ -23,7 +24,14 @@ def open_feature_store(client: redis.Redis, settings: CommonSettings) -> RedisFe
     # verify_with_feast=False: importing Feast would cost the scorer ~140 MB of RSS; the
     # layout is verified against the pinned Feast by the tests and by the feedback writer.
     layout = FeastLayout(project=settings.feast_project, verify_with_feast=False)
-    profiles = FeastRedisProfileReader(client, layout)
+    cache = None
+    if settings.profile_cache_size:
+        cache = ProfileCache(
+            settings.profile_cache_size,
+            len(layout.features),
+            max_age_s=settings.profile_cache_max_age_s,
+        )
+    profiles = FeastRedisProfileReader(client, layout, cache=cache)
     return redis_feature_store(
         client,
         prefix=settings.redis_prefix,

@@ -12,10 +12,11 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
+from features.profiles.cache import ProfileCache
 from features.profiles.layout import FeastLayout
 from features.profiles.reader import FeastRedisProfileReader
 from features.profiles.risk import terminal_risk
-from features.profiles.writer import TerminalRiskWriter, labels_from_frames
+from features.profiles.writer import TerminalLabel, TerminalRiskWriter, labels_from_frames
 from tests.profiles_data import T0, random_history
 
 pytestmark = pytest.mark.cluster
@@ -52,3 +53,31 @@ def test_profiles_written_and_read_on_the_cluster_equal_one_servers(
     offline = terminal_risk(tx, lab, end, terminal_ids=TERMINALS).to_numpy()
     np.testing.assert_array_equal(on_cluster[:, :14], offline[:, :14])
     np.testing.assert_allclose(on_cluster[:, 14], offline[:, 14], rtol=2e-6)
+
+
+def test_a_cached_reader_on_the_cluster_sees_a_label_written_after_it_read(
+    cluster_client: RedisCluster, cluster_prefix: str
+) -> None:
+    client: redis.Redis = cluster_client  # type: ignore[assignment]
+    tx, _ = random_history(seed=5, n_tx=2000, n_terminals=20, days=40)
+    end = T0 + timedelta(days=41, hours=20)
+    layout = FeastLayout(project=f"fraud_{cluster_prefix}")
+    writer = TerminalRiskWriter(client, layout, state_prefix=cluster_prefix)
+    writer.seed_transaction_counts(tx, as_of=end)
+    cache = ProfileCache(100, len(layout.features), max_age_s=3600)
+    cached = FeastRedisProfileReader(client, layout, cache=cache)
+    try:
+        before = cached.read_raw(TERMINALS)  # no label yet: no rows
+        label = TerminalLabel(
+            "tx-new", TERMINALS[3], end - timedelta(hours=30), end - timedelta(hours=29)
+        )
+        writer.apply_labels([label], as_of=end)
+        after = cached.read_raw(TERMINALS)
+        fresh = FeastRedisProfileReader(client, layout).read_raw(TERMINALS)
+        np.testing.assert_array_equal(after[0], fresh[0])
+        np.testing.assert_array_equal(after[1], fresh[1])
+        assert before[1][3] == -1 and after[1][3] > 0 and cache.hits == len(TERMINALS)
+    finally:
+        for key in client.scan_iter(match=b"*" + layout.key_suffix):
+            client.delete(key)
+        client.delete(layout.generation_key)
