@@ -168,10 +168,12 @@ class Decoder(Generic[E]):
     def _duplicate_field(self, payload: bytes) -> str | None:
         """A known field given twice in one object (JSON keeps the last silently, so a
         validator and this decoder could read two different events from the same bytes).
-        Token counting finds candidates; the exact check parses only those payloads."""
-        tokens = self._field_token.findall(payload)
-        if len(tokens) == len(set(tokens)):
-            return None
+        Token counting finds candidates; the exact check parses only those payloads, and
+        every payload with an escape (``"am\\u006funt"`` is ``amount`` to a JSON parser)."""
+        if b"\\" not in payload:
+            tokens = self._field_token.findall(payload)
+            if len(tokens) == len(set(tokens)):
+                return None
         return duplicate_key(payload)
 
     def _in_window(self, event: E, window: Window | None) -> E | Rejection:

@@ -147,6 +147,8 @@ def test_nesting_depth_is_exact_and_ignores_strings() -> None:
         (_tx(currency="EUR\n"), "invalid_value"),
         (_tx(schema_version=2), "unsupported_version"),
         (_tx()[:-1] + b', "amount": 1.0}', "duplicate_field"),
+        (_tx()[:-1] + b', "am\\u006funt": 9999.0}', "duplicate_field"),  # the same key, escaped
+        (_tx()[:-1] + b', "amount"\n : 9999.0}', "duplicate_field"),
         (_tx(event_time="9999-01-01T00:00:00Z"), "event_time_out_of_range"),
         (_tx(event_time=(NOW + timedelta(minutes=6)).isoformat()), "event_time_out_of_range"),
         (_tx(event_time=(NOW - timedelta(days=2)).isoformat()), "event_time_out_of_range"),
