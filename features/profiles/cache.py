@@ -23,6 +23,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,9 @@ _UNSEEN: Any = object()
 
 
 class ProfileCache:
-    """Raw profile rows of up to ``size`` terminals, oldest stored first out."""
+    """Raw profile rows of up to ``size`` terminals. A full cache is emptied whole: the
+    terminals that carry the traffic are back after a batch, and the bookkeeping stays
+    in C (a cache far smaller than the terminals a scorer sees hits rarely either way)."""
 
     def __init__(
         self,
@@ -51,8 +54,7 @@ class ProfileCache:
         self._seconds = np.full(size, -1, dtype=np.int64)
         self._stored_at = np.zeros(size)
         self._slot: dict[str, int] = {}
-        self._owner: list[str | None] = [None] * size
-        self._next = 0
+        self._used = 0
         self._lock = threading.Lock()
         self.generation: object = _UNSEEN
         self.hits = self.lookups = 0
@@ -63,40 +65,40 @@ class ProfileCache:
     def lookup(self, terminal_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Which terminals are cached (and young enough), and their rows' values and
         seconds in that order; copies, so a later store cannot change them."""
+        n = len(terminal_ids)
         with self._lock:
-            slot = self._slot
-            slots = np.fromiter(
-                (slot.get(t, -1) for t in terminal_ids), dtype=np.int64, count=len(terminal_ids)
-            )
+            slots = np.fromiter(map(self._slot.get, terminal_ids, repeat(-1, n)), np.int64, n)
             hit = slots >= 0
             if hit.any():
                 old = self._clock() - self._stored_at[slots[hit]] > self.max_age_s
                 if old.any():
                     hit[np.flatnonzero(hit)[old]] = False
             found = slots[hit]
-            self.lookups += len(slots)
+            self.lookups += n
             self.hits += len(found)
             return hit, self._values[found], self._seconds[found]
 
     def store(self, terminal_ids: Sequence[str], values: np.ndarray, seconds: np.ndarray) -> None:
-        """Keep the rows just read (distinct terminals), each replacing the oldest stored."""
+        """Keep the rows just read (distinct terminals), in the next free slots; a terminal
+        stored again moves to a new slot (its old one stays unused until the cache empties)."""
         now = self._clock()
         with self._lock:
-            slots = np.empty(len(terminal_ids), dtype=np.int64)
-            for i, terminal in enumerate(terminal_ids):
-                at = self._slot.get(terminal)
-                if at is None:
-                    at = self._next
-                    self._next = (at + 1) % self.size
-                    evicted = self._owner[at]
-                    if evicted is not None:
-                        del self._slot[evicted]
-                    self._owner[at] = terminal
-                    self._slot[terminal] = at
-                slots[i] = at
-            self._values[slots] = values
-            self._seconds[slots] = seconds
-            self._stored_at[slots] = now
+            m = len(terminal_ids)
+            if self._used + m > self.size:
+                self._slot.clear()
+                self._used = 0
+                if m > self.size:  # more than it holds: keep the last ones read
+                    terminal_ids, values, seconds = (
+                        terminal_ids[m - self.size :],
+                        values[m - self.size :],
+                        seconds[m - self.size :],
+                    )
+                    m = self.size
+            start, self._used = self._used, self._used + m
+            self._slot.update(zip(terminal_ids, range(start, start + m), strict=True))
+            self._values[start : start + m] = values
+            self._seconds[start : start + m] = seconds
+            self._stored_at[start : start + m] = now
 
     def observe(self, generation: object) -> bool:
         """Record the generation read with a batch; True (and the cache emptied) when it is
@@ -106,8 +108,7 @@ class ProfileCache:
                 return False
             self.generation = generation
             self._slot.clear()
-            self._owner = [None] * self.size
-            self._next = 0
+            self._used = 0
             return True
 
 

@@ -1,6 +1,8 @@
 """Direct reader of terminal-risk profiles from Feast's Redis layout (the scorer's hot path).
 
-One pipelined round trip of raw ``HMGET`` commands per batch, replies parsed with numpy.
+One pipelined round trip of raw ``HMGET`` commands per batch, replies parsed with numpy;
+with a :class:`~features.profiles.cache.ProfileCache`, only for the terminals it lacks,
+after a read of the profiles' generation token (ADR 0014).
 Semantics shared with the Feast-SDK reader (:func:`finalize_profiles`):
 
 * no row (new terminal, or Redis key expired by ``key_ttl_seconds``) -> defaults;
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -289,10 +292,9 @@ def _spread(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The rows read for ``distinct`` terminals, one per entry of ``terminal_ids`` (-1 / NaN
     for a terminal not among them)."""
-    position = {t: i for i, t in enumerate(distinct)}
-    at = np.fromiter(
-        (position.get(t, -1) for t in terminal_ids), dtype=np.int64, count=len(terminal_ids)
-    )
+    n = len(terminal_ids)
+    position = dict(zip(distinct, range(len(distinct)), strict=True))
+    at = np.fromiter(map(position.get, terminal_ids, repeat(-1, n)), np.int64, n)
     known = at >= 0
     out_values = np.full((len(terminal_ids), values.shape[1]), np.nan)
     out_seconds = np.full(len(terminal_ids), -1, dtype=np.int64)

@@ -37,13 +37,22 @@ def test_a_stored_row_is_served_as_stored_and_other_terminals_miss() -> None:
     assert (cache.lookups, cache.hits) == (4, 3)
 
 
-def test_the_oldest_stored_terminal_makes_room_for_a_new_one() -> None:
-    cache = ProfileCache(3, K, max_age_s=60)
+def test_a_full_cache_empties_whole_and_keeps_what_it_reads_next() -> None:
+    cache = ProfileCache(4, K, max_age_s=60)
     cache.store(["T1", "T2", "T3"], *_rows(1, 2, 3))
-    cache.store(["T2", "T4"], *_rows(22, 4))  # T2 is replaced in place; T4 takes T1's slot
-    hit, values, _ = cache.lookup(["T1", "T2", "T3", "T4"])
-    assert hit.tolist() == [False, True, True, True] and len(cache) == 3
-    assert values[:, 0].tolist() == [22.0, 3.0, 4.0]
+    cache.store(["T2"], *_rows(22))  # stored again: the new row is served
+    assert cache.lookup(["T2"])[1][:, 0].tolist() == [22.0] and len(cache) == 3
+    cache.store(["T4", "T5"], *_rows(4, 5))  # five slots needed, four held: emptied first
+    hit, values, _ = cache.lookup(["T1", "T2", "T3", "T4", "T5"])
+    assert hit.tolist() == [False, False, False, True, True] and len(cache) == 2
+    assert values[:, 0].tolist() == [4.0, 5.0]
+
+
+def test_a_batch_larger_than_the_cache_keeps_its_last_rows() -> None:
+    cache = ProfileCache(2, K, max_age_s=60)
+    cache.store(["T1", "T2", "T3"], *_rows(1, 2, 3))
+    hit, values, _ = cache.lookup(["T1", "T2", "T3"])
+    assert hit.tolist() == [False, True, True] and values[:, 0].tolist() == [2.0, 3.0]
 
 
 def test_a_row_older_than_the_max_age_is_read_again() -> None:
@@ -73,7 +82,7 @@ def test_rows_looked_up_do_not_change_when_their_slots_are_reused() -> None:
     cache = ProfileCache(1, K, max_age_s=60)
     cache.store(["T1"], *_rows(1))
     _, values, seconds = cache.lookup(["T1"])
-    cache.store(["T2"], *_rows(2))  # T1's only slot goes to T2
+    cache.store(["T2"], *_rows(2))  # the only slot goes to T2
     assert values[0, 0] == 1.0 and seconds[0] == 101
 
 
