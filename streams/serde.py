@@ -140,9 +140,7 @@ class Decoder(Generic[E]):
         and per payload only when the batch may hold one (the same results, cheaper)."""
         scan = self._check_pan and not self._free_text
         try:
-            # a payload over the size limit is refused before any scan: not joined
-            kept = [p for p in payloads if p and len(p) <= self._max_bytes]
-            pan_free = scan and none_holds_pan(kept)
+            pan_free = scan and none_holds_pan([p for p in payloads if p])
         except Exception:  # whatever the joined bytes do, each payload is still scanned
             pan_free = False
         return [self.decode(p, window, pan_free=pan_free) for p in payloads]
