@@ -34,15 +34,12 @@ def decode_batch(
 ) -> DecodedBatch:
     batch = DecodedBatch()
     window = decoder.window()  # one clock reading for the batch's time checks
-    records = []
     for message in messages:
         error = message.error()
         if error is not None:  # partition EOF or a transport hiccup: not a record
             batch.transport_errors.append(str(error))
             continue
-        records.append(message)
-    decoded = decoder.decode_many([m.value() for m in records], window)
-    for message, result in zip(records, decoded, strict=True):
+        result = decoder.decode(message.value(), window)
         if isinstance(result, Rejection):
             batch.dead_letters.append(_letter(message, result))
             continue

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import msgspec
@@ -167,25 +167,6 @@ def _decoded(payload: bytes) -> Any:
 _NOT_JSON = object()
 
 
-def _plainly_free(payload: bytes) -> bool:
-    """No escape, only ASCII, and no 13 digits in a row a PAN could be: no PAN in it."""
-    return (
-        b"\\" not in payload
-        and payload.isascii()
-        and (not _may_hold_candidate(payload) or _CANDIDATE.search(payload) is None)
-    )
-
-
-def none_holds_pan(payloads: Sequence[bytes]) -> bool:
-    """True when no payload can hold a PAN or a PAN-named field, decided for the batch at
-    once (a handful of C passes over the bytes, instead of as many per payload); False
-    means "look at each": :func:`find_pan` says which. Each test finds in the joined bytes
-    whatever it finds in one payload, and the NUL between payloads is neither a digit,
-    a separator a PAN may have, nor JSON whitespace, so no match spans two of them."""
-    joined = b"\x00".join(payloads)
-    return _PAN_FIELD.search(joined.lower()) is None and _plainly_free(joined)
-
-
 def find_pan(payload: bytes) -> str | None:
     """A short description of the PAN (or PAN-named field) in a JSON ``payload``, or None.
 
@@ -195,7 +176,11 @@ def find_pan(payload: bytes) -> str | None:
     if field is not None:
         name = payload[field.start() : field.end() - 1]  # as written, not lower-cased
         return f"field {name.decode(errors='replace').strip()} is not allowed"
-    if _plainly_free(payload):
+    if (
+        b"\\" not in payload
+        and payload.isascii()
+        and (not _may_hold_candidate(payload) or _CANDIDATE.search(payload) is None)
+    ):
         return None
     document = _decoded(payload)
     texts = (

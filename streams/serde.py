@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Generic, TypeVar
@@ -25,7 +24,7 @@ from streams.events import (
     Transaction,
 )
 from streams.jsonscan import MAX_DEPTH, nesting_depth
-from streams.pan import contains_pan, find_pan, none_holds_pan
+from streams.pan import contains_pan, find_pan
 
 MAX_MESSAGE_BYTES = 64 * 1024
 
@@ -123,31 +122,13 @@ class Decoder(Generic[E]):
         """The accepted time window as of now (compute once per batch, pass to decode)."""
         return None if self.bounds is None else self.bounds.window(datetime.now(UTC))
 
-    def decode(
-        self, payload: bytes | None, window: Window | None = None, *, pan_free: bool = False
-    ) -> E | Rejection:
-        """``pan_free``: the caller found that no card number can be in ``payload``
-        (:meth:`decode_many`), so the per-payload scan is skipped."""
+    def decode(self, payload: bytes | None, window: Window | None = None) -> E | Rejection:
         try:
-            return self._decode(payload, window, pan_free)
+            return self._decode(payload, window)
         except Exception as exc:  # a decoder bug must cost one dead letter, not the service
             return Rejection("processing_error", f"{type(exc).__name__} while decoding")
 
-    def decode_many(
-        self, payloads: Sequence[bytes | None], window: Window | None = None
-    ) -> list[E | Rejection]:
-        """:meth:`decode` of each payload; the card-number scan runs over the batch at once
-        and per payload only when the batch may hold one (the same results, cheaper)."""
-        scan = self._check_pan and not self._free_text
-        try:
-            pan_free = scan and none_holds_pan([p for p in payloads if p])
-        except Exception:  # whatever the joined bytes do, each payload is still scanned
-            pan_free = False
-        return [self.decode(p, window, pan_free=pan_free) for p in payloads]
-
-    def _decode(
-        self, payload: bytes | None, window: Window | None, pan_free: bool
-    ) -> E | Rejection:
+    def _decode(self, payload: bytes | None, window: Window | None) -> E | Rejection:
         if payload is None or len(payload) == 0:
             return Rejection("invalid_json", "empty payload")
         if len(payload) > self._max_bytes:
@@ -161,7 +142,7 @@ class Decoder(Generic[E]):
         depth = nesting_depth(payload)
         if depth > MAX_DEPTH:
             return Rejection("too_deep", f"nested {depth} deep, limit {MAX_DEPTH}")
-        if self._check_pan and not self._free_text and not pan_free:
+        if self._check_pan and not self._free_text:
             pan = find_pan(payload)
             if pan is not None:
                 return Rejection("pan_not_allowed", pan)
