@@ -59,6 +59,14 @@ def _label(n: int, terminal: str, day: int) -> TerminalLabel:
     return TerminalLabel(f"tx{n}", terminal, at, at + timedelta(minutes=5))
 
 
+@pytest.fixture
+def writer(redis_client: redis.Redis, redis_prefix: str, layout: FeastLayout) -> TerminalRiskWriter:
+    """The feedback writer, with one label on T1 applied (T1 has a row, T2 none)."""
+    labelled = TerminalRiskWriter(redis_client, layout, state_prefix=redis_prefix)
+    labelled.apply_labels([_label(1, "T1", 0)], as_of=T0 + timedelta(days=1))
+    return labelled
+
+
 def _same(left: tuple[np.ndarray, np.ndarray], right: tuple[np.ndarray, np.ndarray]) -> None:
     np.testing.assert_array_equal(left[0], right[0])  # NaN == NaN here: "no value" alike
     np.testing.assert_array_equal(left[1], right[1])
@@ -67,7 +75,7 @@ def _same(left: tuple[np.ndarray, np.ndarray], right: tuple[np.ndarray, np.ndarr
 def test_cached_reads_equal_fresh_reads_while_labels_arrive(
     redis_client: redis.Redis, redis_prefix: str, layout: FeastLayout
 ) -> None:
-    writer = TerminalRiskWriter(redis_client, layout, state_prefix=redis_prefix)
+    feedback = TerminalRiskWriter(redis_client, layout, state_prefix=redis_prefix)
     cached = _reader(redis_client, layout)
     fresh = FeastRedisProfileReader(redis_client, layout)
     rng = random.Random(7)
@@ -76,7 +84,7 @@ def test_cached_reads_equal_fresh_reads_while_labels_arrive(
         for _ in range(rng.randrange(0, 4)):  # some rounds write nothing: the cache holds
             terminal = rng.choice(TERMINALS[:25])  # T25.. never get a row
             n += 1
-            writer.apply_labels([_label(n, terminal, day)], as_of=T0 + timedelta(days=day + 1))
+            feedback.apply_labels([_label(n, terminal, day)], as_of=T0 + timedelta(days=day + 1))
         for _ in range(3):
             batch = [rng.choice(TERMINALS) for _ in range(30)]  # repeats within a batch too
             _same(cached.read_raw(batch), fresh.read_raw(batch))
@@ -86,10 +94,8 @@ def test_cached_reads_equal_fresh_reads_while_labels_arrive(
 
 
 def test_a_label_written_between_two_batches_is_in_the_second(
-    redis_client: redis.Redis, redis_prefix: str, layout: FeastLayout
+    redis_client: redis.Redis, layout: FeastLayout, writer: TerminalRiskWriter
 ) -> None:
-    writer = TerminalRiskWriter(redis_client, layout, state_prefix=redis_prefix)
-    writer.apply_labels([_label(1, "T1", 0)], as_of=T0 + timedelta(days=1))
     reader = _reader(redis_client, layout)
     before = reader.read_raw(["T1", "T2"])
     assert reader.read_raw(["T1", "T2"])[1].tolist() == before[1].tolist()  # from the cache
@@ -100,10 +106,8 @@ def test_a_label_written_between_two_batches_is_in_the_second(
 
 
 def test_a_row_written_by_hand_is_seen_once_the_cached_one_is_max_age_old(
-    redis_client: redis.Redis, redis_prefix: str, layout: FeastLayout
+    redis_client: redis.Redis, layout: FeastLayout, writer: TerminalRiskWriter
 ) -> None:
-    writer = TerminalRiskWriter(redis_client, layout, state_prefix=redis_prefix)
-    writer.apply_labels([_label(1, "T1", 0)], as_of=T0 + timedelta(days=1))
     clock = Clock()
     reader = _reader(redis_client, layout, max_age_s=30.0, clock=clock)
     stored = reader.read_raw(["T1"])
@@ -117,10 +121,8 @@ def test_a_row_written_by_hand_is_seen_once_the_cached_one_is_max_age_old(
 
 
 def test_rows_lost_by_redis_are_not_served_from_memory(
-    redis_client: redis.Redis, redis_prefix: str, layout: FeastLayout
+    redis_client: redis.Redis, layout: FeastLayout, writer: TerminalRiskWriter
 ) -> None:
-    writer = TerminalRiskWriter(redis_client, layout, state_prefix=redis_prefix)
-    writer.apply_labels([_label(1, "T1", 0)], as_of=T0 + timedelta(days=1))
     reader = _reader(redis_client, layout)
     assert reader.read_raw(["T1"])[1][0] > 0
     redis_client.delete(layout.entity_key("T1"), layout.generation_key)  # as a flush would
