@@ -133,7 +133,7 @@ class CommonSettings(BaseSettings):
         description="terminals whose profile row the scorer (and the REST API) keeps in memory "
         "between batches, about 200 B each; a terminal not cached is read from Redis. Every "
         "profile writer of the project (feedback, `fraudctl features materialize`) empties the "
-        "caches at once; 0 = no cache: every terminal is read each batch",
+        "caches at their next batch; 0 = no cache: every terminal is read each batch",
     )
     profile_cache_max_age_s: float = Field(
         60.0,
