@@ -110,7 +110,8 @@ def materialize_frames(
     else:  # a past end: incremental would start at now - ttl, after end
         store.materialize(start_date=end - ttl, end_date=end)
     client = redis_for_url(redis_url, **(redis_options or {}))
-    publish_profile_change(client, layout_for(store).generation_key)  # readers' caches
+    layout = layout_for(store)  # checked against Feast's own functions: once
+    publish_profile_change(client, layout.generation_key)  # readers' caches
     timings["materialize"] = time.perf_counter() - started
 
     applied = deferred = 0
@@ -118,7 +119,7 @@ def materialize_frames(
         started = time.perf_counter()
         writer = TerminalRiskWriter(
             client,
-            layout_for(store),
+            layout,
             state_prefix=state_prefix,
             delay_days=delay_days,
             key_ttl_seconds=store.config.online_store.key_ttl_seconds or 0,
