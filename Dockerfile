@@ -1,5 +1,5 @@
 # One image for every service of the project (scorer, api, feedback, retrainer, review).
-# Two stages: the build stage compiles the card kernel (cffi, C) and every wheel; the final
+# Two stages: the build stage compiles the C extensions (cffi) and every wheel; the final
 # stage installs only the runtime wheels, so it has no compiler, no dev tools (pytest, ruff,
 # Locust...), and runs as an unprivileged user. State (registry, training store, Feast
 # repository, API keys) lives in /state, a volume in docker-compose.yml.

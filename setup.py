@@ -1,10 +1,16 @@
-"""Builds the card kernel (features/card_kernel.c) with cffi in API mode; the rest is
+"""Builds the two C extensions with cffi in API mode: the card kernel
+(features/card_kernel.c) and the payload guard (streams/payload_guard.c); the rest is
 pyproject.toml.
 
-The binding's declarations are the header the C file includes (features/card_kernel.h),
-so a signature that differs between C and Python fails here, at build time.
+Each binding's declarations are the header its C file includes, so a signature that
+differs between C and Python fails here, at build time.
 """
 
 from setuptools import setup
 
-setup(cffi_modules=["features/card_kernel_build.py:ffibuilder"])
+setup(
+    cffi_modules=[
+        "features/card_kernel_build.py:ffibuilder",
+        "streams/payload_guard_build.py:ffibuilder",
+    ]
+)

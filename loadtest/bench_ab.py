@@ -9,8 +9,9 @@ at the paced rate; the order of the trees flips every round and the zero-work ec
 is measured once per round. Only the pairs of one round compare.
 
 A tree is a checkout of this project (``git worktree add /tmp/base <commit>``). It needs
-the compiled card kernel: :func:`prepare_tree` copies this checkout's when the kernel's
-sources are the same, and refuses otherwise (build it in the tree first).
+its compiled C extensions: :func:`prepare_tree` copies this checkout's build of each when
+the tree has the same sources, and refuses otherwise (build it in the tree first). An
+older tree without the payload guard needs only the card kernel.
 """
 
 from __future__ import annotations
@@ -28,7 +29,28 @@ from loadtest.bench_scorer import ScorerBenchConfig, _FreshSteps
 from loadtest.bench_setup import BenchError, CpuSampler, bench_environment, process_tree_cpu
 from loadtest.mixes import Mix
 
-KERNEL_SOURCES = ("features/card_kernel.c", "features/card_kernel.h")
+
+@dataclass(frozen=True)
+class Extension:
+    """A C extension a scorer tree needs: its sources, its build's file name, its script."""
+
+    sources: tuple[str, ...]
+    built: str
+    build_script: str
+
+
+EXTENSIONS = (
+    Extension(
+        ("features/card_kernel.c", "features/card_kernel.h"),
+        "features/_card_kernel*.so",
+        "features/card_kernel_build.py",
+    ),
+    Extension(
+        ("streams/payload_guard.c", "streams/payload_guard.h"),
+        "streams/_payload_guard*.so",
+        "streams/payload_guard_build.py",
+    ),
+)
 KEPT = (
     *("p50_ms", "p95_ms", "p99_ms", "max_ms", "missing", "flag_rate", "gc_pauses"),
     *("broker_cpu_pct", "service_cpu_pct"),
@@ -45,22 +67,32 @@ class AbConfig:
 
 
 def prepare_tree(tree: Path, home: Path = bench_setup.ROOT) -> Path:
-    """``tree`` resolved, with the card kernel in place (copied from ``home`` when its
-    sources are identical); :class:`BenchError` when it is not a checkout or cannot run."""
+    """``tree`` resolved, with its C extensions in place (each copied from ``home`` when
+    its sources are identical); :class:`BenchError` when it is not a checkout or cannot
+    run."""
     tree = tree.resolve()
     if not (tree / "services/scorer/service.py").is_file():
         raise BenchError(f"{tree} is not a checkout of this project")
-    if tree == home.resolve() or any(tree.glob("features/_card_kernel*.so")):
+    if tree == home.resolve():
         return tree
-    same = all(filecmp.cmp(home / f, tree / f, shallow=False) for f in KERNEL_SOURCES)
-    built = sorted(home.glob("features/_card_kernel*.so"))
+    for ext in EXTENSIONS:
+        if (tree / ext.sources[0]).is_file() and not any(tree.glob(ext.built)):
+            _copy_build(ext, tree, home)
+    return tree
+
+
+def _copy_build(ext: Extension, tree: Path, home: Path) -> None:
+    same = all(
+        (home / f).is_file() and filecmp.cmp(home / f, tree / f, shallow=False) for f in ext.sources
+    )
+    built = sorted(home.glob(ext.built))
     if not same or not built:
         raise BenchError(
-            f"{tree} has no compiled card kernel and its sources differ from this checkout's"
-            " (or this one has none): run `python features/card_kernel_build.py` there"
+            f"{tree} has no build of {ext.sources[0]} and its sources differ from this"
+            f" checkout's (or this one has none): run `python {ext.build_script}` there"
         )
-    shutil.copy2(built[0], tree / "features" / built[0].name)
-    return tree
+    target = tree / Path(ext.built).parent / built[0].name
+    shutil.copy2(built[0], target)
 
 
 def order(names: Sequence[str], round_no: int) -> list[str]:

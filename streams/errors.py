@@ -18,6 +18,14 @@ class ConfigError(FraudError):
     """A setting is missing or contradicts another one."""
 
 
+class PayloadGuardMissing(FraudError):
+    """The payload guard's C library was not built (``make setup`` / ``pip install -e .``)."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__(f"payload guard not built from {source}: run `make setup`")
+        self.source = source
+
+
 class BrokerUnavailable(FraudError):
     """The Kafka-protocol broker did not answer within the allowed time."""
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import numpy as np
+
+from streams.errors import PayloadGuardMissing
 
 MAX_DEPTH = 32
 """Deepest nesting of arrays and objects a payload may have. Every event of this project
@@ -28,3 +31,22 @@ def nesting_depth(payload: bytes) -> int:
     codes = np.frombuffer(brackets, dtype=np.uint8)
     steps = np.where((codes == _OPEN[0]) | (codes == _OPEN[1]), 1, -1)
     return int(np.cumsum(steps).max())
+
+
+def _load_guard() -> Any:
+    try:
+        from streams._payload_guard import lib
+    except ImportError as exc:  # not built: `make setup` (or `pip install -e .`) builds it
+        raise PayloadGuardMissing(f"streams/payload_guard.c ({exc})") from None
+    return lib
+
+
+_GUARD = _load_guard()
+
+
+def clean_flat_object(payload: bytes) -> bool:
+    """True when ``payload`` is certainly clean for the intake: one flat JSON object of
+    ASCII text without escapes, no key twice, no card-number field name and no run of 13
+    digits in any string (``streams/payload_guard.c`` says exactly what). One C pass; False
+    only means "not sure", and the exact checks then decide."""
+    return bool(_GUARD.payload_guard_clean(payload, len(payload)))

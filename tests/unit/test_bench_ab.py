@@ -8,20 +8,30 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from loadtest.bench_ab import KERNEL_SOURCES, order, prepare_tree, summarize
+from loadtest.bench_ab import EXTENSIONS, Extension, order, prepare_tree, summarize
 from loadtest.bench_setup import ROOT, BenchError
 
 pytestmark = pytest.mark.unit
 
+CARD_KERNEL = EXTENSIONS[0]
 
-def _checkout(at: Path, kernel: bytes | None = None) -> Path:
-    for name in ("services/scorer/service.py", *KERNEL_SOURCES):
+
+def _checkout(
+    at: Path, kernel: bytes | None = None, *, extensions: tuple[Extension, ...] = EXTENSIONS
+) -> Path:
+    for name in ("services/scorer/service.py", *(f for e in extensions for f in e.sources)):
         target = at / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, target)
     if kernel is not None:
-        (at / KERNEL_SOURCES[0]).write_bytes(kernel)
+        (at / CARD_KERNEL.sources[0]).write_bytes(kernel)
     return at
+
+
+def _built(ext: Extension) -> Path:
+    built = sorted(ROOT.glob(ext.built))
+    assert built, f"make setup builds {ext.sources[0]}"
+    return built[0]
 
 
 def test_the_order_flips_every_round() -> None:
@@ -32,11 +42,18 @@ def test_the_order_flips_every_round() -> None:
     ]
 
 
-def test_a_tree_with_the_same_kernel_sources_gets_this_checkouts_build(tmp_path: Path) -> None:
-    built = sorted(ROOT.glob("features/_card_kernel*.so"))
-    assert built, "make setup builds the card kernel"
+def test_a_tree_with_the_same_sources_gets_this_checkouts_builds(tmp_path: Path) -> None:
     tree = prepare_tree(_checkout(tmp_path / "base"))
-    assert (tree / "features" / built[0].name).read_bytes() == built[0].read_bytes()
+    for ext in EXTENSIONS:
+        built = _built(ext)
+        copied = tree / Path(ext.built).parent / built.name
+        assert copied.read_bytes() == built.read_bytes()
+
+
+def test_a_tree_older_than_the_payload_guard_gets_the_card_kernel_only(tmp_path: Path) -> None:
+    tree = prepare_tree(_checkout(tmp_path / "old", extensions=(CARD_KERNEL,)))
+    assert (tree / "features" / _built(CARD_KERNEL).name).is_file()
+    assert not list(tree.glob("streams/_payload_guard*"))
 
 
 def test_a_tree_with_other_kernel_sources_is_refused_not_given_a_wrong_build(
