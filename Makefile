@@ -5,7 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 KERNEL := features/card_kernel.c features/card_kernel.h features/card_kernel_build.py \
-	streams/payload_guard.c streams/payload_guard.h streams/payload_guard_build.py
+	streams/payload_guard.c streams/payload_guard.h streams/payload_guard_build.py \
+	models/tree_shap.c models/tree_shap.h models/tree_shap_build.py
 
 .PHONY: setup test test-unit test-integration test-e2e test-cluster test-faults test-objstore soak lint docs format demo \
 	bench fuzz stack-up stack-down schemas clean

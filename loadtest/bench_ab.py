@@ -11,7 +11,7 @@ is measured once per round. Only the pairs of one round compare.
 A tree is a checkout of this project (``git worktree add /tmp/base <commit>``). It needs
 its compiled C extensions: :func:`prepare_tree` copies this checkout's build of each when
 the tree has the same sources, and refuses otherwise (build it in the tree first). An
-older tree without the payload guard needs only the card kernel.
+older tree needs only the extensions whose sources it has.
 """
 
 from __future__ import annotations
@@ -49,6 +49,11 @@ EXTENSIONS = (
         ("streams/payload_guard.c", "streams/payload_guard.h"),
         "streams/_payload_guard*.so",
         "streams/payload_guard_build.py",
+    ),
+    Extension(
+        ("models/tree_shap.c", "models/tree_shap.h"),
+        "models/_tree_shap*.so",
+        "models/tree_shap_build.py",
     ),
 )
 KEPT = (

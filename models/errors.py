@@ -107,3 +107,11 @@ class PromotionConflict(RegistryError):
         self.version = version
         self.expected = expected
         self.found = found
+
+
+class TreeShapKernelMissing(ModelError):
+    """The TreeSHAP kernel's C library was not built (``make setup`` / ``pip install -e .``)."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__(f"TreeSHAP kernel not built from {source}: run `make setup`")
+        self.source = source

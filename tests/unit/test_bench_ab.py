@@ -50,10 +50,13 @@ def test_a_tree_with_the_same_sources_gets_this_checkouts_builds(tmp_path: Path)
         assert copied.read_bytes() == built.read_bytes()
 
 
-def test_a_tree_older_than_the_payload_guard_gets_the_card_kernel_only(tmp_path: Path) -> None:
+def test_a_tree_older_than_the_other_extensions_gets_the_card_kernel_only(
+    tmp_path: Path,
+) -> None:
     tree = prepare_tree(_checkout(tmp_path / "old", extensions=(CARD_KERNEL,)))
     assert (tree / "features" / _built(CARD_KERNEL).name).is_file()
     assert not list(tree.glob("streams/_payload_guard*"))
+    assert not list(tree.glob("models/_tree_shap*"))
 
 
 def test_a_tree_with_other_kernel_sources_is_refused_not_given_a_wrong_build(
