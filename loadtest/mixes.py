@@ -125,7 +125,8 @@ class SimulatorMix:
 class SchemaMix:
     """Transactions built from the JSON Schema alone: every property the schema lists,
     valued from its keywords (type, enum, pattern, length, bounds, format), ids drawn
-    from fixed pools (a card is reused, as a card is); no project code knows them."""
+    from fixed pools (a card is reused, as a card is); no project code knows them. The
+    seed fixes the traffic; each generator's transaction ids are its own."""
 
     def __init__(self, schema_file: Path = SCHEMA_FILE, seed: int = 11) -> None:
         document = json.loads(schema_file.read_text())
@@ -136,6 +137,9 @@ class SchemaMix:
             "terminal_id": [f"st{self._rng.getrandbits(40):x}" for _ in range(SCHEMA_TERMINALS)],
         }
         self._customer_of = {c: f"su{i}" for i, c in enumerate(self._pools["card_id"])}
+        self._id_prefix = "".join(random.SystemRandom().choices(_LETTERS, k=8))
+        """Per generator, not per seed: two runs of one seed send the same traffic under
+        new transaction ids (the same ids would be skipped as already decided)."""
 
     def record(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -145,7 +149,7 @@ class SchemaMix:
             elif name == "customer_id":
                 continue  # the card's holder, set below
             elif name == "transaction_id":  # letters: a long digit run could pass for a PAN
-                out[name] = "".join(self._rng.choices(_LETTERS, k=24))
+                out[name] = self._id_prefix + "".join(self._rng.choices(_LETTERS, k=16))
             elif name == "amount":
                 out[name] = round(10 ** self._rng.uniform(0.0, 3.0), 2)
             else:
