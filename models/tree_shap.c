@@ -14,7 +14,9 @@
  * For one leaf of value v and one pattern o, the SHAP value of path feature k is
  *     v (o_k - z_k) sum_s c_s s! (d-s-1)! / d!
  * where c_s is the coefficient of x^s in prod_{j != k} (z_j + o_j x): the weighted sum over
- * the subsets of the other features, as in TreeSHAP's UnwoundPathSum.
+ * the subsets of the other features, as in TreeSHAP's UnwoundPathSum. The caller passes
+ * the weights s! (d-s-1)! / d! as a (TREE_SHAP_MAX_DEPTH + 1) x TREE_SHAP_MAX_DEPTH table,
+ * row d (the kernel keeps no state of its own, so any thread may call it).
  *
  * The split rule is LightGBM's numerical decision (categorical splits and linear trees are
  * refused in Python): a NaN is read as 0 unless the split's missing type is NaN; a missing
@@ -31,33 +33,16 @@
 #define RULE_MISSING_NAN 4
 #define ZERO_THRESHOLD 1e-35
 
-/* weight[d][s] = s! (d-s-1)! / d!, s < d */
-static double weight[TREE_SHAP_MAX_DEPTH + 1][TREE_SHAP_MAX_DEPTH];
-static int weights_ready = 0;
-
-static void init_weights(void) {
-    if (weights_ready) return;
-    for (int d = 1; d <= TREE_SHAP_MAX_DEPTH; d++) {
-        /* 1 / (d * C(d-1, s)), with C built up as a product of ratios */
-        double choose = 1.0;
-        for (int s = 0; s < d; s++) {
-            if (s > 0) choose = choose * (double)(d - s) / (double)s;
-            weight[d][s] = 1.0 / ((double)d * choose);
-        }
-    }
-    weights_ready = 1;
-}
-
 /* The leaf's d contributions for one pattern (bit k of `ones`: the row follows feature
  * k's splits). The product over the path splits into a constant, the z of the features
  * the row does not follow, and a polynomial of degree m over the m it follows; a feature
  * not followed then costs one division, a followed one an O(m) division of the
  * polynomial, so a leaf costs O(d + m^2) rather than O(d^2). */
 static void leaf_contributions(const double *z, int64_t d, double value, uint64_t ones,
-                               double *out) {
+                               const double *weights, double *out) {
     double q[TREE_SHAP_MAX_DEPTH + 1];
     double r[TREE_SHAP_MAX_DEPTH + 1];
-    const double *w = weight[d];
+    const double *w = weights + d * TREE_SHAP_MAX_DEPTH;
     double base = 1.0, zero_sum = 0.0;
     int64_t m = 0;
     q[0] = 1.0;
@@ -91,14 +76,13 @@ static void leaf_contributions(const double *z, int64_t d, double value, uint64_
 
 int tree_shap_tables(const double *slot_zero, const int64_t *leaf_first_slot,
                      const double *leaf_value, const int64_t *leaf_table, int64_t leaves,
-                     double *table) {
-    init_weights();
+                     const double *weights, double *table) {
     for (int64_t l = 0; l < leaves; l++) {
         int64_t first = leaf_first_slot[l], d = leaf_first_slot[l + 1] - first;
         if (leaf_table[l] < 0) continue;
         if (d < 1 || d > 30) return -1;
         for (uint64_t ones = 0; ones < ((uint64_t)1 << d); ones++) {
-            leaf_contributions(slot_zero + first, d, leaf_value[l], ones,
+            leaf_contributions(slot_zero + first, d, leaf_value[l], ones, weights,
                                table + leaf_table[l] + (int64_t)ones * d);
         }
     }
@@ -124,9 +108,8 @@ int tree_shap_rows(
     const uint8_t *term_slot,
     const int64_t *leaf_first_slot, const int32_t *slot_feature, const double *slot_zero,
     const double *leaf_value, const int64_t *leaf_table, const double *table, int64_t leaves,
-    uint8_t *scratch, double *out) {
+    const double *weights, uint8_t *scratch, double *out) {
     double direct[TREE_SHAP_MAX_DEPTH];
-    init_weights();
     for (int64_t l = 0; l < leaves; l++) {
         if (leaf_first_slot[l + 1] - leaf_first_slot[l] > TREE_SHAP_MAX_DEPTH) return -1;
     }
@@ -146,7 +129,7 @@ int tree_shap_rows(
             if (leaf_table[l] >= 0) {
                 c = table + leaf_table[l] + (int64_t)ones * d;
             } else {
-                leaf_contributions(slot_zero + first, d, leaf_value[l], ones, direct);
+                leaf_contributions(slot_zero + first, d, leaf_value[l], ones, weights, direct);
                 c = direct;
             }
             for (int64_t k = 0; k < d; k++) phi[slot_feature[first + k]] += c[k];

@@ -8,7 +8,7 @@
 
 int tree_shap_tables(const double *slot_zero, const int64_t *leaf_first_slot,
                      const double *leaf_value, const int64_t *leaf_table, int64_t leaves,
-                     double *table);
+                     const double *weights, double *table);
 
 int tree_shap_rows(
     const double *x, int64_t rows, int64_t features,
@@ -18,6 +18,6 @@ int tree_shap_rows(
     const uint8_t *term_slot,
     const int64_t *leaf_first_slot, const int32_t *slot_feature, const double *slot_zero,
     const double *leaf_value, const int64_t *leaf_table, const double *table, int64_t leaves,
-    uint8_t *scratch, double *out);
+    const double *weights, uint8_t *scratch, double *out);
 
 #endif

@@ -14,6 +14,7 @@ explainer then calls LightGBM.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,7 @@ leaves) tables 3,131 of its 3,629 leaves in it: 135 µs per row in batches of 10
 155 µs with 4 MB, 110 µs with 16 MB (every leaf but the 138 deepest) and 205 µs with
 none; LightGBM's ``pred_contrib`` took 490 µs (one thread, the same host)."""
 MAX_PATH_FEATURES = 64
+"""``TREE_SHAP_MAX_DEPTH`` of ``tree_shap.h``."""
 _RULE_DEFAULT_LEFT, _RULE_MISSING_ZERO, _RULE_MISSING_NAN = 1, 2, 4
 """The split rule bits of ``tree_shap.c``; LightGBM's decision type holds the categorical
 flag in bit 0, default-left in bit 1 and the missing type (none, zero, NaN) in bits 2-3."""
@@ -43,6 +45,19 @@ def _load() -> tuple[Any, Any]:
 
 
 _FFI, _LIB = _load()
+
+
+def _shapley_weights() -> npt.NDArray[np.float64]:
+    """``s! (d-s-1)! / d!`` at ``[d, s]`` for ``s < d <= MAX_PATH_FEATURES``: the weight of
+    a subset of ``s`` of the other ``d - 1`` path features."""
+    weights = np.zeros((MAX_PATH_FEATURES + 1, MAX_PATH_FEATURES), dtype=np.float64)
+    for d in range(1, MAX_PATH_FEATURES + 1):
+        for s in range(d):
+            weights[d, s] = 1.0 / (d * math.comb(d - 1, s))
+    return weights
+
+
+_WEIGHTS = _shapley_weights()
 
 
 @dataclass
@@ -69,6 +84,8 @@ def _read_trees(text: str) -> _Trees | None:
     trees = _Trees([], [], [], [], [], [])
     for block in body.partition("\nend of trees")[0].split("\nTree="):
         tree = dict(line.split("=", 1) for line in block.split("\n") if "=" in line)
+        if "num_leaves" not in tree:
+            continue  # a model of no trees
         if tree.get("is_linear", "0") != "0" or tree.get("num_cat", "0") != "0":
             return None
         if int(tree["num_leaves"]) > 1 and not _add_tree(trees, tree):
@@ -183,6 +200,7 @@ class TreeShap:
             _ptr("double *", self._leaf_value),
             _ptr("int64_t *", offsets),
             len(depth),
+            _ptr("double *", _WEIGHTS),
             _ptr("double *", table),
         )
         if status != 0:
@@ -218,6 +236,7 @@ class TreeShap:
             _ptr("int64_t *", self._leaf_table),
             _ptr("double *", self._table),
             self.leaves,
+            _ptr("double *", _WEIGHTS),
             _ptr("uint8_t *", scratch),
             _ptr("double *", out),
         )
