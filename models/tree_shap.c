@@ -26,7 +26,6 @@
 #include "tree_shap.h"
 
 #include <math.h>
-#include <string.h>
 
 #define RULE_DEFAULT_LEFT 1
 #define RULE_MISSING_ZERO 2
@@ -36,7 +35,8 @@
 /* The leaf's d contributions for one pattern (bit k of `ones`: the row follows feature
  * k's splits). The product over the path splits into a constant, the z of the features
  * the row does not follow, and a polynomial of degree m over the m it follows; a feature
- * not followed then costs one division, a followed one an O(m) division of the
+ * not followed then costs a multiplication (its value is that constant without its own z,
+ * times one sum shared by all of them), a followed one an O(m) division of the
  * polynomial, so a leaf costs O(d + m^2) rather than O(d^2). */
 static void leaf_contributions(const double *z, int64_t d, double value, uint64_t ones,
                                const double *weights, double *out) {

@@ -62,7 +62,8 @@ _WEIGHTS = _shapley_weights()
 
 @dataclass
 class _Trees:
-    """The model's splits and leaves as flat arrays (see ``tree_shap_rows``)."""
+    """The model's splits and leaves, as :class:`TreeShap` flattens them into the arrays of
+    ``tree_shap_rows``."""
 
     node_feature: list[int]
     node_threshold: list[float]
