@@ -279,6 +279,7 @@ def card_count_phase(
         probe = f"redis-cards-{cards}"
         sampler.add(probe, redis_cpu(client))
         memory_before = used_memory(client)
+        client.config_resetstat()
         variables = {
             **env.service_env(topics, f"cards{cards}"),
             "FRAUD_REDIS_URL": url,
@@ -309,12 +310,29 @@ def card_count_phase(
                 "redis_memory_growth_per_tx": round(
                     (used_memory(client) - memory_before) / max(decided, 1), 1
                 ),
+                "redis_command_us_per_tx": command_time_per_tx(client, decided),
                 "redis_card_key_bytes": _card_key_sizes(client, store, sim, HISTORY_DAYS),
                 "load_average": load_average(),
             }
         )
     log(cards_line(stats))
     return stats
+
+
+def command_time_per_tx(client: redis.Redis, decided: int) -> dict[str, dict[str, float]]:
+    """Redis's own time per command since the last ``CONFIG RESETSTAT``, per decided
+    transaction: where its CPU goes (a script's time includes the commands it calls, which
+    are also listed on their own)."""
+    out: dict[str, dict[str, float]] = {}
+    for name, stat in client.info("commandstats").items():
+        if not isinstance(stat, dict) or not stat.get("calls"):
+            continue
+        out[name.removeprefix("cmdstat_")] = {
+            "us_per_tx": round(float(stat["usec"]) / max(decided, 1), 2),
+            "calls_per_tx": round(int(stat["calls"]) / max(decided, 1), 3),
+            "us_per_call": round(float(stat["usec_per_call"]), 2),
+        }
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]["us_per_tx"]))
 
 
 def run_probe(
@@ -362,6 +380,8 @@ def cards_line(s: dict[str, Any]) -> str:
     redis_us = s.get("redis_cpu_us_per_tx")
     sizes = s.get("redis_card_key_bytes", {})
     hit = cache.get("hit_rate")
+    split = s.get("redis_command_us_per_tx", {})
+    top = ", ".join(f"{name} {v['us_per_tx']:.1f}" for name, v in list(split.items())[:5])
     return (
         f"  cards {s['cards']:,}: {s['tx_per_s']:,.0f} tx/s, scorer cpu "
         f"{s['cpu_us_per_tx']:.1f} us/tx, redis cpu "
@@ -371,4 +391,5 @@ def cards_line(s: dict[str, Any]) -> str:
         f"({seed.get('events_per_card')} events; {sizes.get('appended_by_backlog')} B once "
         f"appended), {seed.get('redis_bytes_per_terminal')} B/terminal, "
         f"{seed.get('redis_profile_bytes_per_terminal')} B/profile row"
+        + (f" | redis us/tx by command: {top}" if top else "")
     )

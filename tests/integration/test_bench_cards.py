@@ -17,7 +17,13 @@ from features.profiles.layout import FeastLayout
 from features.realtime.cache import CardCache, CardEntry
 from features.realtime.layout import CARD_RECORD, TRAILER, card_key, terminal_key
 from features.realtime.redis_store import RedisFeatureStore
-from loadtest.bench_cards import backlog_transactions, cards_line, own_redis, seed_state
+from loadtest.bench_cards import (
+    backlog_transactions,
+    cards_line,
+    command_time_per_tx,
+    own_redis,
+    seed_state,
+)
 from loadtest.bench_scorer import card_targets
 from loadtest.scorer_probe import ProbedScorer
 from streams.simulator import Simulator, SimulatorConfig
@@ -62,6 +68,24 @@ def test_seeded_world_holds_every_card_terminal_and_profile(tmp_path: Path) -> N
         assert client.pttl(card_key("c", sim.world.card_ids[card])) > 0
     with pytest.raises(redis.ConnectionError):
         redis.Redis.from_url(url, socket_timeout=1).ping()  # stopped with the block
+
+
+def test_redis_time_is_split_by_command_per_transaction(tmp_path: Path) -> None:
+    with own_redis(tmp_path) as (url, _):
+        client = redis.Redis.from_url(url)
+        client.config_resetstat()
+        for i in range(40):
+            client.set(f"k{i}", "v")
+        client.mget([f"k{i}" for i in range(40)])
+        split = command_time_per_tx(client, decided=20)
+    assert split["set"]["calls_per_tx"] == 2.0
+    assert split["mget"]["calls_per_tx"] == 0.05
+    assert split["set"]["us_per_tx"] == pytest.approx(
+        40 * split["set"]["us_per_call"] / 20, abs=0.02
+    )
+    assert all(v["us_per_tx"] >= 0 for v in split.values())
+    shares = [v["us_per_tx"] for v in split.values()]
+    assert shares == sorted(shares, reverse=True)
 
 
 def test_backlog_follows_the_history_in_simulated_time() -> None:
