@@ -80,6 +80,9 @@ Log = Callable[[str], None]
 PHASES: tuple[str, ...] = ("backlog", "naive", "latency", "mixes", "rest", "cards")
 KNEE_SHARE_TARGET = 0.8
 """The issue's target: the scorer's knee at least this share of the echo's."""
+KNEE_BACKLOG_TARGET = 0.6
+"""The latency target under any traffic: the scorer's knee at least this share of its own
+backlog throughput in the same run (how much of its ceiling it holds within the SLA)."""
 
 
 @dataclass(frozen=True)
@@ -571,9 +574,17 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
         backlog.get("cpu_us_per_tx"),
         backlog.get("max_rss_mb"),
     )
+    backlog_share = scorer_knee / tx_s if scorer_knee is not None and tx_s else None
+    backlog_check = check(backlog_share, (backlog_share or 0) >= KNEE_BACKLOG_TARGET)
+    if backlog_share is not None and knee_limit(ramps["scorer"]) != "sla":
+        # the ramp never found the SLA's limit: the share is only a lower bound
+        met = True if backlog_share >= KNEE_BACKLOG_TARGET else None
+        backlog_check = {"value": backlog_share, "met": met, "bound": "lower"}
     return {
         "backlog_tx_per_s>=10000": check(tx_s, (tx_s or 0) >= 10_000),
         "cpu_us_per_tx<=100": check(cpu, (cpu or 1e9) <= 100),
+        "cpu_us_per_tx<=30": check(cpu, (cpu or 1e9) <= 30),
+        "knee_share_of_backlog>=0.6": backlog_check,
         "rss_mb<=300": check(rss, (rss or 1e9) <= 300),
         "scorer_p99_ms<=50": check(scorer_p99, (scorer_p99 or 1e9) <= 50),
         "scorer_p99_minus_echo_p99_ms<=10": check(over_echo, (over_echo or 1e9) <= 10),

@@ -125,11 +125,15 @@ def _scorer_result() -> dict[str, Any]:
 
 
 def test_targets_compare_each_measure_with_the_issue() -> None:
-    checks = targets(_scorer_result())
+    result = _scorer_result()
+    checks = targets(result)
     assert checks["backlog_tx_per_s>=10000"] == {"value": 12_000.0, "met": True}
     assert checks["rss_mb<=300"] == {"value": 350.0, "met": False}
     assert checks["scorer_p99_minus_echo_p99_ms<=10"] == {"value": 14.0, "met": False}
     assert checks["knee_share_of_echo>=0.8"] == {"value": 0.25, "met": False}
+    assert checks["cpu_us_per_tx<=30"] == {"value": 80.0, "met": False}
+    knee = result["latency"]["ramp"]["scorer"]["knee_tx_per_s"]
+    assert checks["knee_share_of_backlog>=0.6"] == {"value": knee / 12_000.0, "met": False}
     assert checks["naive_ratio>=20"] == {"value": 30.0, "met": True}
     assert checks["rest_p99_ms<=10"] == {"value": 12.0, "met": False}
     assert targets({})["backlog_tx_per_s>=10000"] == {"value": None, "met": None}
@@ -267,3 +271,15 @@ def test_scorer_stage_times_are_read_from_its_metrics_between_two_readings() -> 
         "gen0": {"pauses": 1.0, "ms": 1.0},
     }
     assert _stage_totals(port) == {}  # nothing listening: no numbers, no error
+
+
+def test_the_knee_share_of_the_backlog_is_a_lower_bound_when_the_ramp_never_missed() -> None:
+    result = _scorer_result()
+    result["latency"]["ramp"]["scorer"] |= {"knee_tx_per_s": 9_000, "knee_limit": "ramp_top"}
+    assert targets(result)["knee_share_of_backlog>=0.6"] == {
+        "value": 0.75,
+        "met": True,
+        "bound": "lower",
+    }
+    result["latency"]["ramp"]["scorer"]["knee_tx_per_s"] = 6_000
+    assert targets(result)["knee_share_of_backlog>=0.6"]["met"] is None
