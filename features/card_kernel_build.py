@@ -41,6 +41,3 @@ ffibuilder.set_source(
         "-Werror=int-conversion",
     ],
 )
-
-if __name__ == "__main__":  # a local build: python features/card_kernel_build.py
-    ffibuilder.compile(verbose=True)

@@ -32,28 +32,25 @@ from loadtest.mixes import Mix
 
 @dataclass(frozen=True)
 class Extension:
-    """A C extension a scorer tree needs: its sources, its build's file name, its script."""
+    """A C extension a scorer tree needs: its sources (the cffi build script, which holds
+    the compiler flags, among them) and its build's file name."""
 
     sources: tuple[str, ...]
     built: str
-    build_script: str
 
 
 EXTENSIONS = (
     Extension(
-        ("features/card_kernel.c", "features/card_kernel.h"),
+        ("features/card_kernel.c", "features/card_kernel.h", "features/card_kernel_build.py"),
         "features/_card_kernel*.so",
-        "features/card_kernel_build.py",
     ),
     Extension(
-        ("streams/payload_guard.c", "streams/payload_guard.h"),
+        ("streams/payload_guard.c", "streams/payload_guard.h", "streams/payload_guard_build.py"),
         "streams/_payload_guard*.so",
-        "streams/payload_guard_build.py",
     ),
     Extension(
-        ("models/tree_shap.c", "models/tree_shap.h"),
+        ("models/tree_shap.c", "models/tree_shap.h", "models/tree_shap_build.py"),
         "models/_tree_shap*.so",
-        "models/tree_shap_build.py",
     ),
 )
 KEPT = (
@@ -94,7 +91,8 @@ def _copy_build(ext: Extension, tree: Path, home: Path) -> None:
     if not same or not built:
         raise BenchError(
             f"{tree} has no build of {ext.sources[0]} and its sources differ from this"
-            f" checkout's (or this one has none): run `python {ext.build_script}` there"
+            f" checkout's (or this one has none): run `make setup` there (a venv of its own;"
+            " the extensions are built in place)"
         )
     target = tree / Path(ext.built).parent / built[0].name
     shutil.copy2(built[0], target)

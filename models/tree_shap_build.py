@@ -33,6 +33,3 @@ ffibuilder.set_source(
         "-Werror",
     ],
 )
-
-if __name__ == "__main__":  # a local build: python models/tree_shap_build.py
-    ffibuilder.compile(verbose=True)

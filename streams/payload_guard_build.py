@@ -23,6 +23,3 @@ ffibuilder.set_source(
     include_dirs=["streams"],
     extra_compile_args=["-O2", "-std=c99", "-Wall", "-Werror"],
 )
-
-if __name__ == "__main__":  # a local build: python streams/payload_guard_build.py
-    ffibuilder.compile(verbose=True)

@@ -63,9 +63,18 @@ def test_a_tree_with_other_kernel_sources_is_refused_not_given_a_wrong_build(
     tmp_path: Path,
 ) -> None:
     tree = _checkout(tmp_path / "old", kernel=b"/* another kernel */\n")
-    with pytest.raises(BenchError, match="card_kernel_build"):
+    with pytest.raises(BenchError, match=r"card_kernel\.c .*make setup"):
         prepare_tree(tree)
     assert not list(tree.glob("features/_card_kernel*.so"))
+
+
+def test_a_tree_built_with_other_compiler_flags_is_refused(tmp_path: Path) -> None:
+    tree = _checkout(tmp_path / "old")
+    script = tree / "models/tree_shap_build.py"
+    script.write_text(script.read_text().replace('"-O2"', '"-O0"'))
+    with pytest.raises(BenchError, match=r"tree_shap\.c"):
+        prepare_tree(tree)
+    assert not list(tree.glob("models/_tree_shap*.so"))
 
 
 def test_a_folder_that_is_no_checkout_is_refused(tmp_path: Path) -> None:
