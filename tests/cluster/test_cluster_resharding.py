@@ -36,10 +36,42 @@ def _reshard(cluster: LocalCluster, client: RedisCluster) -> subprocess.Complete
     return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
 
 
+def _slot_map(port: int) -> frozenset[tuple[str, int, int]]:
+    """Which node serves which slots as the node at ``port`` sees them; a slot it still
+    lists as migrating or importing shows as ``(node, -1, -1)``."""
+    seen: set[tuple[str, int, int]] = set()
+    for node in redis.Redis(port=port, socket_timeout=2.0).cluster("NODES").values():
+        if node["migrations"]:
+            seen.add((node["node_id"], -1, -1))
+        for slots in node["slots"]:
+            seen.add((node["node_id"], int(slots[0]), int(slots[-1])))
+    return frozenset(seen)
+
+
+def _slot_maps_agree(client: RedisCluster) -> bool:
+    """Every node, replicas included, holds one complete slot map with no migration open.
+    A replica promoted before gossip told it of the last slot a reshard moved claims one
+    slot fewer than the other nodes give it, and Redis leaves that slot unserved: the new
+    primary answers CLUSTERDOWN (seen on a slow 2-core VM). An operator checks the same
+    (``redis-cli --cluster check``) before a planned failover."""
+    try:
+        client.nodes_manager.initialize()
+        maps = {_slot_map(int(n.port)) for n in client.get_nodes()}
+    except (redis.RedisError, OSError):
+        return False
+    if len(maps) != 1:
+        return False
+    ranges = next(iter(maps))
+    return all(lo >= 0 for _, lo, _ in ranges) and sum(hi - lo + 1 for _, lo, hi in ranges) == 16384
+
+
 def _fail_over(client: RedisCluster) -> int:
     """Promote a replica by ``CLUSTER FAILOVER``; its port once the cluster serves it as a
     primary. A replica still syncing (say, a primary demoted a moment ago) cannot take over,
-    so the first replica in sync is asked, and another one if it did not take over."""
+    so the first replica in sync is asked, and another one if it did not take over. Before
+    and after, every node must agree on the slot map (:func:`_slot_maps_agree`)."""
+    agreed = wait_until(lambda: _slot_maps_agree(client), 60.0, interval_s=0.25)
+    assert agreed, "the nodes did not agree on the slot map within a minute"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         client.nodes_manager.initialize()
@@ -56,6 +88,8 @@ def _fail_over(client: RedisCluster) -> int:
                 return port in {n.port for n in client.get_primaries()}
 
             assert wait_until(seen, 30.0, interval_s=0.5)
+            agreed = wait_until(lambda: _slot_maps_agree(client), 60.0, interval_s=0.25)
+            assert agreed, "the nodes did not agree on the slot map after the failover"
             return int(replica.port)
         time.sleep(1.0)
     raise AssertionError("no replica took over within two minutes")
