@@ -65,13 +65,17 @@ def _slot_maps_agree(client: RedisCluster) -> bool:
     return all(lo >= 0 for _, lo, _ in ranges) and sum(hi - lo + 1 for _, lo, hi in ranges) == 16384
 
 
+def _wait_for_one_slot_map(client: RedisCluster, when: str) -> None:
+    agreed = wait_until(lambda: _slot_maps_agree(client), 60.0, interval_s=0.25)
+    assert agreed, f"the nodes did not agree on the slot map {when}"
+
+
 def _fail_over(client: RedisCluster) -> int:
     """Promote a replica by ``CLUSTER FAILOVER``; its port once the cluster serves it as a
     primary. A replica still syncing (say, a primary demoted a moment ago) cannot take over,
     so the first replica in sync is asked, and another one if it did not take over. Before
     and after, every node must agree on the slot map (:func:`_slot_maps_agree`)."""
-    agreed = wait_until(lambda: _slot_maps_agree(client), 60.0, interval_s=0.25)
-    assert agreed, "the nodes did not agree on the slot map within a minute"
+    _wait_for_one_slot_map(client, "within a minute")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         client.nodes_manager.initialize()
@@ -88,8 +92,7 @@ def _fail_over(client: RedisCluster) -> int:
                 return port in {n.port for n in client.get_primaries()}
 
             assert wait_until(seen, 30.0, interval_s=0.5)
-            agreed = wait_until(lambda: _slot_maps_agree(client), 60.0, interval_s=0.25)
-            assert agreed, "the nodes did not agree on the slot map after the failover"
+            _wait_for_one_slot_map(client, "after the failover")
             return int(replica.port)
         time.sleep(1.0)
     raise AssertionError("no replica took over within two minutes")

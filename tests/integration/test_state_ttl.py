@@ -46,7 +46,7 @@ def test_a_ttl_is_refreshed_once_due_or_unknown(
     store = RedisFeatureStore(redis_client, prefix=redis_prefix, **STORE)
     twin = InMemoryFeatureStore(prefix="twin", **STORE)
     first = [_tx(i, i * 0.1) for i in range(5)] + [_tx(9, 0.2, card="C2")]
-    # the same terminal on two days and two cards: several day slots change in one write
+    # the same terminal on two days and two cards in one batch
     later = [_tx(10, 1.0), _tx(11, 30.0), _tx(12, 30.5, card="C2"), _tx(13, 31.0)]
     again = [_tx(20, 31.5), _tx(21, 54.0, card="C2"), _tx(22, 55.0)]  # T1: days 1 and 2
 
@@ -82,7 +82,7 @@ def test_refreshing_every_ttl_serves_the_same_features_and_bytes(
     redis_client: redis.Redis, redis_prefix: str
 ) -> None:
     """Every batch through a process that refreshes every TTL (interval 0: always due)
-    against one that refreshes them once a day."""
+    against one that refreshes them once an hour."""
     always = RedisFeatureStore(
         redis_client,
         prefix=f"{redis_prefix}a",
