@@ -8,7 +8,9 @@ exported from these classes by ``fraudctl schemas export`` into ``streams/schema
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from operator import attrgetter
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -16,18 +18,20 @@ from msgspec import Meta, Struct
 
 SCHEMA_VERSION = 1
 
-Id = Annotated[
-    str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$(?!\n)")
-]
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$(?!\n)"
+CURRENCY_PATTERN = r"^[A-Z]{3}$(?!\n)"
+MERCHANT_CATEGORY_PATTERN = r"^[0-9]{4}$(?!\n)"
+COUNTRY_PATTERN = r"^[A-Z]{2}$(?!\n)"
+Id = Annotated[str, Meta(min_length=1, max_length=64, pattern=ID_PATTERN)]
 """Letters, digits and ``_.:-``. Python's ``$`` also matches before a final newline, so
 ``(?!\n)`` refuses ``"t1\n"``; written this way (not ``\\Z``) the exported JSON Schema
 pattern means the same to ECMA-262 validators."""
 Version = Annotated[int, Meta(ge=1, le=SCHEMA_VERSION)]
 """Every event's ``schema_version``: this code refuses versions it does not understand."""
 Amount = Annotated[float, Meta(gt=0.0, le=1_000_000.0)]
-Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$(?!\n)")]
-MerchantCategory = Annotated[str, Meta(pattern=r"^[0-9]{4}$(?!\n)")]
-Country = Annotated[str, Meta(pattern=r"^[A-Z]{2}$(?!\n)")]
+Currency = Annotated[str, Meta(pattern=CURRENCY_PATTERN)]
+MerchantCategory = Annotated[str, Meta(pattern=MERCHANT_CATEGORY_PATTERN)]
+Country = Annotated[str, Meta(pattern=COUNTRY_PATTERN)]
 Name = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$(?!\n)")]
 """A person's or a system's name: printable, no control characters (logs stay one line)."""
 AwareDatetime = Annotated[datetime, Meta(tz=True)]
@@ -58,24 +62,94 @@ DeadLetterReason = Literal[
 ]
 
 
+def _checked_by_decoder(
+    pattern: str, min_length: int | None = None, max_length: int | None = None
+) -> Meta:
+    """A text pattern stated in the JSON Schema that msgspec does not run: see
+    :func:`transaction_text_error`."""
+    return Meta(
+        min_length=min_length, max_length=max_length, extra_json_schema={"pattern": pattern}
+    )
+
+
+TxId = Annotated[str, _checked_by_decoder(ID_PATTERN, min_length=1, max_length=64)]
+TxCurrency = Annotated[str, _checked_by_decoder(CURRENCY_PATTERN)]
+TxMerchantCategory = Annotated[str, _checked_by_decoder(MERCHANT_CATEGORY_PATTERN)]
+TxCountry = Annotated[str, _checked_by_decoder(COUNTRY_PATTERN)]
+
+
+# A transaction's text fields have the patterns of Id and the others, but the decoders
+# (streams.serde.Decoder) check them with transaction_text_error, not msgspec: msgspec runs
+# one regular expression per field, most of a transaction's decode time. (The docstring
+# below is the published JSON Schema's description.)
 class Transaction(Struct, frozen=True, kw_only=True):
     """A card transaction as producers send it to ``transactions`` (key: card_id).
 
     Never carries a raw card number: ``card_id`` is a token issued upstream.
     """
 
-    transaction_id: Id
+    transaction_id: TxId
     event_time: AwareDatetime
-    card_id: Id
-    customer_id: Id
-    terminal_id: Id
+    card_id: TxId
+    customer_id: TxId
+    terminal_id: TxId
     amount: Amount
-    currency: Currency = "EUR"
-    merchant_category: MerchantCategory = "5411"
+    currency: TxCurrency = "EUR"
+    merchant_category: TxMerchantCategory = "5411"
     channel: Channel = "pos"
-    country: Country | None = None
-    device_id: Id | None = None
+    country: TxCountry | None = None
+    device_id: TxId | None = None
     schema_version: Version = SCHEMA_VERSION
+
+
+TRANSACTION_TEXT_PATTERNS = {
+    "transaction_id": ID_PATTERN,
+    "card_id": ID_PATTERN,
+    "customer_id": ID_PATTERN,
+    "terminal_id": ID_PATTERN,
+    "currency": CURRENCY_PATTERN,
+    "merchant_category": MERCHANT_CATEGORY_PATTERN,
+    "country": COUNTRY_PATTERN,
+    "device_id": ID_PATTERN,
+}
+"""Each text field of :class:`Transaction` and its pattern, in field order."""
+_FIELD_PATTERN = {f: re.compile(p) for f, p in TRANSACTION_TEXT_PATTERNS.items()}
+_REQUIRED_TEXT = tuple(f for f in TRANSACTION_TEXT_PATTERNS if f not in ("country", "device_id"))
+_required_text = attrgetter(*_REQUIRED_TEXT)
+_END = "$(?!\\n)"
+
+
+def _body(field: str) -> str:
+    """A field's pattern ``^X$(?!\\n)`` (the whole string is an X) as ``(?:X)``."""
+    pattern = TRANSACTION_TEXT_PATTERNS[field]
+    if not (pattern.startswith("^") and pattern.endswith(_END)):
+        raise ValueError(f"not an anchored pattern: {pattern!r}")
+    return f"(?:{pattern[1 : -len(_END)]})"
+
+
+_ALL_REQUIRED = re.compile("\0".join(map(_body, _REQUIRED_TEXT)))
+"""The required text fields joined by NUL, in one expression: none of the patterns admits
+a NUL, so a value holding one cannot shift the fields and pass."""
+_COUNTRY, _DEVICE = _FIELD_PATTERN["country"], _FIELD_PATTERN["device_id"]
+
+
+def transaction_text_error(tx: Transaction) -> tuple[str, str] | None:
+    """The first text field of ``tx`` that its pattern refuses, and the pattern; None when
+    all match. The usual transaction costs one regular expression over its required text
+    (and one per optional field present); only a refused one is looked at field by field,
+    with the very expressions msgspec runs."""
+    country, device = tx.country, tx.device_id
+    if (
+        _ALL_REQUIRED.fullmatch("\0".join(_required_text(tx))) is not None
+        and (country is None or _COUNTRY.search(country) is not None)
+        and (device is None or _DEVICE.search(device) is not None)
+    ):
+        return None
+    for name, pattern in _FIELD_PATTERN.items():
+        value = getattr(tx, name)
+        if value is not None and pattern.search(value) is None:
+            return name, pattern.pattern
+    return None
 
 
 class Reason(Struct, frozen=True, kw_only=True):

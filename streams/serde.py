@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Generic, TypeVar
@@ -22,6 +23,7 @@ from streams.events import (
     ModelEvent,
     ReviewCase,
     Transaction,
+    transaction_text_error,
 )
 from streams.jsonscan import MAX_DEPTH, clean_flat_object, nesting_depth
 from streams.pan import contains_pan, find_pan
@@ -29,6 +31,7 @@ from streams.pan import contains_pan, find_pan
 MAX_MESSAGE_BYTES = 64 * 1024
 
 E = TypeVar("E", bound=msgspec.Struct)
+TextCheck = Callable[[E], tuple[str, str] | None]
 
 _encoder = msgspec.json.Encoder()
 _RANGE = re.compile(r"^Expected `(?:int|float|str|array|object)` (?:[<>]=?|of length)")
@@ -96,10 +99,13 @@ class Decoder(Generic[E]):
         time_field: str | None = None,
         bounds: EventTimeBounds | None = None,
         free_text: tuple[str, ...] = (),
+        text_check: TextCheck[E] | None = None,
     ) -> None:
         """``free_text``: fields where a card number is redacted by the caller, not refused;
         the PAN check then runs on the decoded event's other string fields (for structs that
-        forbid unknown fields, so nothing else can hide one)."""
+        forbid unknown fields, so nothing else can hide one). ``text_check``: the text
+        patterns the event's type leaves to the decoder (:class:`Transaction`); it returns
+        the path of the first refused field and its pattern."""
         self.event_type = event_type
         self._decoder = msgspec.json.Decoder(event_type)
         self._max_bytes = max_bytes
@@ -107,6 +113,7 @@ class Decoder(Generic[E]):
         self._time_field = time_field
         self.bounds = bounds
         self._free_text = free_text
+        self._text_check = text_check
         fields = "|".join(re.escape(f) for f in event_type.__struct_fields__)
         self._field_token = re.compile(rb'"(' + fields.encode() + rb')"\s*:')
 
@@ -119,6 +126,7 @@ class Decoder(Generic[E]):
             time_field=self._time_field,
             bounds=bounds,
             free_text=self._free_text,
+            text_check=self._text_check,
         )
 
     def window(self) -> Window | None:
@@ -149,6 +157,13 @@ class Decoder(Generic[E]):
             return Rejection(classify_validation_error(text), text)
         except (msgspec.DecodeError, RecursionError) as exc:
             return Rejection("invalid_json", str(exc)[:200])
+        if self._text_check is not None:
+            mismatch = self._text_check(event)
+            if mismatch is not None:  # worded as msgspec words a pattern it checks itself
+                path, pattern = mismatch
+                return Rejection(
+                    "invalid_value", f"Expected `str` matching regex {pattern!r} - at `$.{path}`"
+                )
         if self._free_text:
             for name in event.__struct_fields__:
                 value = getattr(event, name)
@@ -219,11 +234,20 @@ def duplicate_key(payload: bytes) -> str | None:
     return found[0] if found else None
 
 
-transaction_decoder: Decoder[Transaction] = Decoder(Transaction, time_field="event_time")
+def _case_text(case: ReviewCase) -> tuple[str, str] | None:
+    refused = transaction_text_error(case.transaction)
+    return None if refused is None else (f"transaction.{refused[0]}", refused[1])
+
+
+transaction_decoder: Decoder[Transaction] = Decoder(
+    Transaction, time_field="event_time", text_check=transaction_text_error
+)
 """The contract alone; the scorer and the API check ``event_time`` against the bounds of
 their settings (:meth:`Decoder.with_bounds`)."""
 decision_decoder: Decoder[Decision] = Decoder(Decision, max_bytes=1024 * 1024, check_pan=False)
-review_case_decoder: Decoder[ReviewCase] = Decoder(ReviewCase, max_bytes=1024 * 1024)
+review_case_decoder: Decoder[ReviewCase] = Decoder(
+    ReviewCase, max_bytes=1024 * 1024, text_check=_case_text
+)
 label_decoder: Decoder[Label] = Decoder(
     Label, time_field="labelled_at", bounds=EventTimeBounds(max_age_s=None)
 )
