@@ -4,9 +4,13 @@ Hosts of one kind differ by up to 2x per transaction and a shared box's load mov
 minute, so a change is judged against its base within one run, never across runs: one
 broker, Redis, champion and world (:func:`loadtest.bench_setup.bench_environment`); each
 step a fresh scorer process started in one tree's folder (its working directory comes
-first on ``sys.path``, so that tree's code is what runs), on fresh topics, with one mix
-at the paced rate; the order of the trees flips every round and the zero-work echo floor
-is measured once per round. Only the pairs of one round compare.
+first on ``sys.path``, so that tree's code is what runs), on fresh topics; the order of
+the trees flips every round. Only the pairs of one round compare. Two measures:
+
+* ``paced`` - one mix at the paced rate, latency against the zero-work echo floor
+  (measured once per round);
+* ``backlog`` - CPU per transaction: the scorer probe decides a backlog of simulator
+  transactions as fast as it can (each step its own, the next rows of the world).
 
 A tree is a checkout of this project (``git worktree add /tmp/base <commit>``). It needs
 its compiled C extensions: :func:`prepare_tree` copies this checkout's build of each when
@@ -22,10 +26,10 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import loadtest.bench_setup as bench_setup
-from loadtest.bench_scorer import ScorerBenchConfig, _FreshSteps
+from loadtest.bench_scorer import ScorerBenchConfig, _FreshSteps, backlog_phase
 from loadtest.bench_setup import BenchError, CpuSampler, bench_environment, process_tree_cpu
 from loadtest.mixes import Mix
 
@@ -57,6 +61,13 @@ KEPT = (
     *("p50_ms", "p95_ms", "p99_ms", "max_ms", "missing", "flag_rate", "gc_pauses"),
     *("broker_cpu_pct", "service_cpu_pct"),
 )
+KEPT_BACKLOG = (
+    *("decided", "tx_per_s", "cpu_us_per_tx", "stage_us_per_tx", "max_rss_mb"),
+    *("broker_cpu_pct", "redis_cpu_us_per_tx", "load_average"),
+)
+Measure = Literal["paced", "backlog"]
+METRIC: dict[Measure, str] = {"paced": "p99_ms", "backlog": "cpu_us_per_tx"}
+"""What each measure compares between the trees."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +77,9 @@ class AbConfig:
     rounds: int = 3
     rate: float = 2_000.0
     duration_s: float = 30.0
+    measure: Measure = "paced"
+    backlog: int = 100_000
+    """Transactions per backlog step (``measure="backlog"``)."""
 
 
 def prepare_tree(tree: Path, home: Path = bench_setup.ROOT) -> Path:
@@ -103,17 +117,19 @@ def order(names: Sequence[str], round_no: int) -> list[str]:
     return list(names) if round_no % 2 == 0 else list(reversed(names))
 
 
-def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Per tree: the median p99 over the rounds; per round: each tree's p99 over the
-    first tree's (the base)."""
+def summarize(rows: Sequence[dict[str, Any]], metric: str = "p99_ms") -> dict[str, Any]:
+    """Per tree: the median of ``metric`` over the rounds; per round: each tree's value over
+    the first tree's (the base). Keys ``median_<metric>`` and ``<metric>_over_base_per_round``
+    (``p99_over_base_per_round`` for the paced p99)."""
+    ratio_key = "p99_over_base_per_round" if metric == "p99_ms" else f"{metric}_over_base_per_round"
     trees: list[str] = list(dict.fromkeys(str(r["tree"]) for r in rows))
-    p99 = {t: [r["p99_ms"] for r in rows if r["tree"] == t and r.get("p99_ms")] for t in trees}
+    values = {t: [r[metric] for r in rows if r["tree"] == t and r.get(metric)] for t in trees}
     by_round: dict[int, dict[str, float]] = {}
     for r in rows:
-        if r.get("p99_ms"):
-            by_round.setdefault(r["round"], {})[r["tree"]] = r["p99_ms"]
+        if r.get(metric):
+            by_round.setdefault(r["round"], {})[r["tree"]] = r[metric]
     if not trees:
-        return {"median_p99_ms": {}, "p99_over_base_per_round": {}}
+        return {f"median_{metric}": {}, ratio_key: {}}
     base = trees[0]
     ratios = {
         n: {t: round(v / got[base], 3) for t, v in got.items() if t != base}
@@ -121,8 +137,8 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         if got.get(base)
     }
     return {
-        "median_p99_ms": {t: statistics.median(v) for t, v in p99.items() if v},
-        "p99_over_base_per_round": ratios,
+        f"median_{metric}": {t: statistics.median(v) for t, v in values.items() if v},
+        ratio_key: ratios,
     }
 
 
@@ -135,10 +151,13 @@ def run_ab(
         backlog=100, naive=10, rest_rps=1.0, rest_duration_s=1.0, rate=config.rate,
         duration_s=config.duration_s, mixes=(config.mix,),
     )  # fmt: skip
+    backlog = config.measure == "backlog"
+    steps = config.rounds * len(trees)
+    world_rows = max(20_000, config.backlog * steps + 10_000) if backlog else 20_000
     rows: list[dict[str, Any]] = []
     home = bench_setup.ROOT
     with bench_environment(
-        redis_url=redis_url, state_dir=state_dir.resolve(), world_rows=20_000, log=log
+        redis_url=redis_url, state_dir=state_dir.resolve(), world_rows=world_rows, log=log
     ) as env:
         probes = {"broker": process_tree_cpu(env.broker_pid)} if env.broker_pid else {}
         sampler = CpuSampler(probes).start()
@@ -146,40 +165,57 @@ def run_ab(
         scorer = _FreshSteps(env, "scorer", bench, sampler)
         try:
             for n in range(config.rounds):
-                floor = echo(config.rate, config.duration_s, config.mix)
+                floor = {} if backlog else echo(config.rate, config.duration_s, config.mix)
                 for name in order(list(trees), n):
                     bench_setup.ROOT = trees[name]
                     try:
-                        step = scorer(config.rate, config.duration_s, config.mix)
+                        if backlog:
+                            step = backlog_phase(env, config.backlog, sampler, log)
+                        else:
+                            step = scorer(config.rate, config.duration_s, config.mix)
                     finally:
                         bench_setup.ROOT = home
-                    row = {
-                        "round": n,
-                        "tree": name,
-                        "echo_p50_ms": floor.get("p50_ms"),
-                        "echo_p99_ms": floor.get("p99_ms"),
-                        **{k: step.get(k) for k in KEPT},
-                        "stage_p99_ms": step.get("stage_p99_ms", {}),
-                        "load_average": step.get("load_average"),
-                    }
+                    row = {"round": n, "tree": name, **step_fields(step, floor, backlog)}
                     rows.append(row)
                     log(row_line(row))
         finally:
             sampler.stop()
+    metric = METRIC[config.measure]
     return {
         "benchmark": "ab",
-        "mix": config.mix,
-        "rate_tx_per_s": config.rate,
-        "duration_s": config.duration_s,
+        "measure": config.measure,
+        "mix": config.mix if not backlog else "simulator backlog",
+        "rate_tx_per_s": config.rate if not backlog else None,
+        "duration_s": config.duration_s if not backlog else None,
+        "backlog": config.backlog if backlog else None,
         "trees": {name: str(path) for name, path in trees.items()},
         "rows": rows,
-        "summary": summarize(rows),
+        "summary": summarize(rows, metric),
+    }
+
+
+def step_fields(step: dict[str, Any], floor: dict[str, Any], backlog: bool) -> dict[str, Any]:
+    """The fields of one step a row keeps."""
+    if backlog:
+        return {k: step.get(k) for k in KEPT_BACKLOG}
+    return {
+        "echo_p50_ms": floor.get("p50_ms"),
+        "echo_p99_ms": floor.get("p99_ms"),
+        **{k: step.get(k) for k in KEPT},
+        "stage_p99_ms": step.get("stage_p99_ms", {}),
+        "load_average": step.get("load_average"),
     }
 
 
 def row_line(row: dict[str, Any]) -> str:
-    full = (row.get("gc_pauses") or {}).get("gen2", {})
     load = row.get("load_average") or []
+    if "cpu_us_per_tx" in row:
+        return (
+            f"  round {row['round']} {row['tree']:<12} {row.get('tx_per_s') or 0:,.0f} tx/s, "
+            f"cpu {row.get('cpu_us_per_tx') or 0:.1f} us/tx, decided {row.get('decided')} "
+            f"load {load[0] if load else '?'}"
+        )
+    full = (row.get("gc_pauses") or {}).get("gen2", {})
     return (
         f"  round {row['round']} {row['tree']:<12} p50/p95/p99 {row.get('p50_ms')}/"
         f"{row.get('p95_ms')}/{row.get('p99_ms')} ms (echo p99 {row.get('echo_p99_ms')}) "

@@ -406,10 +406,18 @@ def ab(
     rounds: int = typer.Option(3, "--rounds", min=1, help="rounds; the order flips each one"),
     rate: float = typer.Option(2_000.0, "--rate", min=1.0, help="paced rate (tx/s)"),
     duration: float = typer.Option(30.0, "--duration", min=1.0, help="seconds per step"),
+    measure: str = typer.Option(
+        "paced",
+        "--measure",
+        help="paced: latency of one mix against the echo floor; backlog: CPU per transaction",
+    ),
+    backlog: int = typer.Option(
+        100_000, "--backlog", min=1_000, help="transactions per backlog step (--measure backlog)"
+    ),
     out_dir: Path = typer.Option(Path("bench/results"), "--out-dir", help="JSON folder"),
 ) -> None:
     """Same-hour A/B: scorers of two or more checkouts alternating in one environment."""
-    from loadtest.bench_ab import AbConfig, run_ab
+    from loadtest.bench_ab import METRIC, AbConfig, run_ab
     from loadtest.mixes import parse_mixes
 
     trees: dict[str, Path] = {}
@@ -427,7 +435,9 @@ def ab(
     if len(mixes) != 1:
         raise typer.BadParameter("one mix per A/B", param_hint="--mix")
     chosen = mixes[0]
-    config = AbConfig(trees, chosen, rounds, rate, duration)
+    if measure not in METRIC:
+        raise typer.BadParameter(f"one of {', '.join(METRIC)}", param_hint="--measure")
+    config = AbConfig(trees, chosen, rounds, rate, duration, measure, backlog)
     settings = CommonSettings()
     with cli_errors():
         result = run_ab(
@@ -437,7 +447,9 @@ def ab(
             log=_log,
         )
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"ab-{chosen}-{datetime.now(UTC).strftime('%Y-%m-%dT%H%M')}.json"
+    what = chosen if measure == "paced" else "backlog"
+    path = out_dir / f"ab-{what}-{datetime.now(UTC).strftime('%Y-%m-%dT%H%M')}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
-    _log(f"median p99 ms per tree: {result['summary']['median_p99_ms']}")
+    metric = METRIC[config.measure]
+    _log(f"median {metric} per tree: {result['summary'][f'median_{metric}']}")
     _log(f"written {path}")

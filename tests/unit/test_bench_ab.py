@@ -8,7 +8,16 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from loadtest.bench_ab import EXTENSIONS, Extension, order, prepare_tree, summarize
+from loadtest.bench_ab import (
+    EXTENSIONS,
+    METRIC,
+    Extension,
+    order,
+    prepare_tree,
+    row_line,
+    step_fields,
+    summarize,
+)
 from loadtest.bench_setup import ROOT, BenchError
 
 pytestmark = pytest.mark.unit
@@ -108,3 +117,35 @@ def test_the_command_wants_two_named_trees_and_one_mix(tmp_path: Path) -> None:
         app, ["ab", "--tree", f"a={tmp_path}", "--tree", f"b={tmp_path}", "--mix", "cold,attack"]
     )
     assert mixes.exit_code == 2 and "one mix" in mixes.output
+
+
+def test_a_backlog_ab_compares_cpu_per_transaction_within_each_round() -> None:
+    rows = [
+        {"round": 0, "tree": "base", "cpu_us_per_tx": 60.0},
+        {"round": 0, "tree": "new", "cpu_us_per_tx": 54.0},
+        {"round": 1, "tree": "new", "cpu_us_per_tx": 52.0},
+        {"round": 1, "tree": "base", "cpu_us_per_tx": 65.0},
+        {"round": 2, "tree": "new", "cpu_us_per_tx": 50.0},  # its base step measured nothing
+    ]
+    summary = summarize(rows, METRIC["backlog"])
+    assert summary["median_cpu_us_per_tx"] == {"base": 62.5, "new": 52.0}
+    assert summary["cpu_us_per_tx_over_base_per_round"] == {0: {"new": 0.9}, 1: {"new": 0.8}}
+
+
+def test_a_backlog_row_keeps_the_cpu_fields_and_says_so() -> None:
+    step = {"decided": 1000, "tx_per_s": 15000.0, "cpu_us_per_tx": 55.4, "p99_ms": 9.0}
+    row = {"round": 0, "tree": "new", **step_fields(step, {}, backlog=True)}
+    assert row["cpu_us_per_tx"] == 55.4 and "p99_ms" not in row
+    assert "cpu 55.4 us/tx" in row_line(row) and "15,000 tx/s" in row_line(row)
+    paced = {"round": 0, "tree": "new", **step_fields(step, {"p99_ms": 4.0}, backlog=False)}
+    assert paced["echo_p99_ms"] == 4.0 and "cpu_us_per_tx" not in paced
+    assert "p50/p95/p99" in row_line(paced)
+
+
+def test_the_command_knows_its_measures(tmp_path: Path) -> None:
+    from loadtest.cli_bench import app
+
+    result = CliRunner().invoke(
+        app, ["ab", "--tree", f"a={tmp_path}", "--tree", f"b={tmp_path}", "--measure", "wall"]
+    )
+    assert result.exit_code == 2 and "paced, backlog" in result.output
