@@ -50,7 +50,7 @@ def build_worker(settings: FeedbackSettings) -> tuple[faust.Worker, FeedbackSink
     rewind_committed(
         settings.kafka(),
         config.app_id,
-        [config.topics.scored, config.topics.labels, config.served_topic, config.labels_topic],
+        config.source_topics,
         settings.restart_replay,
         instance_id=config.instance_id,
     )

@@ -44,6 +44,18 @@ class FeedbackSettings(CommonSettings):
         "(default <hostname>-feedback-<instance_index>)",
     )
     instance_index: int = Field(0, ge=0, description="used to build the default instance id")
+    stall_s: float = Field(
+        120.0,
+        ge=0,
+        description="records waiting beyond a committed offset unmoved this long: the worker "
+        "exits (status 75) for its supervisor to restart it (0 = off; streams/feedback/stall.py)",
+    )
+    pause_after: int | None = Field(
+        None,
+        ge=1,
+        description="test hook: pause the worker's partitions after it routed this many records, "
+        "as a stalled fetcher does. Never set in production",
+    )
     restart_replay: int = Field(
         1000,
         ge=0,
@@ -80,4 +92,6 @@ class FeedbackSettings(CommonSettings):
             session_timeout_s=self.session_timeout_s,
             instance_id=self.instance_id
             or f"{socket.gethostname()}-feedback-{self.instance_index}",
+            stall_s=self.stall_s,
+            pause_after=self.pause_after,
         )

@@ -31,9 +31,11 @@ and are rebuilt from their changelog topics at start.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -56,11 +58,14 @@ from streams.feedback.records import (
     served_decoder,
     waiting_decoder,
 )
+from streams.feedback.stall import StallWatch, read_positions
 from streams.kafka import Endpoint
 from streams.serde import Rejection, decision_decoder, encode, label_decoder
 from streams.topics import Topics
 
 log = logging.getLogger("fraud.feedback")
+EXIT_STALLED = 75
+"""The worker's exit status when the stall watch stops it (EX_TEMPFAIL: restart me)."""
 
 
 class SinkStopped(FraudError):
@@ -108,6 +113,17 @@ class FeedbackConfig:
     """Static group membership: a restarted worker with the same id takes its partitions
     back at once (the embedded broker never expires a SIGKILLed dynamic member by itself)."""
     """How soon a crashed worker's partitions go to a restarted or surviving one."""
+    stall_s: float = 120.0
+    """Records waiting beyond a committed offset that has not moved for this long stop the
+    worker (:mod:`streams.feedback.stall`); 0 turns the watch off."""
+    pause_after: int | None = None
+    """Test hook: pause this worker's partitions once it has routed this many records, as a
+    stalled fetcher does. Never set in production."""
+
+    @property
+    def source_topics(self) -> list[str]:
+        """The topics the worker's agents consume (the tables' changelogs aside)."""
+        return [self.topics.scored, self.topics.labels, self.served_topic, self.labels_topic]
 
     @property
     def served_topic(self) -> str:
@@ -143,8 +159,11 @@ class FeedbackCounters:
     relanded: int = 0
 
 
-def build_app(config: FeedbackConfig, sink: LabelledSink) -> tuple[faust.App, FeedbackJoin]:
-    """The faust app (not started) and its join, wired to ``sink``."""
+def build_app(
+    config: FeedbackConfig, sink: LabelledSink, *, exit: Callable[[int], None] = os._exit
+) -> tuple[faust.App, FeedbackJoin]:
+    """The faust app (not started) and its join, wired to ``sink``; ``exit`` ends the
+    process when the stall watch finds it stalled."""
     app = faust.App(
         config.app_id,
         broker=broker_urls(config.bootstrap),
@@ -270,6 +289,7 @@ def build_app(config: FeedbackConfig, sink: LabelledSink) -> tuple[faust.App, Fe
             row = ServedRow.from_decision(decision, stored_at=time.time())
             await served_topic.send(key=row.transaction_id.encode(), value=pack(row))
             counters.routed_decisions += 1
+            pause_if_asked()
 
     @app.agent(labels, name="route_labels")
     async def route_labels(stream: faust.StreamT[bytes]) -> None:
@@ -290,6 +310,7 @@ def build_app(config: FeedbackConfig, sink: LabelledSink) -> tuple[faust.App, Fe
             )
             await labels_topic.send(key=label.transaction_id.encode(), value=pack(routed))
             counters.routed_labels += 1
+            pause_if_asked()
 
     @app.agent(served_topic, name="join_decisions")
     async def join_decisions(stream: faust.StreamT[bytes]) -> None:
@@ -309,6 +330,48 @@ def build_app(config: FeedbackConfig, sink: LabelledSink) -> tuple[faust.App, Fe
             counters.labels += len(values)
             await deliver(pairs)
 
+    sources = set(config.source_topics)
+    watch = StallWatch(config.stall_s)
+    paused = [False]
+    reading = [False]
+
+    def pause_if_asked() -> None:
+        routed = counters.routed_decisions + counters.routed_labels
+        if config.pause_after is not None and not paused[0] and routed >= config.pause_after:
+            paused[0] = True
+            log.warning("stage=stall test hook: pausing every partition after %d records", routed)
+            app.consumer.pause_partitions(app.consumer.assignment())
+
+    async def watch_stall(recovered: bool) -> None:
+        """Exit when an assigned source partition has stalled (:mod:`.stall`)."""
+        if app.rebalancing or not recovered or offload.calls:
+            watch.reset()
+            return
+        if reading[0]:  # the last read still waits for the broker
+            return
+        assigned = [(tp.topic, tp.partition) for tp in app.consumer.assignment()]
+        mine = [tp for tp in assigned if tp[0] in sources]
+        reading[0] = True
+        try:
+            positions = await asyncio.get_running_loop().run_in_executor(
+                None, read_positions, config.bootstrap, config.app_id, mine
+            )
+        except Exception as exc:  # the broker is away: nothing can move, the clocks restart
+            log.warning("stage=stall positions not read: %s", exc)
+            watch.reset()
+            return
+        finally:
+            reading[0] = False
+        stalled = watch.observe(time.monotonic(), positions)
+        if stalled:
+            log.critical(
+                "stage=stall partitions=%s: records wait beyond committed offsets that have "
+                "not moved for %.0fs; exiting so that the worker restarts",
+                ",".join(f"{t}[{p}]" for t, p in stalled),
+                config.stall_s,
+            )
+            exit(EXIT_STALLED)
+
     last_progress = [time.monotonic()]
 
     @app.timer(config.tick_s)
@@ -322,6 +385,8 @@ def build_app(config: FeedbackConfig, sink: LabelledSink) -> tuple[faust.App, Fe
                 recovered,
                 counters,
             )
+        if config.stall_s > 0:
+            await watch_stall(recovered)
         if app.rebalancing or not recovered:
             return
         expired = join.expire()

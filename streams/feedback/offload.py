@@ -35,6 +35,8 @@ class Offload:
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sink")
         self._on_cancel = on_cancel
         self._exit = exit
+        self.calls = 0
+        """Sink calls under way (the stall watch does not count a stream waiting on one)."""
 
     async def run(
         self,
@@ -46,6 +48,7 @@ class Offload:
         """``call(*args)`` on the sink's thread; ``then(result)`` on the loop, also when the
         agent was cancelled meanwhile (what the result says must not be dropped)."""
         future = self._executor.submit(call, *args)
+        self.calls += 1  # on the loop's thread only, like the decrement below
         try:
             result = await asyncio.wrap_future(future)
         except asyncio.CancelledError:
@@ -57,6 +60,8 @@ class Offload:
         except Exception as exc:
             self._unwritten(what, exc)
             raise
+        finally:
+            self.calls -= 1
         if then is not None:
             then(result)
         return result

@@ -18,6 +18,7 @@ from confluent_kafka import Consumer, TopicPartition
 from features.definitions import FEATURE_NAMES, FEATURE_SET_ID
 from features.training_store import TrainingStore
 from streams.events import DeadLetter, Decision, Label
+from streams.feedback.app import EXIT_STALLED
 from streams.kafka import consumer_config, producer_config
 from streams.producer import AckedProducer
 from streams.serde import Decoder, encode
@@ -97,17 +98,7 @@ def test_join_survives_out_of_order_labels_and_a_killed_processor(
     send: Callable[..., None],
 ) -> None:
     project = f"p{redis_prefix}"
-    env = {
-        "FRAUD_KAFKA_BOOTSTRAP": kafka_bootstrap,
-        "FRAUD_TOPIC_PREFIX": topics.prefix,
-        "FRAUD_REDIS_URL": redis_url,
-        "FRAUD_REDIS_PREFIX": redis_prefix,
-        "FRAUD_FEAST_PROJECT": project,
-        "FRAUD_STATE_DIR": str(tmp_path / "state"),
-        "FRAUD_LABEL_WAIT_S": "8",
-        "FRAUD_TICK_S": "1",
-        "FRAUD_PROGRESS_LOG_S": "2",
-    }
+    env = _env(kafka_bootstrap, topics, redis_url, redis_prefix, tmp_path)
     store = TrainingStore(tmp_path / "state" / "training")
     labelled_at = datetime.now(UTC) - timedelta(minutes=5)
     # 1. labels *before* their decisions (first half of the ids), a malformed label
@@ -171,6 +162,62 @@ def test_join_survives_out_of_order_labels_and_a_killed_processor(
     assert unknown_letter.source_topic == topics.labels
 
     _check_terminal_risk(redis_url, redis_prefix, project, frame)
+
+
+def test_a_stalled_worker_exits_and_its_restart_catches_up(
+    kafka_bootstrap: str,
+    topics: Topics,
+    redis_url: str,
+    redis_prefix: str,
+    tmp_path: Path,
+    send: Callable[..., None],
+) -> None:
+    """A worker that holds its partitions yet fetches nothing (the test hook pauses them,
+    as a stalled fetcher does) exits with status 75 once records have waited ``stall_s``
+    behind unmoving committed offsets; the restarted worker lands every label once."""
+    env = _env(kafka_bootstrap, topics, redis_url, redis_prefix, tmp_path)
+    env["FRAUD_STALL_S"] = "10"
+    store = TrainingStore(tmp_path / "state" / "training")
+    labelled_at = datetime.now(UTC) - timedelta(minutes=5)
+    half = N // 2
+    send(
+        decisions=[decision(i) for i in range(half)],
+        labels=[label(i, "fraud" if i % 4 == 0 else "legit", labelled_at) for i in range(half)],
+    )
+    stalled = start_processor({**env, "FRAUD_PAUSE_AFTER": "40"}, tmp_path / "p1.log")
+    try:
+        wait_for(lambda: not stalled.alive(), stalled)
+    finally:
+        status = stalled.terminate(5.0)
+    assert status == EXIT_STALLED, stalled.output()[-3000:]
+    assert "stage=stall partitions=" in stalled.output()
+    assert len(store.read()) < half  # it stopped short: the pause held it
+
+    restarted = start_processor(env, tmp_path / "p2.log")
+    try:
+        wait_for(lambda: len(store.read()) >= half, restarted)
+    finally:
+        assert restarted.terminate(30.0) == 0, restarted.output()[-3000:]
+    assert "stage=stall partitions=" not in restarted.output()
+    frame = store.read()
+    assert list(frame["transaction_id"]) == [f"tx{i:05d}" for i in range(half)]
+    assert list(frame["is_fraud"]) == [1 if i % 4 == 0 else 0 for i in range(half)]
+
+
+def _env(
+    bootstrap: str, topics: Topics, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> dict[str, str]:
+    return {
+        "FRAUD_KAFKA_BOOTSTRAP": bootstrap,
+        "FRAUD_TOPIC_PREFIX": topics.prefix,
+        "FRAUD_REDIS_URL": redis_url,
+        "FRAUD_REDIS_PREFIX": redis_prefix,
+        "FRAUD_FEAST_PROJECT": f"p{redis_prefix}",
+        "FRAUD_STATE_DIR": str(tmp_path / "state"),
+        "FRAUD_LABEL_WAIT_S": "8",
+        "FRAUD_TICK_S": "1",
+        "FRAUD_PROGRESS_LOG_S": "2",
+    }
 
 
 def _check_terminal_risk(redis_url: str, prefix: str, project: str, frame: pd.DataFrame) -> None:
