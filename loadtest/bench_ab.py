@@ -129,16 +129,26 @@ def summarize(rows: Sequence[dict[str, Any]], metric: str = "p99_ms") -> dict[st
         if r.get(metric):
             by_round.setdefault(r["round"], {})[r["tree"]] = r[metric]
     if not trees:
-        return {f"median_{metric}": {}, ratio_key: {}}
+        return {f"median_{metric}": {}, ratio_key: {}, "geometric_mean_over_base": {}}
     base = trees[0]
     ratios = {
         n: {t: round(v / got[base], 3) for t, v in got.items() if t != base}
         for n, got in sorted(by_round.items())
         if got.get(base)
     }
+    per_tree: dict[str, list[float]] = {}
+    for got in ratios.values():
+        for t, ratio in got.items():
+            per_tree.setdefault(t, []).append(ratio)
     return {
         f"median_{metric}": {t: statistics.median(v) for t, v in values.items() if v},
         ratio_key: ratios,
+        # the rounds' ratios together: a step's place in its round weighs on it (a later
+        # step meets more state), and the order flips each round, so over an even number
+        # of rounds the place cancels out
+        "geometric_mean_over_base": {
+            t: round(statistics.geometric_mean(v), 3) for t, v in per_tree.items()
+        },
     }
 
 
@@ -169,8 +179,10 @@ def run_ab(
                 for name in order(list(trees), n):
                     bench_setup.ROOT = trees[name]
                     try:
-                        if backlog:
-                            step = backlog_phase(env, config.backlog, sampler, log)
+                        if backlog:  # each step its own topics and group: offsets of an
+                            # earlier step's group would point into a deleted topic
+                            phase = f"backlog{n}-{list(trees).index(name)}"
+                            step = backlog_phase(env, config.backlog, sampler, log, phase)
                         else:
                             step = scorer(config.rate, config.duration_s, config.mix)
                     finally:

@@ -178,8 +178,12 @@ def _run_to_end(
     return stats
 
 
-def backlog_phase(env: BenchEnv, n: int, sampler: CpuSampler, log: Log) -> dict[str, Any]:
-    with env.phase_topics("backlog") as topics:
+def backlog_phase(
+    env: BenchEnv, n: int, sampler: CpuSampler, log: Log, phase: str = "backlog"
+) -> dict[str, Any]:
+    """``n`` transactions of the world decided from a backlog by one scorer probe, on the
+    topics (and consumer group) of ``phase``: a run with several backlogs names each."""
+    with env.phase_topics(phase) as topics:
         transactions = env.world.take(n)
         seconds = produce_all(env.bootstrap, topics.transactions, transactions)
         log(f"backlog: {n:,} transactions produced in {seconds:.1f}s; scoring with one process")

@@ -452,4 +452,5 @@ def ab(
     path.write_text(json.dumps(result, indent=2) + "\n")
     metric = METRIC[config.measure]
     _log(f"median {metric} per tree: {result['summary'][f'median_{metric}']}")
+    _log(f"over the base, all rounds: {result['summary']['geometric_mean_over_base']}")
     _log(f"written {path}")

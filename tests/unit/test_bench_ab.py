@@ -130,6 +130,7 @@ def test_a_backlog_ab_compares_cpu_per_transaction_within_each_round() -> None:
     summary = summarize(rows, METRIC["backlog"])
     assert summary["median_cpu_us_per_tx"] == {"base": 62.5, "new": 52.0}
     assert summary["cpu_us_per_tx_over_base_per_round"] == {0: {"new": 0.9}, 1: {"new": 0.8}}
+    assert summary["geometric_mean_over_base"] == {"new": round((0.9 * 0.8) ** 0.5, 3)}
 
 
 def test_a_backlog_row_keeps_the_cpu_fields_and_says_so() -> None:
