@@ -24,6 +24,7 @@ from collections.abc import Iterable
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from streams.feedback.stall import read_positions
 from streams.kafka import Endpoint, consumer_config
 
 log = logging.getLogger("fraud.feedback")
@@ -46,18 +47,17 @@ def rewind_committed(
     try:
         metadata = reader.list_topics(timeout=timeout_s)
         wanted = [
-            TopicPartition(topic, p)
+            (topic, p)
             for topic in topics
             if topic in metadata.topics
             for p in metadata.topics[topic].partitions
         ]
         moved: dict[tuple[str, int], tuple[int, int]] = {}
-        for tp in reader.committed(wanted, timeout=timeout_s) if wanted else []:
-            if tp.offset < 0:  # nothing committed yet: the worker starts from earliest
+        for partition, at in read_positions(bootstrap, group_id, wanted, timeout_s).items():
+            if at.committed < 0:  # nothing committed yet: the worker starts from earliest
                 continue
-            low, _high = reader.get_watermark_offsets(tp, timeout=timeout_s)
-            if max(low, tp.offset - records) < tp.offset:
-                moved[(tp.topic, tp.partition)] = (tp.offset, max(low, tp.offset - records))
+            if max(at.start, at.committed - records) < at.committed:
+                moved[partition] = (at.committed, max(at.start, at.committed - records))
         if not moved:
             return {}
         offsets = [TopicPartition(t, p, new) for (t, p), (_old, new) in moved.items()]
