@@ -10,6 +10,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import redis
 
 from services.stack.components import REDIS_HELP
@@ -30,6 +31,24 @@ class LocalCluster:
     def stop(self) -> None:
         for node in self.nodes:
             stop(node)
+
+    def healthy(self) -> bool:
+        """Every node runs and serves every slot (``cluster_state:ok``)."""
+        return all(n.alive() for n in self.nodes) and all(_cluster_ok(p) for p in self.ports)
+
+    def report(self, lines: int = 12) -> str:
+        """Each node's state, and the end of its log where it stopped or logged a crash:
+        what a failed cluster test prints so the failure can be read after the fact."""
+        parts = []
+        for node in self.nodes:
+            log = Path(node.log)
+            text = log.read_text(errors="replace") if log.exists() else ""
+            state = _node_state(node.pid)
+            parts.append(f"{node.name} {node.address} pid {node.pid}: {state}")
+            if state != "running" or "BUG REPORT" in text:
+                crash = [ln for ln in text.splitlines() if any(m in ln for m in _CRASH_MARKS)]
+                parts.extend(f"    {line}" for line in crash[:8] + text.splitlines()[-lines:])
+        return "\n".join(parts)
 
 
 def _answers(port: int) -> bool:
@@ -81,6 +100,17 @@ def start_cluster(data_dir: Path, primaries: int = 3, replicas: int = 1) -> Loca
             stop(node)
         raise
     return LocalCluster(nodes, ports)
+
+
+_CRASH_MARKS = ("crashed by signal", "ASSERTION FAILED", "==> ", "Guru Meditation")
+
+
+def _node_state(pid: int) -> str:
+    try:
+        status = psutil.Process(pid).status()
+    except psutil.NoSuchProcess:
+        return "gone"
+    return "running" if status != psutil.STATUS_ZOMBIE else "exited"
 
 
 def _cluster_ok(port: int) -> bool:

@@ -1,5 +1,7 @@
-"""The cluster tier: a real local Redis Cluster (3 primaries, 3 replicas) started from the
-``redis-server`` binary for the session, and stopped after it."""
+"""The cluster tier: real local Redis Clusters (3 primaries, 3 replicas) started from the
+``redis-server`` binary. Tests that only read and write share one cluster for the session;
+a test that moves slots or fails a primary over gets a cluster of its own
+(``own_cluster``), so what it leaves behind cannot reach another test."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import pytest
 from redis.cluster import RedisCluster
 
 from services.stack.redis_cluster import LocalCluster, start_cluster
+from tests.cluster.moves import client_of
 from tests.integration.conftest import (  # noqa: F401 - the scorer's session fixtures
     champion_state,
     small_world,
@@ -18,7 +21,29 @@ from tests.integration.conftest import (  # noqa: F401 - the scorer's session fi
 
 
 @pytest.fixture(scope="session")
-def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+def _shared_clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[LocalCluster]]:
+    started: list[LocalCluster] = []
+    try:
+        yield started
+    finally:
+        for cluster in started:
+            cluster.stop()
+
+
+@pytest.fixture()
+def redis_cluster(
+    _shared_clusters: list[LocalCluster], tmp_path_factory: pytest.TempPathFactory
+) -> LocalCluster:
+    """The session's shared cluster; started again if a test left it unhealthy."""
+    if not _shared_clusters or not _shared_clusters[-1].healthy():
+        if _shared_clusters:
+            _shared_clusters[-1].stop()
+        _shared_clusters.append(start_cluster(tmp_path_factory.mktemp("redis-cluster")))
+    return _shared_clusters[-1]
+
+
+@pytest.fixture()
+def own_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     cluster = start_cluster(tmp_path_factory.mktemp("redis-cluster"))
     try:
         yield cluster
@@ -28,7 +53,7 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClu
 
 @pytest.fixture()
 def cluster_client(redis_cluster: LocalCluster) -> RedisCluster:
-    return RedisCluster(host="127.0.0.1", port=redis_cluster.ports[0])
+    return client_of(redis_cluster)
 
 
 @pytest.fixture()

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import redis
-from redis.cluster import RedisCluster
 
 from features.definitions import FEATURE_NAMES
 from features.realtime import RedisFeatureStore
@@ -25,7 +24,7 @@ from services.scorer.service import build_scorer
 from services.stack.redis_cluster import LocalCluster
 from streams.kafka import ensure_topics
 from streams.topics import Topics
-from tests.cluster.test_cluster_resharding import _fail_over, _reshard
+from tests.cluster.moves import client_of, fail_over, reshard
 from tests.integration.conftest import SmallWorld
 from tests.integration.scorer_helpers import (
     decode_decisions,
@@ -43,8 +42,7 @@ RATE = 2_000.0
 
 def test_two_scorers_decide_each_transaction_once_while_slots_move(
     kafka_bootstrap: str,
-    redis_cluster: LocalCluster,
-    cluster_client: RedisCluster,
+    own_cluster: LocalCluster,
     cluster_prefix: str,
     redis_client: redis.Redis,
     redis_prefix: str,
@@ -58,7 +56,7 @@ def test_two_scorers_decide_each_transaction_once_while_slots_move(
         build_scorer(
             scorer_settings(
                 scorer_env(
-                    kafka_bootstrap, redis_cluster.url, topics, cluster_prefix, champion_state, m
+                    kafka_bootstrap, own_cluster.url, topics, cluster_prefix, champion_state, m
                 )
             )
         )
@@ -72,9 +70,9 @@ def test_two_scorers_decide_each_transaction_once_while_slots_move(
     )
     producer.start()
     time.sleep(2.0)  # the stream is flowing
-    moved = _reshard(redis_cluster, cluster_client)
-    assert moved.returncode == 0, moved.stdout[-2000:]
-    promoted = _fail_over(cluster_client)
+    cluster_client = client_of(own_cluster)
+    assert reshard(own_cluster, cluster_client) is None
+    promoted = fail_over(own_cluster, cluster_client)
     producer.join(120)
     for thread in running:
         thread.join(300)
