@@ -14,7 +14,7 @@ import psutil
 import redis
 
 from services.stack.components import REDIS_HELP
-from services.stack.process import ManagedProcess, free_port, spawn, stop, wait_until
+from services.stack.process import ManagedProcess, free_ports, spawn, stop, wait_until
 from streams.errors import StackError
 
 
@@ -67,8 +67,10 @@ def start_cluster(data_dir: Path, primaries: int = 3, replicas: int = 1) -> Loca
     nodes: list[ManagedProcess] = []
     ports: list[int] = []
     try:
-        for i in range(primaries * (1 + replicas)):
-            port, bus = free_port(), free_port()
+        count = primaries * (1 + replicas)
+        picked = free_ports(2 * count)
+        for i in range(count):
+            port, bus = picked[2 * i], picked[2 * i + 1]
             folder = data_dir / f"node{i}"
             folder.mkdir(parents=True, exist_ok=True)
             command = [
