@@ -12,6 +12,7 @@ import time
 
 import redis
 from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
 
 from services.stack.process import wait_until
 from services.stack.redis_cluster import LocalCluster
@@ -19,6 +20,10 @@ from services.stack.redis_cluster import LocalCluster
 SLOTS_MOVED = 2_000
 
 log = logging.getLogger("tests.cluster")
+
+_UNSETTLED = (redis.RedisError, RedisClusterException, OSError)
+"""What a node or the client's slot-map refresh raises while slots are unserved (the
+client's "slots not covered" error is not a ``RedisError``)."""
 
 
 def client_of(cluster: LocalCluster) -> RedisCluster:
@@ -54,7 +59,7 @@ def _slot_map(port: int) -> frozenset[tuple[str, int, int]]:
     return frozenset(seen)
 
 
-def _slot_maps_agree(client: RedisCluster) -> bool:
+def slot_maps_agree(client: RedisCluster) -> bool:
     """Every node, replicas included, holds one complete slot map with no migration open.
     A replica promoted before gossip told it of the last slot a reshard moved claims one
     slot fewer than the other nodes give it, and Redis leaves that slot unserved: the new
@@ -63,7 +68,7 @@ def _slot_maps_agree(client: RedisCluster) -> bool:
     try:
         client.nodes_manager.initialize()
         maps = {_slot_map(int(n.port)) for n in client.get_nodes()}
-    except (redis.RedisError, OSError):
+    except _UNSETTLED:
         return False
     if len(maps) != 1:
         return False
@@ -73,10 +78,10 @@ def _slot_maps_agree(client: RedisCluster) -> bool:
 
 def wait_for_one_slot_map(cluster: LocalCluster, client: RedisCluster, when: str) -> None:
     def agreed_or_stopped() -> bool:
-        return _slot_maps_agree(client) or not all(n.alive() for n in cluster.nodes)
+        return slot_maps_agree(client) or not all(n.alive() for n in cluster.nodes)
 
     wait_until(agreed_or_stopped, 60.0, interval_s=0.25)
-    agreed = all(n.alive() for n in cluster.nodes) and _slot_maps_agree(client)
+    agreed = all(n.alive() for n in cluster.nodes) and slot_maps_agree(client)
     assert agreed, f"the nodes did not agree on the slot map {when}\n{cluster.report()}"
 
 
@@ -114,14 +119,14 @@ def repair_promoted(cluster: LocalCluster, port: int) -> list[int]:
 
 
 def _agree_within(client: RedisCluster, timeout_s: float) -> bool:
-    return wait_until(lambda: _slot_maps_agree(client), timeout_s, interval_s=0.25)
+    return wait_until(lambda: slot_maps_agree(client), timeout_s, interval_s=0.25)
 
 
 def fail_over(cluster: LocalCluster, client: RedisCluster) -> int:
     """Promote a replica by ``CLUSTER FAILOVER``; its port once the cluster serves it as a
     primary. A replica still syncing (say, a primary demoted a moment ago) cannot take over,
     so the first replica in sync is asked, and another one if it did not take over. Before
-    and after, every node must agree on the slot map (:func:`_slot_maps_agree`). A promoted
+    and after, every node must agree on the slot map (:func:`slot_maps_agree`). A promoted
     node whose own map still lacks slots after 20 s is repaired as the runbook says
     (:func:`repair_promoted`; Redis 7.0 left one such node short of a reshard's last slot
     even though all maps agreed before the failover) and the repair is logged."""
@@ -138,7 +143,10 @@ def fail_over(cluster: LocalCluster, client: RedisCluster) -> int:
                 continue
 
             def seen(port: int = replica.port) -> bool:  # the cluster knows (gossip)
-                client.nodes_manager.initialize()
+                try:
+                    client.nodes_manager.initialize()
+                except _UNSETTLED:
+                    return False
                 return port in {n.port for n in client.get_primaries()}
 
             assert wait_until(seen, 30.0, interval_s=0.5), cluster.report()

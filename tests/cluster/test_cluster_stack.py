@@ -10,7 +10,7 @@ import redis
 
 from services.stack.process import wait_until
 from services.stack.redis_cluster import LocalCluster
-from tests.cluster.moves import client_of, repair_promoted
+from tests.cluster.moves import client_of, repair_promoted, slot_maps_agree
 
 pytestmark = pytest.mark.cluster
 
@@ -46,10 +46,12 @@ def test_a_primary_missing_a_slot_of_its_own_is_repaired_and_serves_it_again(
     # map no longer gives it the slot, while every other node still does
     node.execute_command("CLUSTER DELSLOTS", slot)
     assert wait_until(lambda: node.cluster("INFO")["cluster_state"] == "fail", 10.0)
+    assert not slot_maps_agree(client)
     others = [int(n.port) for n in client.get_primaries() if int(n.port) != owner]
     assert all(repair_promoted(own_cluster, port) == [] for port in others)
 
     assert repair_promoted(own_cluster, owner) == [slot]
     assert wait_until(own_cluster.healthy, 30.0)
+    assert wait_until(lambda: slot_maps_agree(client), 30.0)
     assert node.get(key) == b"kept"
     assert repair_promoted(own_cluster, owner) == []
