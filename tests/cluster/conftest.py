@@ -21,7 +21,7 @@ from tests.integration.conftest import (  # noqa: F401 - the scorer's session fi
 
 
 @pytest.fixture(scope="session")
-def _shared_clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[LocalCluster]]:
+def _shared_clusters() -> Iterator[list[LocalCluster]]:
     started: list[LocalCluster] = []
     try:
         yield started

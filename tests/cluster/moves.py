@@ -61,9 +61,10 @@ def _slot_map(port: int) -> frozenset[tuple[str, int, int]]:
 
 def slot_maps_agree(client: RedisCluster) -> bool:
     """Every node, replicas included, holds one complete slot map with no migration open.
-    A replica promoted before gossip told it of the last slot a reshard moved claims one
-    slot fewer than the other nodes give it, and Redis leaves that slot unserved: the new
-    primary answers CLUSTERDOWN (seen on a slow 2-core VM). An operator checks the same
+    A replica promoted after a reshard was seen claiming one slot fewer than the other
+    nodes give it, leaving that slot unserved (the new primary answers CLUSTERDOWN) on a
+    loaded 2-core VM, even though this held just before the failover: it makes the case
+    rarer, :func:`repair_promoted` mends it. An operator checks the same
     (``redis-cli --cluster check``) before a planned failover."""
     try:
         client.nodes_manager.initialize()

@@ -42,8 +42,8 @@ def test_a_primary_missing_a_slot_of_its_own_is_repaired_and_serves_it_again(
     slot = client.keyslot(key)
     owner = int(client.nodes_manager.get_node_from_slot(slot).port)
     node = redis.Redis(port=owner)
-    # a promoted replica's state when gossip of a reshard's last slot was lost: its own
-    # map no longer gives it the slot, while every other node still does
+    # the state a replica promoted after a reshard was found in: its own map does not
+    # give it the slot, while every other node does
     node.execute_command("CLUSTER DELSLOTS", slot)
     assert wait_until(lambda: node.cluster("INFO")["cluster_state"] == "fail", 10.0)
     assert not slot_maps_agree(client)
