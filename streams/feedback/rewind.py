@@ -24,7 +24,7 @@ from collections.abc import Iterable
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from streams.feedback.stall import read_positions
+from streams.feedback.stall import positions_of
 from streams.kafka import Endpoint, consumer_config
 
 log = logging.getLogger("fraud.feedback")
@@ -53,11 +53,12 @@ def rewind_committed(
             for p in metadata.topics[topic].partitions
         ]
         moved: dict[tuple[str, int], tuple[int, int]] = {}
-        for partition, at in read_positions(bootstrap, group_id, wanted, timeout_s).items():
+        for partition, at in positions_of(reader, wanted, timeout_s).items():
             if at.committed < 0:  # nothing committed yet: the worker starts from earliest
                 continue
-            if max(at.start, at.committed - records) < at.committed:
-                moved[partition] = (at.committed, max(at.start, at.committed - records))
+            back = max(at.start, at.committed - records)
+            if back < at.committed:
+                moved[partition] = (at.committed, back)
         if not moved:
             return {}
         offsets = [TopicPartition(t, p, new) for (t, p), (_old, new) in moved.items()]

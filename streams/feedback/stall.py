@@ -75,15 +75,26 @@ def read_positions(
 ) -> dict[Partition, Position]:
     """The committed offset of ``group_id`` and the log end of each partition, from the
     broker (a plain consumer that never joins the group). Blocking: run it off the loop."""
-    wanted = [TopicPartition(topic, p) for topic, p in partitions]
+    wanted = list(partitions)
     if not wanted:
         return {}
     reader = Consumer(consumer_config(bootstrap, group_id=group_id, client_id=f"{group_id}-watch"))
     try:
-        out: dict[Partition, Position] = {}
-        for tp in reader.committed(wanted, timeout=timeout_s):
-            start, end = reader.get_watermark_offsets(tp, timeout=timeout_s)
-            out[(tp.topic, tp.partition)] = Position(tp.offset, start, end)
-        return out
+        return positions_of(reader, wanted, timeout_s)
     finally:
         reader.close()
+
+
+def positions_of(
+    reader: Consumer, partitions: Iterable[Partition], timeout_s: float
+) -> dict[Partition, Position]:
+    """:func:`read_positions` through a consumer the caller holds (configured with the
+    group whose committed offsets are wanted)."""
+    wanted = [TopicPartition(topic, p) for topic, p in partitions]
+    if not wanted:
+        return {}
+    out: dict[Partition, Position] = {}
+    for tp in reader.committed(wanted, timeout=timeout_s):
+        start, end = reader.get_watermark_offsets(tp, timeout=timeout_s)
+        out[(tp.topic, tp.partition)] = Position(tp.offset, start, end)
+    return out
