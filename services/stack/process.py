@@ -27,11 +27,15 @@ class ManagedProcess:
     log: str
 
     def alive(self) -> bool:
+        return self.state() == "running"
+
+    def state(self) -> str:
+        """``running``, ``exited`` (a zombie not yet reaped) or ``gone``."""
         try:
-            proc = psutil.Process(self.pid)
+            status = psutil.Process(self.pid).status()
         except psutil.NoSuchProcess:
-            return False
-        return proc.status() != psutil.STATUS_ZOMBIE
+            return "gone"
+        return "exited" if status == psutil.STATUS_ZOMBIE else "running"
 
 
 def free_port() -> int:

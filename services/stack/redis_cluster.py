@@ -10,7 +10,6 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
 import redis
 
 from services.stack.components import REDIS_HELP
@@ -43,11 +42,12 @@ class LocalCluster:
         for node in self.nodes:
             log = Path(node.log)
             text = log.read_text(errors="replace") if log.exists() else ""
-            state = _node_state(node.pid)
+            state = node.state()
             parts.append(f"{node.name} {node.address} pid {node.pid}: {state}")
             if state != "running" or "BUG REPORT" in text:
-                crash = [ln for ln in text.splitlines() if any(m in ln for m in _CRASH_MARKS)]
-                parts.extend(f"    {line}" for line in crash[:8] + text.splitlines()[-lines:])
+                logged = text.splitlines()
+                crash = [ln for ln in logged if any(m in ln for m in _CRASH_MARKS)]
+                parts.extend(f"    {line}" for line in crash[:8] + logged[-lines:])
         return "\n".join(parts)
 
 
@@ -105,14 +105,6 @@ def start_cluster(data_dir: Path, primaries: int = 3, replicas: int = 1) -> Loca
 
 
 _CRASH_MARKS = ("crashed by signal", "ASSERTION FAILED", "==> ", "Guru Meditation")
-
-
-def _node_state(pid: int) -> str:
-    try:
-        status = psutil.Process(pid).status()
-    except psutil.NoSuchProcess:
-        return "gone"
-    return "running" if status != psutil.STATUS_ZOMBIE else "exited"
 
 
 def _cluster_ok(port: int) -> bool:
