@@ -9,6 +9,7 @@ import logging
 import shutil
 import subprocess
 import time
+from typing import Any
 
 import redis
 from redis.cluster import RedisCluster
@@ -46,6 +47,11 @@ def reshard(cluster: LocalCluster, client: RedisCluster) -> str | None:
     return None if done.returncode == 0 else f"{done.stdout[-2000:]}\n{cluster.report()}"
 
 
+def _ranges(entry: dict[str, Any]) -> list[tuple[int, int]]:
+    """The slot ranges one ``CLUSTER NODES`` entry serves, first and last slot included."""
+    return [(int(slots[0]), int(slots[-1])) for slots in entry["slots"]]
+
+
 def _slot_map(port: int) -> frozenset[tuple[str, int, int]]:
     """Which node serves which slots as the node at ``port`` sees them; a slot it still
     lists as migrating or importing shows as ``(node, -1, -1)``."""
@@ -54,8 +60,7 @@ def _slot_map(port: int) -> frozenset[tuple[str, int, int]]:
         for entry in node.cluster("NODES").values():
             if entry["migrations"]:
                 seen.add((entry["node_id"], -1, -1))
-            for slots in entry["slots"]:
-                seen.add((entry["node_id"], int(slots[0]), int(slots[-1])))
+            seen.update((entry["node_id"], lo, hi) for lo, hi in _ranges(entry))
     return frozenset(seen)
 
 
@@ -93,9 +98,8 @@ def _slots_of(node: redis.Redis, node_id: str | None = None) -> tuple[str, set[i
     for entry in node.cluster("NODES").values():
         if node_id is None and "myself" in entry["flags"]:
             node_id = entry["node_id"]
-        for slots in entry["slots"]:
-            for slot in range(int(slots[0]), int(slots[-1]) + 1):
-                owned[slot] = entry["node_id"]
+        for lo, hi in _ranges(entry):
+            owned.update(dict.fromkeys(range(lo, hi + 1), entry["node_id"]))
     assert node_id is not None
     served = {slot for slot, owner in owned.items() if owner == node_id}
     return node_id, served, set(range(16384)) - set(owned)
