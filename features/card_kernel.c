@@ -243,9 +243,9 @@ static uint32_t rec_seq(const unsigned char *r) { uint32_t v; memcpy(&v, r + 28,
 
 int64_t card_writes(int64_t n_new, const int64_t *gs, const unsigned char *new_records,
                     const unsigned char *stored, const int64_t *seg, const int64_t *counts,
-                    const double *expect_max, const unsigned char *exists, const double *ttl_at,
+                    const double *expect_max, const unsigned char *exists,
                     double retention_us, int64_t capacity, int64_t trim_chunk,
-                    double refresh_before, int64_t *n_written, int64_t *cards, int64_t *first,
+                    double refresh_us, int64_t *n_written, int64_t *cards, int64_t *first,
                     int64_t *added, int64_t *drops, int64_t *next_seq, double *max_time,
                     unsigned char *refreshed, unsigned char *append_out, int64_t *offset,
                     int64_t *start, int64_t *length, unsigned char *payload) {
@@ -269,7 +269,9 @@ int64_t card_writes(int64_t n_new, const int64_t *gs, const unsigned char *new_r
             if (r - s0 > drop) drop = r - s0;
         }
         int append = exists[c] && drop < trim_chunk && drop <= old;
-        int refresh = append && ttl_at[c] < refresh_before;
+        /* the TTL is set again when the card's newest event moves to a later period */
+        int refresh = append && (refresh_us <= 0 ||
+                                 floor(mx / refresh_us) > floor(expect_max[c] / refresh_us));
         unsigned char *out = payload + at;
         int64_t len;
         if (append) {

@@ -25,9 +25,9 @@ void arrival_max(int64_t n, int64_t nc, const int64_t *card_index, const double 
 
 int64_t card_writes(int64_t n_new, const int64_t *gs, const unsigned char *new_records,
                     const unsigned char *stored, const int64_t *seg, const int64_t *counts,
-                    const double *expect_max, const unsigned char *exists, const double *ttl_at,
+                    const double *expect_max, const unsigned char *exists,
                     double retention_us, int64_t capacity, int64_t trim_chunk,
-                    double refresh_before, int64_t *n_written, int64_t *cards, int64_t *first,
+                    double refresh_us, int64_t *n_written, int64_t *cards, int64_t *first,
                     int64_t *added, int64_t *drops, int64_t *next_seq, double *max_time,
                     unsigned char *refreshed, unsigned char *append_out, int64_t *offset,
                     int64_t *start, int64_t *length, unsigned char *payload);

@@ -260,20 +260,19 @@ def card_writes(
     counts: I64,
     expect_max: F64,
     exists: npt.NDArray[np.bool_],
-    ttl_at: F64,
     *,
     retention_us: float,
     capacity: int,
     trim_chunk: int,
-    refresh_before: float,
+    refresh_us: float,
 ) -> tuple[dict[str, np.ndarray], bytes]:
     """Per written card (``WRITE_FIELDS``) and the script's payload: see
     ``card_writes`` in ``card_kernel.c`` and :func:`features.realtime.cards._writes`."""
     n_new, nc = len(gs), len(counts)
     if new_records.dtype.itemsize != RECORD_BYTES or stored.dtype.itemsize != RECORD_BYTES:
         raise TypeError(f"card records are {RECORD_BYTES} bytes")
-    if len(new_records) != n_new or not (len(expect_max) == len(exists) == len(ttl_at) == nc):
-        raise ValueError("one card per new record; one max, flag and TTL time per card")
+    if len(new_records) != n_new or not (len(expect_max) == len(exists) == nc):
+        raise ValueError("one card per new record; one max and flag per card")
     _check_cards(gs, nc)
     if np.any(np.diff(gs) < 0):
         raise ValueError("gs must be sorted card indices")
@@ -283,7 +282,6 @@ def card_writes(
     counts = np.ascontiguousarray(counts, dtype=np.int64)
     expect_max = np.ascontiguousarray(expect_max, dtype=np.float64)
     exists_u8 = np.ascontiguousarray(exists, dtype=np.uint8)
-    ttl_at = np.ascontiguousarray(ttl_at, dtype=np.float64)
     new_records = np.ascontiguousarray(new_records)
     stored = np.ascontiguousarray(stored)
     out = {name: np.empty(n_new, dtype=dtype) for name, dtype in WRITE_FIELDS}
@@ -299,11 +297,10 @@ def card_writes(
         _ptr(counts, np.int64),
         _ptr(expect_max, np.float64),
         _ptr(exists_u8, np.uint8),
-        _ptr(ttl_at, np.float64),
         retention_us,
         capacity,
         trim_chunk,
-        refresh_before,
+        refresh_us,
         _ptr(n_written, np.int64),
         *(_ptr(out[name], dtype) for name, dtype in WRITE_FIELDS),
         _ptr(payload, np.uint8),

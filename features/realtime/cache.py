@@ -21,17 +21,13 @@ _TRAILER = struct.Struct("<Id")
 class CardEntry:
     """What this process knows of one card key: exactly the bytes Redis holds."""
 
-    __slots__ = ("max_time", "next_seq", "records", "seen_at", "ttl_at")
+    __slots__ = ("max_time", "next_seq", "records", "seen_at")
 
-    def __init__(
-        self, records: bytes, next_seq: int, max_time: float, ttl_at: float, seen_at: float
-    ) -> None:
+    def __init__(self, records: bytes, next_seq: int, max_time: float, seen_at: float) -> None:
         self.records = records
         """The stored records (the value without its trailer)."""
         self.next_seq = next_seq
         self.max_time = max_time
-        self.ttl_at = ttl_at
-        """When this process last set the key's TTL (0: unknown)."""
         self.seen_at = seen_at
 
     @property
@@ -44,13 +40,13 @@ class CardEntry:
     @classmethod
     def from_value(cls, value: bytes | None, now: float) -> CardEntry:
         if not value:
-            return cls(b"", 0, NEG, 0.0, now)
+            return cls(b"", 0, NEG, now)
         next_seq, max_time = _TRAILER.unpack_from(value, len(value) - TRAILER)
-        return cls(value[:-TRAILER], next_seq, max_time, 0.0, now)
+        return cls(value[:-TRAILER], next_seq, max_time, now)
 
 
-Held = tuple[bytes, int, float, float, float]
-"""A cached entry at rest: (records, next_seq, max_time, ttl_at, seen_at)."""
+Held = tuple[bytes, int, float, float]
+"""A cached entry at rest: (records, next_seq, max_time, seen_at)."""
 
 
 class CardCache:
@@ -80,7 +76,7 @@ class CardCache:
         """The cached entries (``None``: absent or too old), counted as hits and misses."""
         horizon = now - self.max_age_s
         out = [
-            CardEntry(*h) if h is not None and h[4] >= horizon else None
+            CardEntry(*h) if h is not None and h[3] >= horizon else None
             for h in map(self._entries.get, keys)
         ]
         misses = out.count(None)
@@ -95,7 +91,7 @@ class CardCache:
         pop = cache.pop
         for k, e in zip(keys, entries, strict=True):
             pop(k, None)
-            cache[k] = (e.records, e.next_seq, e.max_time, e.ttl_at, e.seen_at)
+            cache[k] = (e.records, e.next_seq, e.max_time, e.seen_at)
         if len(cache) > self.max_cards:
             excess = len(cache) - self.max_cards + self.max_cards // 10
             for k in list(islice(cache, excess)):

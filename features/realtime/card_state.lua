@@ -10,7 +10,8 @@
 --       card payload (the bytes the ops point into),
 --       terminal rows (16 bytes per applied transaction, in batch order:
 --                      terminal index u32, day i32, time_us f64),
---       terminal TTL flags (one byte per terminal, 1 = refresh its TTL),
+--       refresh_us (a key's TTL is set again when its newest event time moves into a
+--                   later period of this many microseconds; 0 = on every write),
 --       chain after, chain token (both '' outside a pipelined batch; the chain key is
 --                 then KEYS[ncards + nterms + 1]),
 --       expected state epoch ('' = not checked; else the epoch key is the last key),
@@ -32,7 +33,7 @@ local nc, nt = tonumber(ARGV[1]), tonumber(ARGV[2])
 local late = tonumber(ARGV[3])
 local card_ttl, term_ttl = ARGV[4], ARGV[5]
 local slots, commit = tonumber(ARGV[6]), ARGV[7] == '1'
-local ops, payload, rows, refresh = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+local ops, payload, rows, refresh_us = ARGV[8], ARGV[9], ARGV[10], tonumber(ARGV[11])
 local after, token = ARGV[12] or '', ARGV[13] or ''
 local epoch = ARGV[14] or ''
 local NEG = -1e300
@@ -128,7 +129,10 @@ if commit then
         redis.call('SETRANGE', key, slot_at(slot), struct.pack('<ii', cell[1], cell[2]))
       end
       if tmax[ti] ~= tmax0[ti] then redis.call('SETRANGE', key, '0', struct.pack('<d', tmax[ti])) end
-      if string.byte(refresh, ti) == 1 then redis.call('PEXPIRE', key, term_ttl) end
+      local period = refresh_us > 0 and math.floor(tmax[ti] / refresh_us)
+      if not period or period > math.floor(tmax0[ti] / refresh_us) then
+        redis.call('PEXPIRE', key, term_ttl)
+      end
     else
       local body = {}
       for slot = 0, slots - 1 do

@@ -75,7 +75,6 @@ class CardWrites:
     drops: list[int]
     next_seq: list[int]
     max_time: list[float]
-    refreshed: list[bool]
     added: bytes
 
     def applied(self, entries: Sequence[CardEntry], now: float) -> list[CardEntry]:
@@ -84,21 +83,17 @@ class CardWrites:
         from them."""
         out = list(entries)
         added = self.added
-        for c, a, m, d, nseq, nmax, ttl in zip(
+        for c, a, m, d, nseq, nmax in zip(
             self.cards,
             self.starts,
             self.lengths,
             self.drops,
             self.next_seq,
             self.max_time,
-            self.refreshed,
             strict=True,
         ):
-            e = entries[c]
-            records = e.records + added[a : a + m]
-            out[c] = CardEntry(
-                records[d * REC :] if d else records, nseq, nmax, now if ttl else e.ttl_at, now
-            )
+            records = entries[c].records + added[a : a + m]
+            out[c] = CardEntry(records[d * REC :] if d else records, nseq, nmax, now)
         return out
 
 
@@ -111,15 +106,14 @@ def plan_cards(
     capacity: int,
     trim_chunk: int,
     commit: bool,
-    now: float,
-    ttl_refresh_s: float,
+    refresh_us: float,
 ) -> CardPlan:
     """Statuses, sequence numbers and the writes of one batch (see :mod:`.layout`)."""
     n, nc = batch.n, len(entries)
     ci, t, txh = batch.card_index, batch.t_us.astype(np.float64), batch.txh
     meta = np.array(
-        [(len(e.records), e.next_seq, e.max_time, e.ttl_at) for e in entries], dtype=np.float64
-    ).reshape(nc, 4)
+        [(len(e.records), e.next_seq, e.max_time) for e in entries], dtype=np.float64
+    ).reshape(nc, 3)
     counts = meta[:, 0].astype(np.int64) // REC
     next_seq = meta[:, 1].astype(np.int64)
     card_max = meta[:, 2]
@@ -180,13 +174,11 @@ def plan_cards(
         seg,
         records,
         gs,
-        meta[:, 3],
         exists,
         retention_us=retention_us,
         capacity=capacity,
         trim_chunk=trim_chunk,
-        now=now,
-        ttl_refresh_s=ttl_refresh_s,
+        refresh_us=refresh_us,
     )
     return CardPlan(**plan, ops=ops.tobytes(), payload=payload, writes=writes)  # type: ignore[arg-type]
 
@@ -229,14 +221,12 @@ def _writes(
     seg: I64,
     records: npt.NDArray[np.void],
     gs: I64,
-    ttl_at: F64,
     exists: npt.NDArray[np.bool_],
     *,
     retention_us: float,
     capacity: int,
     trim_chunk: int,
-    now: float,
-    ttl_refresh_s: float,
+    refresh_us: float,
 ) -> tuple[bytes, CardWrites]:
     """Fill the written cards' ops; return the payload and the cache's part.
 
@@ -244,6 +234,9 @@ def _writes(
     from the oldest, are dropped only once at least ``trim_chunk`` of them can go (then
     the value is rewritten, ``SET``); otherwise the new records and the new trailer
     overwrite the old trailer in place (``SETRANGE``). Features never depend on trimming.
+    A rewrite sets the key's TTL; an append sets it again only when the card's newest
+    event time moves into a later period of ``refresh_us`` (every time if it is 0), so
+    the TTL follows the card's own event times, whichever process wrote it last.
     The per-card loop runs in C (``card_writes`` in ``features/card_kernel.c``).
     """
     expect_max = np.frombuffer(ops["expect"].tobytes(), dtype=CARD_TRAILER)["max_time"]
@@ -255,11 +248,10 @@ def _writes(
         counts,
         expect_max,
         exists,
-        ttl_at,
         retention_us=retention_us,
         capacity=capacity,
         trim_chunk=trim_chunk,
-        refresh_before=now - ttl_refresh_s,
+        refresh_us=refresh_us,
     )
     dirty = w["card"]
     append = w["append"].astype(bool)
@@ -275,7 +267,6 @@ def _writes(
         drops=w["drop"].tolist(),
         next_seq=w["next_seq"].tolist(),
         max_time=w["max_time"].tolist(),
-        refreshed=(w["refreshed"] != 0).tolist(),
         added=records.tobytes(),
     )
     return payload, writes

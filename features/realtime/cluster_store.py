@@ -72,7 +72,7 @@ class _Batch:
     ops: np.ndarray
     payload: bytes
     rows: np.ndarray
-    refresh: bytes
+    refresh_us: bytes | int | str
     epoch: bytes | str
     epoch_key: str | None
 
@@ -229,7 +229,7 @@ def _decode(keys: list[str], argv: list[bytes | int | str]) -> _Batch:
         ops=np.frombuffer(bytes(argv[7]), dtype=OPS),  # type: ignore[arg-type]
         payload=bytes(argv[8]),  # type: ignore[arg-type]
         rows=np.frombuffer(bytes(argv[9]), dtype=TERM_ROW),  # type: ignore[arg-type]
-        refresh=bytes(argv[10]),  # type: ignore[arg-type]
+        refresh_us=argv[10],
         epoch=epoch,
         epoch_key=keys[-1] if epoch else None,
     )
@@ -267,7 +267,7 @@ def _argv(batch: _Batch, part: _Part, commit: bool) -> list[bytes | int | str]:
         ops.tobytes(),
         b"".join(pieces),
         rows.tobytes(),
-        bytes(batch.refresh[i] for i in part.terms),
+        batch.refresh_us,
         "",
         "",
         batch.epoch if part.epoch else "",

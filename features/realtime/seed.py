@@ -75,7 +75,7 @@ def card_values(rows: CardRows, cards: Sequence[str], store: BatchFeatureStore) 
     )
     now = time.time()
     entries = [CardEntry.from_value(None, now)] * len(present)
-    plan = store.plan(batch, entries, True, now)
+    plan = store.plan(batch, entries, True)
     if n and not (plan.status == STATUS_APPLIED).all():
         raise ValueError("seeded rows must be in time order per card and unique")
     ops = np.frombuffer(plan.ops, dtype=CARD_OP)

@@ -21,11 +21,10 @@ import abc
 import contextlib
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from itertools import pairwise, repeat
+from itertools import pairwise
 
 import numpy as np
 import numpy.typing as npt
@@ -111,16 +110,18 @@ class _Sent:
     profiles: PendingProfiles
     plan: CardPlan
     finish: Callable[[], Reply]
-    terms: bytes
-    now: float
 
 
 class BatchFeatureStore(abc.ABC):
     """Real-time features over an atomic per-batch state transition (see module doc).
 
     ``card_cache_size`` bounds the cards kept in this process (LRU); ``0`` disables the
-    cache (every card is read each batch). ``ttl_refresh_s``: a key's TTL is refreshed by
-    at most one write per this interval (the TTLs include that much slack).
+    cache (every card is read each batch). ``ttl_refresh_s``: a card's or terminal's TTL
+    is set again by the first write whose event time reaches a later period of this
+    length (a day: the TTLs include that much slack); ``0`` sets it on every write. The
+    rule reads only the key's own newest event time, so it needs no memory of past
+    writes and holds across restarts and moved partitions: a key lives at least its TTL
+    past the start of its newest event's period, less the allowed clock skew.
     ``card_writes``: ``"append"`` writes only a card's new records in place (``SETRANGE``;
     Redis then reserves as much again as the value holds, so a card costs ~1.8x its
     bytes); ``"rewrite"`` writes the whole value, trimmed to the window, each time
@@ -151,7 +152,6 @@ class BatchFeatureStore(abc.ABC):
         self.terminal_ttl_s = terminal_ttl_s
         self.ttl_refresh_s = ttl_refresh_s
         self.cards = CardCache(card_cache_size, max_age_s=ttl_refresh_s)
-        self._term_ttl_at: OrderedDict[str, float] = OrderedDict()
         self.stats = FeatureStats()
         self.stale_cards = 0
         """Cached cards found changed in Redis (re-read): partitions moved or a second writer."""
@@ -173,7 +173,6 @@ class BatchFeatureStore(abc.ABC):
             self.prefix = prefix
             self._chain_key = f"{prefix}:chain:{{{uuid.uuid4().hex}}}"
             self.clear_cache()
-            self._term_ttl_at.clear()
         self.epoch_key, self.epoch = epoch_key, epoch
 
     def _keys(self, keys: list[str]) -> list[str]:
@@ -323,7 +322,6 @@ class BatchFeatureStore(abc.ABC):
                 return out, sent[k:]
             try:
                 profiles = s.profiles()
-                self._terminal_ttl_done(s.batch, s.plan, reply[1], s.terms, s.now)  # type: ignore[arg-type]
                 out.append(self._matrix(s.batch, s.plan, reply, known, profiles, True))
             except BaseException:
                 self._abandon(sent[k + 1 :])  # their replies still hold pool connections
@@ -351,7 +349,7 @@ class BatchFeatureStore(abc.ABC):
         """The cached entry of each card key (an empty one where the cache has none) and
         the indices of those it has none for."""
         found = self.cards.lookup(keys, now)
-        entries = [e or CardEntry(b"", 0, 0.0, 0.0, now) for e in found]
+        entries = [e or CardEntry(b"", 0, 0.0, now) for e in found]
         return entries, [i for i, e in enumerate(found) if e is None]
 
     def _read(
@@ -382,9 +380,8 @@ class BatchFeatureStore(abc.ABC):
             now = time.time()
             keys = batch.card_keys
             entries = [cards[k] for k in keys]
-            terms = self._terminal_ttl_flags(batch.term_keys, now)
-            plan = self.plan(batch, entries, True, now)
-            argv = self._argv(batch, plan, terms, True, after=after, token=token)
+            plan = self.plan(batch, entries, True)
+            argv = self._argv(batch, plan, True, after=after, token=token)
             chained = self._keys([*keys, *batch.term_keys, self._chain_key])
             finish = self._start(chained, argv, channel)
         except BaseException:
@@ -397,7 +394,7 @@ class BatchFeatureStore(abc.ABC):
             cards.update(zip(keys, written, strict=True))
         timings["encode"] += (t1 - t0) * 1e3
         timings["plan"] += (time.perf_counter() - t1) * 1e3
-        return _Sent(transactions, batch, profiles, plan, finish, terms, now)
+        return _Sent(transactions, batch, profiles, plan, finish)
 
     def _stop_at(self, sent: Sequence[_Sent], k: int) -> None:
         """Chunk ``k``'s reply is in but it will not be used: drain its profile read,
@@ -486,12 +483,11 @@ class BatchFeatureStore(abc.ABC):
         now = time.time()
         keys = batch.card_keys
         entries, missing = self._cached(keys, now)
-        terms = self._terminal_ttl_flags(batch.term_keys, now)
         for _ in range(MAX_ATTEMPTS):
             c0 = clock()
             self._read(keys, missing, entries, now)
-            plan = self.plan(batch, entries, commit, now)
-            argv = self._argv(batch, plan, terms, commit)
+            plan = self.plan(batch, entries, commit)
+            argv = self._argv(batch, plan, commit)
             finish = self._start(self._keys(keys + batch.term_keys), argv)
             c1 = clock()
             try:
@@ -517,8 +513,6 @@ class BatchFeatureStore(abc.ABC):
                 self.cards.discard(keys)
                 raise self._lost(reply)
             if reply[0] == 1:
-                if commit:
-                    self._terminal_ttl_done(batch, plan, reply[1], terms, now)  # type: ignore[arg-type]
                 return plan, reply, known, spent
             missing = [int(i) - 1 for i in reply[1]]  # type: ignore[attr-defined]
             self.stale_cards += len(missing)
@@ -527,9 +521,7 @@ class BatchFeatureStore(abc.ABC):
             "card state", f"{len(missing)} cards changed under {MAX_ATTEMPTS} plans in a row"
         )
 
-    def plan(
-        self, batch: EncodedBatch, entries: list[CardEntry], commit: bool, now: float
-    ) -> CardPlan:
+    def plan(self, batch: EncodedBatch, entries: list[CardEntry], commit: bool) -> CardPlan:
         """The card side of ``batch`` against ``entries`` with this store's lateness,
         window and TTL refresh (what its script is then asked to apply)."""
         lateness_us = self.allowed_lateness_s * US
@@ -542,15 +534,13 @@ class BatchFeatureStore(abc.ABC):
             # rewrite: a trim chunk of 0 sends every written card whole (cards.py)
             trim_chunk=CARD_TRIM_CHUNK if self.card_writes == "append" else 0,
             commit=commit,
-            now=now,
-            ttl_refresh_s=self.ttl_refresh_s,
+            refresh_us=float(self.ttl_refresh_s * US),
         )
 
     def _argv(
         self,
         batch: EncodedBatch,
         plan: CardPlan,
-        terms: bytes,
         commit: bool,
         *,
         after: str = "",
@@ -574,31 +564,11 @@ class BatchFeatureStore(abc.ABC):
             plan.ops,
             plan.payload,
             rows.tobytes(),
-            terms,
+            self.ttl_refresh_s * US,
             after,
             token,
             self.epoch,
         ]
-
-    def _terminal_ttl_flags(self, term_keys: list[str], now: float) -> bytes:
-        horizon = now - self.ttl_refresh_s
-        return bytes([t < horizon for t in map(self._term_ttl_at.get, term_keys, repeat(0.0))])
-
-    def _terminal_ttl_done(
-        self, batch: EncodedBatch, plan: CardPlan, late: list[int], flags: bytes, now: float
-    ) -> None:
-        """Remember the terminals whose TTL this batch set (flagged and written)."""
-        counted = np.flatnonzero(plan.status == STATUS_APPLIED)
-        if late:
-            counted = np.delete(counted, np.asarray(late, dtype=np.int64) - 1)
-        written = np.unique(batch.term_index[counted])
-        memo = self._term_ttl_at
-        for i in written.tolist():
-            if flags[i]:
-                memo[batch.term_keys[i]] = now
-                memo.move_to_end(batch.term_keys[i])
-        while len(memo) > self.cards.max_cards:
-            memo.popitem(last=False)
 
     def _known_columns(self, batch: EncodedBatch, plan: CardPlan) -> F64:
         """Raw features ``[n, len(FEATURE_NAMES)]`` with the transaction and card columns

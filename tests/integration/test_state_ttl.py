@@ -1,7 +1,8 @@
-"""Card and terminal keys expire unless written to. A write refreshes a key's TTL at most
-once per ``ttl_refresh_s`` of the writing process, and at once where the process does not
-know when it was last set (a restart, a card read from Redis); the bytes stay exactly those
-the in-memory port of the script holds."""
+"""Card and terminal keys expire unless written to. A write sets a key's TTL again when the
+key's newest event time moves into a later period of ``ttl_refresh_s`` (a day), whichever
+process writes it: a restarted process refreshes nothing its predecessor covered, and a
+batch too late to be counted writes nothing. The bytes stay exactly those the in-memory
+port of the script holds."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ CARD_TTL_S, TERMINAL_TTL_S = 1_000, 500
 STORE = {
     "card_ttl_s": CARD_TTL_S,
     "terminal_ttl_s": TERMINAL_TTL_S,
-    "ttl_refresh_s": 3_600,
+    "ttl_refresh_s": 86_400,
     "allowed_lateness_s": 3_600,
 }
 
@@ -40,15 +41,20 @@ def _ttls(client: redis.Redis, prefix: str) -> tuple[int, int]:
 
 
 @pytest.mark.integration
-def test_a_ttl_is_refreshed_once_due_or_unknown(
+def test_a_ttl_is_set_again_once_per_event_day(
     redis_client: redis.Redis, redis_prefix: str
 ) -> None:
     store = RedisFeatureStore(redis_client, prefix=redis_prefix, **STORE)
     twin = InMemoryFeatureStore(prefix="twin", **STORE)
-    first = [_tx(i, i * 0.1) for i in range(5)] + [_tx(9, 0.2, card="C2")]
-    # the same terminal on two days and two cards in one batch
-    later = [_tx(10, 1.0), _tx(11, 30.0), _tx(12, 30.5, card="C2"), _tx(13, 31.0)]
-    again = [_tx(20, 31.5), _tx(21, 54.0, card="C2"), _tx(22, 55.0)]  # T1: days 1 and 2
+    first = [_tx(i, i * 0.1) for i in range(5)] + [_tx(9, 0.2, card="C2")]  # 09:00, day 0
+    same_day = [_tx(10, 1.0), _tx(11, 5.0)]  # 10:00 and 14:00 of day 0
+    after_restart = [_tx(12, 6.0), _tx(13, 6.5, card="C2")]  # 15:00 of day 0
+    late = [_tx(14, 2.0, card="C3")]  # 11:00: beyond the hour of lateness for T1
+    next_day = [_tx(20, 16.0)]  # 01:00 of day 1
+
+    def run_down() -> None:  # time passes: the TTLs run down
+        redis_client.pexpire(card_key(redis_prefix, "C1"), 50_000)
+        redis_client.pexpire(terminal_key(redis_prefix, "T1"), 50_000)
 
     for s in (store, twin):
         s.update_batch(first)
@@ -56,18 +62,27 @@ def test_a_ttl_is_refreshed_once_due_or_unknown(
     assert CARD_TTL_S * 1000 - 5_000 < card_ttl <= CARD_TTL_S * 1000
     assert TERMINAL_TTL_S * 1000 - 5_000 < term_ttl <= TERMINAL_TTL_S * 1000
 
-    # time passes (the TTLs run down); the same process set them moments ago: appends
-    # and 8-byte writes leave the TTLs alone
-    redis_client.pexpire(card_key(redis_prefix, "C1"), 50_000)
-    redis_client.pexpire(terminal_key(redis_prefix, "T1"), 50_000)
+    # later events of the same day: appends and day-slot writes leave the TTLs alone
+    run_down()
     for s in (store, twin):
-        s.update_batch(later)
+        s.update_batch(same_day)
     assert all(0 < t <= 50_000 for t in _ttls(redis_client, redis_prefix))
 
-    # a restarted process does not know when they were set: it refreshes both
+    # a restarted process knows nothing of its predecessor, and needs nothing: the rule
+    # reads the keys' own newest event times
     restarted = RedisFeatureStore(redis_client, prefix=redis_prefix, **STORE)
-    restarted.update_batch(again)
-    twin.update_batch(again)
+    restarted.update_batch(after_restart)
+    twin.update_batch(after_restart)
+    assert all(0 < t <= 50_000 for t in _ttls(redis_client, redis_prefix))
+
+    # a row too late for the terminal changes nothing of it
+    restarted.update_batch(late)
+    twin.update_batch(late)
+    assert 0 < _ttls(redis_client, redis_prefix)[1] <= 50_000
+
+    # the first event of the next day sets both TTLs again
+    restarted.update_batch(next_day)
+    twin.update_batch(next_day)
     card_ttl, term_ttl = _ttls(redis_client, redis_prefix)
     assert card_ttl > CARD_TTL_S * 1000 - 5_000 and term_ttl > TERMINAL_TTL_S * 1000 - 5_000
 
@@ -81,8 +96,8 @@ def test_a_ttl_is_refreshed_once_due_or_unknown(
 def test_refreshing_every_ttl_serves_the_same_features_and_bytes(
     redis_client: redis.Redis, redis_prefix: str
 ) -> None:
-    """Every batch through a process that refreshes every TTL (interval 0: always due)
-    against one that refreshes them once an hour."""
+    """Every batch through a process that sets every TTL on every write (period 0)
+    against one that sets them once per event day."""
     always = RedisFeatureStore(
         redis_client,
         prefix=f"{redis_prefix}a",

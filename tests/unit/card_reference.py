@@ -84,16 +84,16 @@ def reference_writes(
     new: list[list[tuple[int, float, int]]],
     exists: list[bool],
     expect_max: list[float],
-    ttl_at: list[float],
     *,
     retention_us: float,
     capacity: int,
     trim_chunk: int,
-    refresh_before: float,
+    refresh_us: float,
 ) -> list[dict[str, object]]:
     """The write rules of one batch, card by card: ``stored[c]`` / ``new[c]`` are the
     card's (record index, time, seq) before and from the batch; returns, per card with new
-    records, whether it appends, how many old records a rewrite drops and its trailer."""
+    records, whether it appends, how many old records a rewrite drops, its trailer and
+    whether an append sets the TTL again (the newest event moved to a later period)."""
     out: list[dict[str, object]] = []
     for c, added in enumerate(new):
         if not added:
@@ -119,7 +119,11 @@ def reference_writes(
                 "body": [r for r, _, _ in added] if append else [r for r, _, _ in kept],
                 "next_seq": added[-1][2] + 1,
                 "max_time": max_time,
-                "refresh": append and ttl_at[c] < refresh_before,
+                "refresh": append
+                and (
+                    refresh_us <= 0
+                    or math.floor(max_time / refresh_us) > math.floor(expect_max[c] / refresh_us)
+                ),
             }
         )
     return out

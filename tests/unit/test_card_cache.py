@@ -12,7 +12,7 @@ pytestmark = pytest.mark.unit
 
 
 def _entry(seq: int, seen_at: float = 10.0) -> CardEntry:
-    return CardEntry(bytes([seq]) * 24, seq, 100.0 + seq, 5.0, seen_at)
+    return CardEntry(bytes([seq]) * 24, seq, 100.0 + seq, seen_at)
 
 
 def test_a_stored_entry_comes_back_with_the_same_fields_and_counts_as_a_hit() -> None:
@@ -20,11 +20,10 @@ def test_a_stored_entry_comes_back_with_the_same_fields_and_counts_as_a_hit() ->
     cache.store(["c:1"], [_entry(3)])
     (got, absent) = cache.lookup(["c:1", "c:2"], now=20.0)
     assert absent is None and got is not None
-    assert (got.records, got.next_seq, got.max_time, got.ttl_at, got.seen_at) == (
+    assert (got.records, got.next_seq, got.max_time, got.seen_at) == (
         bytes([3]) * 24,
         3,
         103.0,
-        5.0,
         10.0,
     )
     assert (cache.hits, cache.misses) == (1, 1)

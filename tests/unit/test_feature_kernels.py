@@ -298,11 +298,10 @@ def test_card_writes_follow_the_plain_rules() -> None:
     new["txh"] = 10_000 + np.arange(len(gs))
     new["t"] = rng.uniform(2_500, 3_500, len(gs))
     new["seq"] = rng.integers(0, 1_000, len(gs))
-    ttl_at = rng.uniform(0, 100, nc)
 
     got, payload = card_writes(
-        gs, new, stored, seg, counts, expect_max, exists, ttl_at,
-        retention_us=retention, capacity=capacity, trim_chunk=trim_chunk, refresh_before=50.0,
+        gs, new, stored, seg, counts, expect_max, exists,
+        retention_us=retention, capacity=capacity, trim_chunk=trim_chunk, refresh_us=400.0,
     )  # fmt: skip
     old_lists = [
         [(int(r["txh"]), float(r["t"]), 0) for r in stored[seg[c] : seg[c + 1]]] for c in range(nc)
@@ -311,12 +310,14 @@ def test_card_writes_follow_the_plain_rules() -> None:
     for c, r in zip(gs.tolist(), new, strict=True):
         new_lists[c].append((int(r["txh"]), float(r["t"]), int(r["seq"])))
     want = reference_writes(
-        old_lists, new_lists, exists.tolist(), expect_max.tolist(), ttl_at.tolist(),
-        retention_us=retention, capacity=capacity, trim_chunk=trim_chunk, refresh_before=50.0,
+        old_lists, new_lists, exists.tolist(), expect_max.tolist(),
+        retention_us=retention, capacity=capacity, trim_chunk=trim_chunk, refresh_us=400.0,
     )  # fmt: skip
     assert got["card"].tolist() == [w["card"] for w in want]
     kinds = {(bool(w["append"]), int(w["drop"]) > 0) for w in want}
     assert kinds == {(True, False), (False, False), (False, True)}  # every path was taken
+    # appends within the newest event's period and into a later one
+    assert {bool(w["refresh"]) for w in want if w["append"]} == {True, False}
     for k, w in enumerate(want):
         assert bool(got["append"][k]) == w["append"] and int(got["drop"][k]) == w["drop"]
         assert got["next_seq"][k] == w["next_seq"] and got["max_time"][k] == w["max_time"]
