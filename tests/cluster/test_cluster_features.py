@@ -1,6 +1,6 @@
 """The real-time features on a Redis Cluster serve exactly what one server serves: the
-online/offline parity and replay tests of tests/integration, run on the cluster, and the
-same features as the single-server store."""
+online/offline parity, replay and TTL tests of tests/integration, run on the cluster, and
+the same features as the single-server store."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from redis.cluster import RedisCluster
 
 from features.realtime import RedisFeatureStore
 from features.realtime.cluster_store import ClusterFeatureStore
+from features.realtime.layout import card_key, terminal_key
 from tests.integration.test_feature_parity import (
     assert_parity,
     assert_replay_changes_nothing,
     state_of,
 )
+from tests.integration.test_state_ttl import STORE, assert_ttls_follow_event_days
 
 pytestmark = pytest.mark.cluster
 
@@ -39,4 +41,19 @@ def test_replaying_on_the_cluster_changes_nothing(
         cluster_client,  # type: ignore[arg-type]
         cluster_prefix,
         lambda prefix: ClusterFeatureStore(cluster_client, prefix=prefix),
+    )
+
+
+def test_ttls_follow_event_days_on_the_cluster(
+    cluster_client: RedisCluster, cluster_prefix: str
+) -> None:
+    """The period reaches each node's script: a card and a terminal on different nodes
+    keep or renew their TTLs as on one server."""
+    card, terminal = card_key(cluster_prefix, "C1"), terminal_key(cluster_prefix, "T1")
+    nodes = {cluster_client.get_node_from_key(k).name for k in (card, terminal)}
+    assert len(nodes) == 2
+    assert_ttls_follow_event_days(
+        cluster_client,
+        cluster_prefix,
+        lambda: ClusterFeatureStore(cluster_client, prefix=cluster_prefix, **STORE),
     )

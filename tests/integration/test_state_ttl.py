@@ -6,13 +6,16 @@ port of the script holds."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import redis
 
 from features.realtime import InMemoryFeatureStore, RedisFeatureStore
 from features.realtime.layout import card_key, terminal_key
+from features.realtime.store import BatchFeatureStore
 from streams.events import Transaction
 
 T0 = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
@@ -36,7 +39,7 @@ def _tx(i: int, hours: float, card: str = "C1", terminal: str = "T1") -> Transac
     )
 
 
-def _ttls(client: redis.Redis, prefix: str) -> tuple[int, int]:
+def _ttls(client: Any, prefix: str) -> tuple[int, int]:
     return int(client.pttl(card_key(prefix, "C1"))), int(client.pttl(terminal_key(prefix, "T1")))
 
 
@@ -44,7 +47,19 @@ def _ttls(client: redis.Redis, prefix: str) -> tuple[int, int]:
 def test_a_ttl_is_set_again_once_per_event_day(
     redis_client: redis.Redis, redis_prefix: str
 ) -> None:
-    store = RedisFeatureStore(redis_client, prefix=redis_prefix, **STORE)
+    assert_ttls_follow_event_days(
+        redis_client,
+        redis_prefix,
+        lambda: RedisFeatureStore(redis_client, prefix=redis_prefix, **STORE),
+    )
+
+
+def assert_ttls_follow_event_days(
+    redis_client: Any, redis_prefix: str, open_store: Callable[[], BatchFeatureStore]
+) -> None:
+    """The TTL rule through stores ``open_store`` opens on ``redis_client`` (one server
+    or a cluster), against the in-memory port's bytes."""
+    store = open_store()
     twin = InMemoryFeatureStore(prefix="twin", **STORE)
     first = [_tx(i, i * 0.1) for i in range(5)] + [_tx(9, 0.2, card="C2")]  # 09:00, day 0
     same_day = [_tx(10, 1.0), _tx(11, 5.0)]  # 10:00 and 14:00 of day 0
@@ -70,7 +85,7 @@ def test_a_ttl_is_set_again_once_per_event_day(
 
     # a restarted process knows nothing of its predecessor, and needs nothing: the rule
     # reads the keys' own newest event times
-    restarted = RedisFeatureStore(redis_client, prefix=redis_prefix, **STORE)
+    restarted = open_store()
     restarted.update_batch(after_restart)
     twin.update_batch(after_restart)
     assert all(0 < t <= 50_000 for t in _ttls(redis_client, redis_prefix))
