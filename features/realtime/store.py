@@ -165,6 +165,12 @@ class BatchFeatureStore(abc.ABC):
         self.epoch: bytes = b""
         """The state epoch every script checks (``b""``: none; see :mod:`.epoch`)."""
 
+    @property
+    def refresh_us(self) -> int:
+        """The TTL refresh period in microseconds: the card kernel (cards) and the script
+        (terminals) apply the same rule with it."""
+        return self.ttl_refresh_s * US
+
     def follow_epoch(self, epoch_key: str, epoch: bytes, prefix: str) -> None:
         """From now on apply batches only while ``epoch_key`` holds ``epoch``, to the
         namespace ``prefix`` (:mod:`features.realtime.epoch`). Moving to another namespace
@@ -534,7 +540,7 @@ class BatchFeatureStore(abc.ABC):
             # rewrite: a trim chunk of 0 sends every written card whole (cards.py)
             trim_chunk=CARD_TRIM_CHUNK if self.card_writes == "append" else 0,
             commit=commit,
-            refresh_us=float(self.ttl_refresh_s * US),
+            refresh_us=float(self.refresh_us),
         )
 
     def _argv(
@@ -564,7 +570,7 @@ class BatchFeatureStore(abc.ABC):
             plan.ops,
             plan.payload,
             rows.tobytes(),
-            self.ttl_refresh_s * US,
+            self.refresh_us,
             after,
             token,
             self.epoch,
