@@ -63,7 +63,7 @@ KEPT = (
 )
 KEPT_BACKLOG = (
     *("decided", "tx_per_s", "cpu_us_per_tx", "stage_us_per_tx", "max_rss_mb"),
-    *("broker_cpu_pct", "redis_cpu_us_per_tx", "load_average"),
+    *("broker_cpu_pct", "redis_cpu_us_per_tx", "load_average", "collector"),
 )
 Measure = Literal["paced", "backlog"]
 METRIC: dict[Measure, str] = {"paced": "p99_ms", "backlog": "cpu_us_per_tx"}

@@ -6,7 +6,8 @@ environment) builds the production :class:`services.scorer.service.Scorer` exact
 wall time and process CPU (all threads, librdkafka's included) from the start of the first
 batch to the end of the last, decisions, per-stage time summed over the batches (the
 scorer's own :class:`StageClock` laps), the feature store's encode / state / compute split,
-and RSS. Startup (imports, model load, group join) and the idle tail are excluded.
+and RSS. Startup (imports, model load, group join) and the idle tail are excluded; the
+collector is settled as the scorer's main() settles it, and its collections are counted.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from typing import Any
 
 import psutil
 from confluent_kafka import Message
+from prometheus_client import REGISTRY
 
 from loadtest.procstats import minor_faults, peak_rss_mb, process_cpu_s
 from services.allocator import tune_hot_path
+from services.gc_pauses import settle_collector
 from services.scorer.pipeline import StageClock
 from services.scorer.service import Scorer, build_scorer
 from services.scorer.settings import ScorerSettings
@@ -42,6 +45,7 @@ class ProbedScorer(Scorer):
         self.messages = 0
         self.stage_ms: dict[str, float] = {}
         self.feature_ms: dict[str, float] = {}
+        self.collector: dict[str, Any] = {}
 
     def process(self, messages: Sequence[Message], clock: StageClock) -> None:
         if self.first_wall is None:
@@ -104,7 +108,22 @@ class ProbedScorer(Scorer):
             "max_rss_mb": peak_rss_mb(),
             "model_version": self.champion.current().version,
             "card_cache": self.card_cache(),
+            "collector": {**self.collector, **collections()},
         }
+
+
+def collections() -> dict[str, Any]:
+    """The garbage collector's collections by generation and their summed pauses, from the
+    pause histogram (watched from :func:`settle_collector` on: the run, not the start-up)."""
+    count = {
+        g: REGISTRY.get_sample_value("fraud_gc_pause_seconds_count", {"generation": g}) or 0.0
+        for g in ("0", "1", "2")
+    }
+    pause = sum(
+        REGISTRY.get_sample_value("fraud_gc_pause_seconds_sum", {"generation": g}) or 0.0
+        for g in count
+    )
+    return {"collections": {g: int(n) for g, n in count.items()}, "pause_s": round(pause, 4)}
 
 
 def build_probed_scorer(settings: ScorerSettings) -> ProbedScorer:
@@ -122,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = ScorerSettings(metrics_port=0)
     tune_hot_path(settings)  # as the scorer's main() does
     scorer = build_probed_scorer(settings)
+    scorer.collector = settle_collector(settings.gc_young_threshold)  # as the scorer's main()
     scorer.run(max_idle_s=args.max_idle_s)
     args.out.write_text(json.dumps(scorer.summary(), indent=2) + "\n")
 

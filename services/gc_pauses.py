@@ -5,6 +5,14 @@ tracked object: with a large heap of small objects that is tens of milliseconds 
 core, long enough for a whole batch of transactions to wait behind it. The pauses are too
 rare to move a per-batch stage p99 and frequent enough to move the per-transaction p99,
 so they get a series of their own: ``fraud_gc_pause_seconds{generation}``.
+
+:func:`settle_collector` is what a hot-path process (scorer, API) does once it is built:
+freeze the start-up objects out of the collector's scans and raise the youngest
+generation's threshold. With Python's default of 700 the scorer collected about once per
+125 transactions of a backlog (2,424 collections, 18 of them full, 1.6-1.7 µs of CPU per
+transaction over 300,000); its hot path leaves no growing set of tracked objects behind,
+so at 100,000 the same backlog ran without a single collection. A collection that does
+come visits at most that many young objects (a few milliseconds).
 """
 
 from __future__ import annotations
@@ -30,6 +38,20 @@ def _on_gc(phase: str, info: dict[str, Any]) -> None:
         _started[0] = time.perf_counter()
     else:
         _CHILDREN[min(int(info.get("generation", 2)), 2)].observe(time.perf_counter() - _started[0])
+
+
+def settle_collector(young_threshold: int) -> dict[str, Any]:
+    """Freeze what exists now (the model, the modules) out of every later scan, set the
+    youngest generation's threshold (``0`` keeps Python's), and watch the pauses from now
+    on. Returns the thresholds and the frozen object count (benchmarks record them)."""
+    if young_threshold < 0:
+        raise ValueError("the young generation's threshold must be >= 0")
+    gc.freeze()
+    if young_threshold:
+        _, older, oldest = gc.get_threshold()
+        gc.set_threshold(young_threshold, older, oldest)
+    watch_gc_pauses()
+    return {"thresholds": list(gc.get_threshold()), "frozen": gc.get_freeze_count()}
 
 
 def watch_gc_pauses() -> None:

@@ -182,6 +182,12 @@ class CommonSettings(BaseSettings):
     allocator_trim_threshold_kb: int = Field(
         16384, ge=0, description="glibc trim threshold of the hot-path processes; 0 = glibc's own"
     )
+    gc_young_threshold: int = Field(
+        100_000,
+        ge=0,
+        description="allocations between collections of the youngest generation in the "
+        "hot-path processes; 0 = Python's own 700 (see services.gc_pauses)",
+    )
 
     @model_validator(mode="before")
     @classmethod

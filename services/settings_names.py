@@ -119,6 +119,7 @@ SETTINGS_FIELDS: frozenset[str] = frozenset(
         "gate_min_labels",
         "gate_parity_tolerance",
         "gate_precision_tolerance",
+        "gc_young_threshold",
         "group_id",
         "history_cards",
         "history_days",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import socket
@@ -25,7 +24,7 @@ from services.api.settings import ApiSettings
 from services.cases.erasure import CaseStorePart
 from services.cases.service import open_desk
 from services.erasure.service import erase_customer
-from services.gc_pauses import watch_gc_pauses
+from services.gc_pauses import settle_collector
 from services.scorer.champion import ChampionWatcher
 from services.scorer.ledger import DecisionLedger
 from services.scorer.model_events import ModelEventsListener
@@ -133,8 +132,7 @@ def main(settings: ApiSettings | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     tune_hot_path(settings)
     ctx, champion = build_context(settings)
-    gc.freeze()  # the start-up objects (model, modules) leave the collector's scans: shorter pauses
-    watch_gc_pauses()
+    settle_collector(settings.gc_young_threshold)
     champion.start()
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.host)

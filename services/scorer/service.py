@@ -53,7 +53,6 @@ A full producer queue blocks ``produce`` until deliveries drain (bounded, never 
 
 from __future__ import annotations
 
-import gc
 import logging
 import signal
 import time
@@ -70,7 +69,7 @@ from features.errors import FeatureStateLost, FeatureStoreUnavailable
 from features.interface import FeatureStore
 from features.realtime.epoch import EpochStore
 from services.allocator import tune_hot_path
-from services.gc_pauses import watch_gc_pauses
+from services.gc_pauses import settle_collector
 from services.scorer import metrics
 from services.scorer.champion import ChampionWatcher
 from services.scorer.crashpoints import CrashHook
@@ -499,8 +498,7 @@ def main(settings: ScorerSettings | None = None) -> None:
     )
     tune_hot_path(settings)  # before the first batch: its buffers stay in the heap
     scorer = build_scorer(settings)
-    gc.freeze()  # the start-up objects (model, modules) leave the collector's scans: shorter pauses
-    watch_gc_pauses()
+    settle_collector(settings.gc_young_threshold)
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
 
