@@ -52,6 +52,7 @@ from loadtest.bench_setup import (
     stop_process,
     to_transactions,
 )
+from loadtest.procstats import collector_text
 from services.stack.process import ManagedProcess, free_port, spawn, stop
 from streams.events import Transaction
 from streams.simulator import Simulator, SimulatorConfig
@@ -390,6 +391,6 @@ def cards_line(s: dict[str, Any]) -> str:
         f"redis {seed.get('redis_bytes_per_card')} B/card as seeded "
         f"({seed.get('events_per_card')} events; {sizes.get('appended_by_backlog')} B once "
         f"appended), {seed.get('redis_bytes_per_terminal')} B/terminal, "
-        f"{seed.get('redis_profile_bytes_per_terminal')} B/profile row"
+        f"{seed.get('redis_profile_bytes_per_terminal')} B/profile row | {collector_text(s)}"
         + (f" | redis us/tx by command: {top}" if top else "")
     )

@@ -72,6 +72,7 @@ from loadtest.latency import (
     ramp,
 )
 from loadtest.mixes import MIXES, Mix
+from loadtest.procstats import collector_text
 from loadtest.rest_bench import run_rest_bench
 from services.stack.process import free_port
 from streams.topics import SCORED, Topics
@@ -721,14 +722,11 @@ def run_scorer_bench(
 
 def backlog_line(b: dict[str, Any]) -> str:
     stages = " ".join(f"{k}={v:.1f}" for k, v in b.get("stage_us_per_tx", {}).items())
-    collector = b.get("collector") or {}
-    collections = sum((collector.get("collections") or {}).values())
     return (
         f"  backlog {b['decided']:,} decided: {b['tx_per_s']:,.0f} tx/s, "
         f"cpu {b['cpu_us_per_tx']:.1f} us/tx, minor faults "
         f"{b.get('minor_faults_per_tx', float('nan')):.2f}/tx, rss {b['max_rss_mb']:.0f} MB, "
         f"broker cpu {b.get('broker_cpu_pct')}%, redis cpu {b.get('redis_cpu_pct')}%\n"
         f"  stages us/tx: {stages}\n"
-        f"  collector: {collections} collections, "
-        f"{collector.get('pause_s', float('nan')) * 1e3:.0f} ms in them"
+        f"  collector: {collector_text(b)}"
     )

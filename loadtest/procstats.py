@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import resource
 from pathlib import Path
+from typing import Any
 
 
 def process_cpu_s() -> float:
@@ -31,3 +32,12 @@ def peak_rss_mb() -> float:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def collector_text(stats: dict[str, Any]) -> str:
+    """A probe's garbage collections as one phrase of a benchmark line."""
+    collector = stats.get("collector")
+    if not collector or "collections" not in collector:
+        return "collections not counted"
+    count = sum(collector["collections"].values())
+    return f"{count} collections, {collector.get('pause_s', 0.0) * 1e3:.0f} ms in them"
