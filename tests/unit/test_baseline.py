@@ -3,76 +3,35 @@ and its Feast-SDK profile reader serves the direct reader's semantics."""
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import lightgbm as lgb
 import numpy as np
 import pytest
 
-from features.bench import synthetic_stream
-from features.definitions import FEATURE_INDEX, FEATURE_NAMES, FEATURE_SET_ID
-from features.interface import InMemoryProfileReader
+from features.definitions import FEATURE_SET_ID
 from features.profiles.names import (
     DAYS_SINCE_COLUMN,
     TERMINAL_RISK_DEFAULTS,
     TERMINAL_RISK_FEATURES,
     TERMINAL_RISK_TTL,
 )
-from features.realtime import InMemoryFeatureStore
 from loadtest.baseline import NaiveDecider, SdkProfileReader
-from models.explain import Explainer
-from models.export import to_onnx
-from models.policy import ThresholdPolicy
-from models.scoring import FeatureSpec, OnnxModel, make_session
 from models.serving import ServingModel
 from services.scorer.pipeline import ScoringPipeline
-from streams.events import Transaction
+from tests.small_model import memory_store, small_served, stream
 
 pytestmark = pytest.mark.unit
-
-START = datetime(2026, 2, 1, tzinfo=UTC)
-PROFILES: dict[str, Sequence[float]] = {
-    f"T{t:06d}": [float(t % 5), *([0.1] * 14)] for t in range(0, 400, 3)
-}
-
-
-def _stream(n: int) -> list[Transaction]:
-    return list(itertools.islice(synthetic_stream(300, 400, 20.0, START, seed=5), n))
-
-
-def _store() -> InMemoryFeatureStore:
-    return InMemoryFeatureStore(profiles=InMemoryProfileReader(PROFILES))
 
 
 @pytest.fixture(scope="module")
 def served() -> ServingModel:
-    """A small LightGBM on real feature rows, exported to ONNX, with a 10% review policy."""
-    rows = _store().update_and_read_batch(_stream(1500)).values
-    rng = np.random.default_rng(3)
-    amount = rows[:, FEATURE_INDEX["tx_amount"]]
-    burst = rows[:, FEATURE_INDEX["card_tx_count_1h"]]
-    logit = 0.02 * (amount - 60) + 0.8 * burst - 2.0 + rng.normal(0, 0.5, len(rows))
-    labels = (logit > 0).astype(int)
-    booster = lgb.train(
-        {"objective": "binary", "num_leaves": 15, "verbose": -1, "seed": 1},
-        lgb.Dataset(rows, labels, feature_name=list(FEATURE_NAMES)),
-        num_boost_round=30,
-    )
-    onnx = OnnxModel(
-        make_session(to_onnx(booster)), FeatureSpec(FEATURE_NAMES, FEATURE_SET_ID), "v1"
-    )
-    scores = booster.predict(rows)
-    policy = ThresholdPolicy(float(np.quantile(scores, 0.9)), float(np.quantile(scores, 0.97)), 0.1)
-    explainer = Explainer(booster, FEATURE_NAMES, np.nanmedian(rows, axis=0))
-    return ServingModel("v1", onnx, policy, explainer)
+    return small_served()
 
 
 def test_naive_decisions_equal_the_batch_pipeline(served: ServingModel) -> None:
-    history, fresh = _stream(1000), _stream(1200)[1000:]
-    batch_store, naive_store = _store(), _store()
+    history, fresh = stream(1000), stream(1200)[1000:]
+    batch_store, naive_store = memory_store(), memory_store()
     batch_store.update_batch(history)
     naive_store.update_batch(history)
 
@@ -93,10 +52,10 @@ def test_naive_decisions_equal_the_batch_pipeline(served: ServingModel) -> None:
 
 
 def test_naive_decide_returns_a_review_case_only_for_flagged(served: ServingModel) -> None:
-    store = _store()
-    store.update_batch(_stream(1000))
+    store = memory_store()
+    store.update_batch(stream(1000))
     decider = NaiveDecider(store, served)
-    for tx in _stream(1100)[1000:]:
+    for tx in stream(1100)[1000:]:
         decision, case = decider.decide(tx, produced_at_ms=1)
         assert (case is None) == (decision.decision == "approve")
         assert decision.model_version == "v1" and decision.feature_set == FEATURE_SET_ID
