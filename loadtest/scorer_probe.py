@@ -108,11 +108,11 @@ class ProbedScorer(Scorer):
             "max_rss_mb": peak_rss_mb(),
             "model_version": self.champion.current().version,
             "card_cache": self.card_cache(),
-            "collector": {**self.collector, **collections()},
+            "collector": {**self.collector, **gc_collections()},
         }
 
 
-def collections() -> dict[str, Any]:
+def gc_collections() -> dict[str, Any]:
     """The garbage collector's collections by generation and their summed pauses, from the
     pause histogram (watched from :func:`settle_collector` on: the run, not the start-up)."""
     count = {

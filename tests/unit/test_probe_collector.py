@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from loadtest.procstats import collector_text
-from loadtest.scorer_probe import collections
+from loadtest.scorer_probe import gc_collections
 from services.gc_pauses import settle_collector
 
 pytestmark = pytest.mark.unit
@@ -24,9 +24,9 @@ def settled() -> Iterator[dict[str, object]]:
 
 def test_collections_count_what_the_pause_histogram_saw(settled: dict[str, object]) -> None:
     """Counts only grow: other threads of a test session may collect meanwhile."""
-    before = collections()
+    before = gc_collections()
     gc.collect(2)
-    after = collections()
+    after = gc_collections()
     assert after["collections"]["2"] >= before["collections"]["2"] + 1
     assert after["pause_s"] >= before["pause_s"]
     assert settled["thresholds"] == [50_000, *gc.get_threshold()[1:]]
