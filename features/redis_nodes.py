@@ -4,12 +4,14 @@ keys of several slots with CROSSSLOT; a script may touch other slots of its own 
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
 from redis.cluster import ClusterNode, RedisCluster
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 MOVED_ATTEMPTS = 20
 """Sends of one node's part while slots move under it, before giving up."""
@@ -37,6 +39,27 @@ def refresh_slots(cluster: RedisCluster, attempt: int) -> None:
     """A new slot map, after a short pause (a migrating slot settles in milliseconds)."""
     time.sleep(min(0.01 * 2**attempt, 0.5))
     cluster.nodes_manager.initialize()
+
+
+def slot_of(key: str | bytes) -> int:
+    """The hash slot of ``key`` (its ``{tag}`` if it has one)."""
+    return int(key_slot(key.encode() if isinstance(key, str) else key))
+
+
+@functools.cache
+def slot_tags() -> tuple[str, ...]:
+    """One hash tag per slot: a key holding ``{slot_tags()[s]}`` lives in slot ``s``.
+    Found by trying short hexadecimal strings (about 315,000 of them, 0.1 s, once)."""
+    tags: list[str | None] = [None] * REDIS_CLUSTER_HASH_SLOTS
+    missing, n = REDIS_CLUSTER_HASH_SLOTS, 0
+    while missing:
+        tag = f"{n:x}"
+        slot = slot_of(tag)
+        if tags[slot] is None:
+            tags[slot] = tag
+            missing -= 1
+        n += 1
+    return tuple(t for t in tags if t is not None)
 
 
 def group_by_node(

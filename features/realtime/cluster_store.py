@@ -9,10 +9,13 @@ class cuts them per node and joins the replies (:meth:`ClusterFeatureStore._star
 
 Nodes do not commit together, so a batch that touches several nodes runs in two steps:
 every node first checks (epoch, card versions; nothing written) and only when all agree
-do they apply. The scorer is its cards' only writer, so the check holds until the apply.
-A node that no longer serves a key (a slot moved: MOVED, ASK, TRYAGAIN, "non local key")
-fails its script before any write (the script reads every key first); the store then
-refreshes its slot map and sends that node's part again, split by the new owners.
+do they apply. Each node checks the epoch's copy in the slot of its part's first key
+(:func:`features.realtime.epoch.epoch_copy_key`), so a node that lost its data is found
+by any batch that touches it. The scorer is its cards' only writer, so the check holds
+until the apply. A node that no longer serves a key (a slot moved: MOVED, ASK, TRYAGAIN,
+"non local key") fails its script before any write (the script reads every key first);
+the store then refreshes its slot map and sends that node's part again, split by the new
+owners.
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ import redis
 from redis.cluster import ClusterNode, RedisCluster
 
 from features.errors import FeatureStoreUnavailable
+from features.realtime.epoch import epoch_copy_key
 from features.realtime.redis_store import RedisFeatureStore
 from features.realtime.store import LUA_SOURCE, TERM_ROW, Reply, ScriptChannel
-from features.redis_nodes import MOVED_ATTEMPTS, is_redirect, refresh_slots
+from features.redis_nodes import MOVED_ATTEMPTS, is_redirect, refresh_slots, slot_of
 
 OPS = np.dtype(
     [
@@ -58,7 +62,6 @@ class _Part:
     node: ClusterNode
     cards: list[int] = field(default_factory=list)
     terms: list[int] = field(default_factory=list)
-    epoch: bool = False
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,7 @@ class ClusterFeatureStore(RedisFeatureStore):
     ) -> Callable[[], Reply]:
         batch = _decode(keys, argv)
         commit = argv[6] == "1"
-        parts = self._parts(batch, range(batch.nc), range(batch.nt), batch.epoch_key is not None)
+        parts = self._parts(batch, range(batch.nc), range(batch.nt))
         two_steps = commit and len(parts) > 1
         first = self._send_parts(batch, parts, commit=commit and not two_steps)
 
@@ -131,9 +134,7 @@ class ClusterFeatureStore(RedisFeatureStore):
 
         return finish
 
-    def _parts(
-        self, batch: _Batch, cards: Sequence[int], terms: Sequence[int], epoch: bool
-    ) -> list[_Part]:
+    def _parts(self, batch: _Batch, cards: Sequence[int], terms: Sequence[int]) -> list[_Part]:
         by_node: dict[str, _Part] = {}
 
         def part(key: str) -> _Part:
@@ -144,8 +145,6 @@ class ClusterFeatureStore(RedisFeatureStore):
             part(batch.keys[i]).cards.append(i)
         for i in terms:
             part(batch.keys[batch.nc + i]).terms.append(i)
-        if epoch and batch.epoch_key is not None:
-            part(batch.epoch_key).epoch = True
         return list(by_node.values())
 
     def _send_parts(
@@ -209,7 +208,7 @@ class ClusterFeatureStore(RedisFeatureStore):
                 return done
             self.redirects += len(moved)
             self._refresh(attempt)
-            again = [p for m in moved for p in self._parts(batch, m.cards, m.terms, m.epoch)]
+            again = [p for m in moved for p in self._parts(batch, m.cards, m.terms)]
             sent = self._send_parts(batch, again, commit=commit)
         raise FeatureStoreUnavailable(self._where, "slots kept moving under the batch")
 
@@ -257,8 +256,8 @@ def _argv(batch: _Batch, part: _Part, commit: bool) -> list[bytes | int | str]:
         start += length
     rows, _ = _rows_of(batch, part)
     keys = [batch.keys[i] for i in part.cards] + [batch.keys[batch.nc + i] for i in part.terms]
-    if part.epoch and batch.epoch_key is not None:
-        keys.append(batch.epoch_key)
+    if batch.epoch_key is not None:  # the copy in the anchor's slot: served by this node
+        keys.append(epoch_copy_key(batch.epoch_key, slot_of(keys[0])))
     return [
         len(part.cards),
         len(part.terms),
@@ -270,7 +269,7 @@ def _argv(batch: _Batch, part: _Part, commit: bool) -> list[bytes | int | str]:
         batch.refresh_us,
         "",
         "",
-        batch.epoch if part.epoch else "",
+        batch.epoch,
         len(keys),
         *keys,
     ]

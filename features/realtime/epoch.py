@@ -8,6 +8,13 @@ starts and replaced only when it is rebuilt. Every batch script checks it - insi
 ``EVALSHA`` that applies the batch, so it costs no round trip - and applies nothing when
 the key differs from the epoch the store expects (:class:`features.errors.FeatureStateLost`).
 
+On a Redis Cluster one key would live on one node, and a node that lost its data alone
+(a primary lost with no replica to take over) would go unnoticed. So the epoch is also
+kept once per hash slot (``<prefix>:epoch:{<tag of slot s>}``, 16,384 small keys written
+with the epoch) and each node's part of a batch checks the copy in the slot of its own
+first key: a copy moves with its slot when the cluster is resharded, and a node that
+lost its data lost the copies of its slots.
+
 Generations name namespaces: generation 0 keeps its keys under ``<prefix>``, generation g
 under ``<prefix>:g<g>``. A rebuild writes a fresh namespace (nothing half-lost mixes in,
 and readers keep the old one until the new one is whole), then publishes the next
@@ -32,7 +39,7 @@ import redis
 from features.errors import FeatureStateLost, FeatureStoreUnavailable
 from features.interface import FeatureMatrix, FeatureStats
 from features.realtime.store import BatchFeatureStore
-from features.redis_nodes import is_cluster
+from features.redis_nodes import is_cluster, slot_of, slot_tags
 from streams.events import Transaction
 
 R = TypeVar("R")
@@ -80,6 +87,11 @@ def epoch_key(prefix: str) -> str:
     return f"{prefix}:epoch"
 
 
+def epoch_copy_key(key: str, slot: int) -> str:
+    """The copy of the epoch held in hash slot ``slot`` of a Redis Cluster."""
+    return f"{key}:{{{slot_tags()[slot]}}}"
+
+
 def rebuild_key(prefix: str) -> str:
     return f"{prefix}:rebuild"
 
@@ -104,11 +116,39 @@ class EpochStore:
             current = self.read()
         if current is None:
             raise FeatureStoreUnavailable(self.key, "the state epoch cannot be written")
+        self._write_copies(current)
         return current
 
     def publish(self, epoch: Epoch) -> None:
-        """A rebuilt namespace is whole: make ``epoch`` the one in force."""
+        """A rebuilt namespace is whole: make ``epoch`` the one in force (on a cluster its
+        copies first: a store that meets a new copy follows it, see the module doc)."""
+        self._write_copies(epoch)
         self._call(lambda: self.client.set(self.key, epoch.value))
+
+    def adopt_copies(self, epoch: Epoch) -> None:
+        """On a cluster, write the per-slot copies of ``epoch`` if the state has none yet
+        (it was started before the copies existed). The copy in the epoch key's own slot
+        tells: it lives on the same node as the key, so it is missing only if it was never
+        written; copies missing on another node are a lost node, left for the batch
+        scripts to find."""
+        if not is_cluster(self.client):
+            return
+        probe = epoch_copy_key(self.key, slot_of(self.key))
+        if self._call(lambda: self.client.get(probe)) is None:
+            self._write_copies(epoch, only_missing=True)
+
+    def _write_copies(self, epoch: Epoch, *, only_missing: bool = False) -> None:
+        if not is_cluster(self.client):
+            return
+        keys = [epoch_copy_key(self.key, s) for s in range(len(slot_tags()))]
+
+        def write() -> None:
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.set(key, epoch.value, nx=only_missing)
+            pipe.execute()
+
+        self._call(write)
 
     def holds_state(self, pages: int = 1000) -> bool:
         """Whether card state exists under the base namespace. Scans at most ``pages``

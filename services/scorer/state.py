@@ -78,6 +78,7 @@ class StateGuard:
         if current is not None and not any(
             m.generation >= current.generation and m != current for m in marks
         ):
+            self._retry(lambda: self.epochs.adopt_copies(current), _Pause(lambda: None))
             self._follow(current)
             return
         floor = max([m.generation for m in marks] + [current.generation if current else 0])
