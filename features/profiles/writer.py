@@ -217,8 +217,10 @@ class TerminalRiskWriter:
         """:meth:`_run` on a Redis Cluster, in two steps: each node of the terminals' state
         applies their labels and computes their rows (one script per node), then each
         node of the Feast entity keys (untagged: anywhere) writes its rows unless a newer
-        one is there. A crash between the two leaves the rows as they were until the
-        terminals' next label or refresh; the labels are applied once either way."""
+        one is there. A crash between the two leaves the labels applied and the rows as
+        they were until the same labels come again (the feedback processor acknowledges a
+        batch only after this returned): duplicates then, whose terminals' rows are still
+        computed and written. The labels are applied once either way."""
         cluster: Any = self._client
         index = {self.tx_key(t): i for i, t in enumerate(terminals)}
         first_label = list(itertools.accumulate((len(g) for g in labels), initial=0))

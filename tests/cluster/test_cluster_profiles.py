@@ -12,6 +12,7 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
+from features.profiles import writer as writer_module
 from features.profiles.cache import ProfileCache
 from features.profiles.layout import FeastLayout
 from features.profiles.reader import FeastRedisProfileReader
@@ -81,3 +82,52 @@ def test_a_cached_reader_on_the_cluster_sees_a_label_written_after_it_read(
         for key in client.scan_iter(match=b"*" + layout.key_suffix):
             client.delete(key)
         client.delete(layout.generation_key)
+
+
+class _Crash(BaseException):
+    """The writer's process dying: nothing after the raise runs."""
+
+
+def test_a_crash_between_the_label_and_row_steps_is_repaired_by_the_redelivery(
+    cluster_client: RedisCluster,
+    cluster_prefix: str,
+    redis_client: redis.Redis,
+    redis_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a cluster the labels reach the state's node and the rows the Feast keys' node in
+    two scripts. A crash between them leaves the labels applied and the rows unwritten;
+    the feedback processor acknowledges a batch only after the write returned, so the same
+    labels come again: all duplicates now, and the rows are written from the state they
+    left, equal to one server's."""
+    client: redis.Redis = cluster_client  # type: ignore[assignment]
+    tx, lab = random_history(seed=17, n_tx=3000, n_terminals=20, days=40)
+    end = T0 + timedelta(days=41, hours=20)
+    layout = FeastLayout(project=f"fraud_{cluster_prefix}")
+    writer = TerminalRiskWriter(client, layout, state_prefix=cluster_prefix)
+    writer.seed_transaction_counts(tx, as_of=end)
+    labels = labels_from_frames(tx, lab)
+    real = writer_module.script_per_node
+
+    def dies_before_the_rows(cluster: object, source: str, *rest: object) -> object:
+        if source == writer_module._ROWS_SCRIPT:
+            raise _Crash
+        return real(cluster, source, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(writer_module, "script_per_node", dies_before_the_rows)
+    with pytest.raises(_Crash):
+        writer.apply_labels(labels, as_of=end)
+    monkeypatch.setattr(writer_module, "script_per_node", real)
+    reader = FeastRedisProfileReader(client, layout)
+    as_of = pd.Series([pd.Timestamp(end)] * len(TERMINALS))
+    try:
+        assert (reader.read_raw(TERMINALS)[1] == -1).all()  # labels in, no row written
+        again = writer.apply_labels(labels, as_of=end)  # the redelivered batch
+        assert again.applied == 0 and again.duplicates > 0 and again.rows_written > 0
+        repaired = reader.read_batch(TERMINALS, as_of)
+    finally:
+        for key in client.scan_iter(match=b"*" + layout.key_suffix):
+            client.delete(key)
+        client.delete(layout.generation_key)
+    reference = _serve(redis_client, redis_prefix, tx, lab)
+    np.testing.assert_array_equal(repaired, reference)
