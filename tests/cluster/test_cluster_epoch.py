@@ -57,6 +57,12 @@ def _lose_node(node: ClusterNode, prefix: str) -> int:
     return len(keys)
 
 
+def _away_from_the_key(client: RedisCluster, epochs: EpochStore) -> ClusterNode:
+    """A primary that does not hold the epoch key itself."""
+    home = client.get_node_from_key(epochs.key)
+    return next(n for n in client.get_primaries() if n.name != home.name)
+
+
 def test_a_primary_that_loses_its_data_alone_refuses_the_next_batch(
     cluster_client: RedisCluster, cluster_prefix: str
 ) -> None:
@@ -64,8 +70,7 @@ def test_a_primary_that_loses_its_data_alone_refuses_the_next_batch(
     first, later = _batches(2, 400)
     store.update_and_read_batch(first)
 
-    home = cluster_client.get_node_from_key(epochs.key)  # the node of the epoch key
-    lost = next(n for n in cluster_client.get_primaries() if n.name != home.name)
+    lost = _away_from_the_key(cluster_client, epochs)
     assert _lose_node(lost, cluster_prefix) > 100  # its cards, terminals and epoch copies
     before = _state(cluster_client, cluster_prefix)
     assert epochs.read() is not None  # the epoch key itself survived on its own node
@@ -125,9 +130,7 @@ def test_a_state_from_before_the_copies_is_adopted_at_start_not_rebuilt(
 
     # a node lost afterwards is not adopted again: the next start keeps the copies
     # it finds, and the batch that reaches the lost node is refused
-    home = cluster_client.get_node_from_key(epochs.key)
-    lost = next(n for n in cluster_client.get_primaries() if n.name != home.name)
-    _lose_node(lost, cluster_prefix)
+    _lose_node(_away_from_the_key(cluster_client, epochs), cluster_prefix)
     again = ClusterFeatureStore(cluster_client, prefix=cluster_prefix)
     restarted = StateGuard(epochs, again, FaultState(), _no_rebuild, "scorer-b")
     restarted.start([TopicPartition("tx", 0, 800, metadata=str(old))])

@@ -4,7 +4,7 @@ what the offline builder computes."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -25,11 +25,19 @@ pytestmark = pytest.mark.cluster
 TERMINALS = [f"T{i}" for i in range(20)]
 
 
-def _serve(client: redis.Redis, prefix: str, tx: pd.DataFrame, lab: pd.DataFrame) -> np.ndarray:
+def _seeded_writer(
+    client: redis.Redis, prefix: str, tx: pd.DataFrame, **options: int
+) -> tuple[FeastLayout, TerminalRiskWriter, datetime]:
+    """A writer of a project of its own, its day buckets seeded from ``tx``."""
     end = T0 + timedelta(days=41, hours=20)
     layout = FeastLayout(project=f"fraud_{prefix}")
-    writer = TerminalRiskWriter(client, layout, state_prefix=prefix, key_ttl_seconds=3600)
+    writer = TerminalRiskWriter(client, layout, state_prefix=prefix, **options)
     writer.seed_transaction_counts(tx, as_of=end)
+    return layout, writer, end
+
+
+def _serve(client: redis.Redis, prefix: str, tx: pd.DataFrame, lab: pd.DataFrame) -> np.ndarray:
+    layout, writer, end = _seeded_writer(client, prefix, tx, key_ttl_seconds=3600)
     labels = labels_from_frames(tx, lab)
     first = writer.apply_labels(labels, as_of=end)
     again = writer.apply_labels(labels, as_of=end)  # a replay after a crash
@@ -61,10 +69,7 @@ def test_a_cached_reader_on_the_cluster_sees_a_label_written_after_it_read(
 ) -> None:
     client: redis.Redis = cluster_client  # type: ignore[assignment]
     tx, _ = random_history(seed=5, n_tx=2000, n_terminals=20, days=40)
-    end = T0 + timedelta(days=41, hours=20)
-    layout = FeastLayout(project=f"fraud_{cluster_prefix}")
-    writer = TerminalRiskWriter(client, layout, state_prefix=cluster_prefix)
-    writer.seed_transaction_counts(tx, as_of=end)
+    layout, writer, end = _seeded_writer(client, cluster_prefix, tx)
     cache = ProfileCache(100, len(layout.features), max_age_s=3600)
     cached = FeastRedisProfileReader(client, layout, cache=cache)
     try:
@@ -102,10 +107,7 @@ def test_a_crash_between_the_label_and_row_steps_is_repaired_by_the_redelivery(
     left, equal to one server's."""
     client: redis.Redis = cluster_client  # type: ignore[assignment]
     tx, lab = random_history(seed=17, n_tx=3000, n_terminals=20, days=40)
-    end = T0 + timedelta(days=41, hours=20)
-    layout = FeastLayout(project=f"fraud_{cluster_prefix}")
-    writer = TerminalRiskWriter(client, layout, state_prefix=cluster_prefix)
-    writer.seed_transaction_counts(tx, as_of=end)
+    layout, writer, end = _seeded_writer(client, cluster_prefix, tx)
     labels = labels_from_frames(tx, lab)
     real = writer_module.script_per_node
 
