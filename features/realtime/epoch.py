@@ -92,6 +92,11 @@ def epoch_copy_key(key: str, slot: int) -> str:
     return f"{key}:{{{slot_tags()[slot]}}}"
 
 
+def epoch_copy_keys(key: str) -> list[str]:
+    """The copies of the epoch, slot by slot."""
+    return [epoch_copy_key(key, s) for s in range(len(slot_tags()))]
+
+
 def rebuild_key(prefix: str) -> str:
     return f"{prefix}:rebuild"
 
@@ -140,7 +145,7 @@ class EpochStore:
     def _write_copies(self, epoch: Epoch, *, only_missing: bool = False) -> None:
         if not is_cluster(self.client):
             return
-        keys = [epoch_copy_key(self.key, s) for s in range(len(slot_tags()))]
+        keys = epoch_copy_keys(self.key)
 
         def write() -> None:
             pipe = self.client.pipeline(transaction=False)

@@ -16,8 +16,8 @@ from redis.cluster import ClusterNode, RedisCluster
 from features.bench import synthetic_stream
 from features.errors import FeatureStateLost
 from features.realtime.cluster_store import ClusterFeatureStore
-from features.realtime.epoch import Epoch, EpochStore, epoch_copy_key
-from features.redis_nodes import slot_of, slot_tags
+from features.realtime.epoch import Epoch, EpochStore, epoch_copy_key, epoch_copy_keys
+from features.redis_nodes import slot_of
 from services.scorer.faults import FaultState
 from services.scorer.rebuild import RebuildReport
 from services.scorer.state import StateGuard
@@ -91,7 +91,7 @@ def test_a_published_epoch_reaches_every_node_and_the_store_follows_it(
     rebuilt = Epoch(0, "old").successor()
     epochs.publish(rebuilt)
 
-    copies = [epoch_copy_key(epochs.key, s) for s in range(len(slot_tags()))]
+    copies = epoch_copy_keys(epochs.key)
     assert [slot_of(k) for k in copies] == list(range(16_384))
     held = {cluster_client.get(k) for k in copies[::97] + copies[-1:]}
     assert held == {rebuilt.value}
