@@ -124,9 +124,13 @@ def test_join_survives_out_of_order_labels_and_a_killed_processor(
     unknown = Label(transaction_id="tx-none", label="fraud", analyst="ana", labelled_at=labelled_at)
     send(labels=[*late, chargeback, unknown])
 
-    restarted = start_processor(env, tmp_path / "p2.log")
+    # the restart runs as under its supervisor: a worker whose fetcher stalls after the
+    # restart (faust on the embedded broker, now and then) exits with status 75 and is
+    # started again, as production's supervisor does
+    restarted, runs = _supervised(
+        {**env, "FRAUD_STALL_S": "20"}, tmp_path / "p2.log", lambda: len(store.audit()) >= N + 1
+    )
     try:
-        wait_for(lambda: len(store.audit()) >= N + 1, restarted)
         letters = _dead_letters(kafka_bootstrap, topics, {"invalid_value", "unknown_transaction"})
     finally:
         assert restarted.terminate(30.0) == 0, restarted.output()[-3000:]
@@ -137,9 +141,12 @@ def test_join_survives_out_of_order_labels_and_a_killed_processor(
     # without the rewind it would route exactly N - committed_at_crash. Not "== N": faust
     # now and then skips a record right after its seek on restart - the race the rewind
     # exists for - which here costs a replayed record (seen: 399 of 400 under load), never
-    # a new one (the frame below holds every transaction exactly once)
+    # a new one (the frame below holds every transaction exactly once). After a stalled
+    # run the last run starts from that run's commits, so only the upper bound holds
     replayed = _counter(restarted.output(), "routed_decisions")
-    assert N - committed_at_crash < replayed <= N
+    assert replayed <= N
+    if runs == 1:
+        assert N - committed_at_crash < replayed
     frame = store.read()
     assert list(frame["transaction_id"]) == [f"tx{i:05d}" for i in range(N)]
     expected_fraud = [1 if (i % 4 == 0 or i == 1) else 0 for i in range(N)]
@@ -202,6 +209,26 @@ def test_a_stalled_worker_exits_and_its_restart_catches_up(
     frame = store.read()
     assert list(frame["transaction_id"]) == [f"tx{i:05d}" for i in range(half)]
     assert list(frame["is_fraud"]) == [1 if i % 4 == 0 else 0 for i in range(half)]
+
+
+def _supervised(
+    env: dict[str, str], log_path: Path, done: Callable[[], bool], attempts: int = 3
+) -> tuple[ServiceProcess, int]:
+    """Run the processor until ``done()``, starting it again (same log) each time it exits
+    with the stall status; returns the running process and how many runs it took."""
+    for run in range(1, attempts + 1):
+        process = start_processor(env, log_path)
+        deadline = time.monotonic() + 120.0
+        while time.monotonic() < deadline and process.alive() and not done():
+            time.sleep(0.5)
+        if done():
+            return process, run
+        if process.alive():
+            break
+        assert process.terminate(1.0) == EXIT_STALLED, process.output()[-3000:]
+    tail = process.output()[-6000:]
+    process.kill()
+    raise AssertionError(f"not done after {run} run(s); end of the log:\n{tail}")
 
 
 def _env(
