@@ -241,7 +241,9 @@ def produce_all(bootstrap: str, topic: str, transactions: Sequence[Transaction])
     """Send everything as fast as the broker takes it (keyed by card_id); seconds taken."""
     from streams.serde import encode
 
-    producer = Producer(producer_config(bootstrap, client_id="bench-backlog", **{"linger.ms": 20}))
+    producer = Producer(
+        producer_config(bootstrap, client_id="bench-backlog", defaults={"linger.ms": 20})
+    )
     started = time.perf_counter()
     for tx in transactions:
         value = encode(tx)

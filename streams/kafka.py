@@ -10,7 +10,11 @@ Latency-tuned defaults, chosen for a p99 far below 50 ms at batch sizes of ~500:
   while records wait in the local queue, and look again every millisecond: the consumer
   drains its queue every batch, so nothing waits longer, and the fetch loop stops costing
   CPU while a batch is worked on (docs/adr/0003-polling.md);
-* producer ``linger.ms=1`` - batch what arrives within a millisecond, no more;
+* producer ``linger.ms=1`` - batch what arrives within a millisecond, no more (a
+  producer that ends its bursts with :meth:`~streams.producer.AckedProducer.send_queued`,
+  as the scorer does, lingers longer: librdkafka's broker thread polls with a zero
+  timeout while a linger deadline less than a millisecond away is pending, so a 1 ms
+  linger kept it spinning through every burst);
 * producer ``enable.idempotence=true`` + ``acks=all`` - no duplicates from retries, and a
   delivery report means the write is durable, so committing offsets after it is safe;
 * ``partition.assignment.strategy`` - ``roundrobin`` (eager) by default, because the
@@ -71,9 +75,16 @@ def _base(endpoint: Endpoint) -> ClientConfig:
     return {"bootstrap.servers": conn.bootstrap, **conn.properties}
 
 
-def producer_config(endpoint: Endpoint, *, client_id: str, **overrides: Any) -> ClientConfig:
-    """The deployment's producer config; the connection's properties override the
-    latency defaults below (an operator's setting wins), ``overrides`` override both."""
+def producer_config(
+    endpoint: Endpoint,
+    *,
+    client_id: str,
+    defaults: Mapping[str, Any] | None = None,
+    **overrides: Any,
+) -> ClientConfig:
+    """The deployment's producer config; ``defaults`` replace the latency defaults below,
+    the connection's properties override both (an operator's setting wins), ``overrides``
+    override everything."""
     config: ClientConfig = {
         "client.id": client_id,
         "enable.idempotence": True,
@@ -86,6 +97,7 @@ def producer_config(endpoint: Endpoint, *, client_id: str, **overrides: Any) -> 
         "socket.nagle.disable": True,
         "message.max.bytes": 17 * 1024 * 1024,
     }
+    config.update(defaults or {})
     config.update(_base(endpoint))
     config.update(overrides)
     return config

@@ -64,6 +64,11 @@ MISSING_TOPIC_ERRORS = frozenset(
 )
 """Permanent once the broker confirms the topic is gone; transient while it restarts."""
 
+SEND_NOW_WAIT_S = 0.001
+"""How long :meth:`AckedProducer.send_queued` holds its flush open: long enough for a
+broker thread to wake and see it (a 0.5 ms hold missed now and then on a loaded 2-core
+host, 1 ms did not in 40 trials), short enough to cost little when acks take longer."""
+
 
 @dataclass(frozen=True)
 class FailedRecord:
@@ -211,6 +216,8 @@ class AckedProducer:
         ``records`` the caller may :meth:`resend` once they are all answered."""
         started = time.monotonic()
         deadline = started + timeout_s
+        if group.outstanding > 0:
+            self.send_queued()  # what waits for its linger would delay the acks
         while group.outstanding > 0:
             now = time.monotonic()
             left = deadline - now
@@ -218,11 +225,20 @@ class AckedProducer:
                 raise DeliveryFailed(
                     "*", f"{group.outstanding} messages not acknowledged in {timeout_s}s"
                 )
-            self._serve(min(left, 0.1))
+            if not self._serve(min(left, 0.1)) and group.outstanding > 0:
+                self.send_queued()  # nothing came: a missed trigger costs this, no more
             if idle is not None and now - started >= idle_after_s:
                 idle()
         if group.failed:
             raise _delivery_failed(group.failed)
+
+    def send_queued(self, wait_s: float = SEND_NOW_WAIT_S) -> None:
+        """Have the queued records sent now instead of at the end of ``linger.ms``:
+        librdkafka's broker threads ignore the linger while a flush call lasts, once they
+        see it. Returns when every record is acknowledged or after ``wait_s`` (serving
+        delivery reports meanwhile); a broker thread that wakes later sends at the linger.
+        """
+        self.flush(wait_s)
 
     def flush(self, timeout_s: float) -> int:
         """Serve delivery reports until nothing is outstanding or the timeout; the number

@@ -82,7 +82,9 @@ def build_context(settings: ApiSettings) -> tuple[ApiContext, ChampionWatcher]:
     ledger = DecisionLedger(client, settings.redis_prefix, settings.dedupe_ttl_s)
     # linger.ms 0: a request's records leave at once (its response waits for them); the
     # shared default of 1 ms batches across requests, which cost ~1 ms on every answer
-    producer = AckedProducer(producer_config(settings.kafka(), client_id="api", **{"linger.ms": 0}))
+    producer = AckedProducer(
+        producer_config(settings.kafka(), client_id="api", defaults={"linger.ms": 0})
+    )
     topics = settings.topics()
     cases = None
     if settings.cases_enabled:

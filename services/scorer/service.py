@@ -100,6 +100,11 @@ from streams.serde import transaction_decoder
 from streams.topics import Topics
 
 log = logging.getLogger("fraud.scorer")
+BURST_LINGER_MS = 5
+"""The scorer's producer linger: each batch's records are sent by
+:meth:`~streams.producer.AckedProducer.send_queued` as soon as they are queued, so the
+linger only bounds a missed trigger, and a longer one keeps librdkafka's broker thread
+from spinning through the burst (streams/kafka.py)."""
 T = TypeVar("T")
 
 
@@ -129,6 +134,7 @@ class Scorer:
             producer_config(
                 settings.kafka(),
                 client_id=settings.member_id(),
+                defaults={"linger.ms": BURST_LINGER_MS},
                 **{
                     "message.timeout.ms": settings.delivery_timeout_ms,
                     "error_cb": self._on_error,
@@ -307,6 +313,7 @@ class Scorer:
             cases=self.reasons.submit(flagged),
             flagged=flagged,
         )
+        self.producer.send_queued()  # the decisions leave now, not at the linger's end
         clock.lap("produce")
         self.settler.add(sent)
         self.crash.reached("after_send")

@@ -68,3 +68,32 @@ def test_a_refused_group_raises_and_the_other_is_acknowledged(
     assert refused.outstanding == 0 and len(refused.failures) == 1
     producer.wait_for(fine)
     assert fine.outstanding == 0 and fine.failures == []
+
+
+def test_queued_records_leave_before_a_long_linger(kafka_bootstrap: str, topic: str) -> None:
+    """A producer that lingers 25 s still has its records acknowledged at once when
+    it asks for them to be sent (``send_queued``) or waits for them (``wait_for``): the
+    linger only bounds a trigger the broker thread misses."""
+    config = producer_config(
+        kafka_bootstrap, client_id="test-send-now", defaults={"linger.ms": 25_000}
+    )
+    producer = AckedProducer(config)
+    warm = Deliveries()  # the first request also waits for the topic's metadata
+    producer.produce(topic, b"warm", "k", group=warm)
+    producer.wait_for(warm, timeout_s=20)
+
+    sent = Deliveries()
+    for i in range(50):
+        producer.produce(topic, f"s{i}".encode(), f"k{i % 5}", group=sent)
+    producer.send_queued(wait_s=0.5)  # held long enough for a broker thread on a busy host
+    for _ in range(100):  # without the trigger they would stay queued for the 25 s
+        producer.poll(0.05)
+        if sent.outstanding == 0:
+            break
+    assert sent.outstanding == 0 and sent.failures == []
+
+    waited = Deliveries()
+    for i in range(50):
+        producer.produce(topic, f"w{i}".encode(), f"k{i % 5}", group=waited)
+    producer.wait_for(waited, timeout_s=20)  # raises DeliveryFailed if still lingering
+    assert waited.outstanding == 0 and waited.failures == []

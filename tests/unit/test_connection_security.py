@@ -88,6 +88,14 @@ def test_json_passthrough_and_its_precedence(monkeypatch: pytest.MonkeyPatch) ->
     assert conn.properties["security.protocol"] == "plaintext"
     monkeypatch.setenv("FRAUD_KAFKA_CONFIG", '{"linger.ms": "7"}')  # an operator's value wins
     assert producer_config(CommonSettings().kafka(), client_id="p")["linger.ms"] == "7"
+    # ... over a service's own default too (the scorer's longer linger), not over overrides
+    conn = CommonSettings().kafka()
+    assert producer_config(conn, client_id="p", defaults={"linger.ms": 5})["linger.ms"] == "7"
+    assert producer_config(conn, client_id="p", **{"linger.ms": 0})["linger.ms"] == 0
+    monkeypatch.delenv("FRAUD_KAFKA_CONFIG")
+    conn = CommonSettings().kafka()
+    assert producer_config(conn, client_id="p", defaults={"linger.ms": 5})["linger.ms"] == 5
+    assert producer_config(conn, client_id="p")["linger.ms"] == 1
 
 
 @pytest.mark.parametrize(
