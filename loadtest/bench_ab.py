@@ -21,6 +21,7 @@ older tree needs only the extensions whose sources it has.
 from __future__ import annotations
 
 import filecmp
+import math
 import shutil
 import statistics
 from collections.abc import Callable, Sequence
@@ -62,7 +63,7 @@ KEPT = (
     *("broker_cpu_pct", "service_cpu_pct"),
 )
 KEPT_BACKLOG = (
-    *("decided", "tx_per_s", "cpu_us_per_tx", "stage_us_per_tx", "max_rss_mb"),
+    *("decided", "complete", "tx_per_s", "cpu_us_per_tx", "stage_us_per_tx", "max_rss_mb"),
     *("broker_cpu_pct", "redis_cpu_us_per_tx", "load_average", "collector"),
 )
 Measure = Literal["paced", "backlog"]
@@ -123,21 +124,22 @@ def summarize(rows: Sequence[dict[str, Any]], metric: str = "p99_ms") -> dict[st
     (``p99_over_base_per_round`` for the paced p99)."""
     ratio_key = "p99_over_base_per_round" if metric == "p99_ms" else f"{metric}_over_base_per_round"
     trees: list[str] = list(dict.fromkeys(str(r["tree"]) for r in rows))
-    values = {t: [r[metric] for r in rows if r["tree"] == t and r.get(metric)] for t in trees}
+    usable = [r for r in rows if _measured(r, metric)]
+    values = {t: [r[metric] for r in usable if r["tree"] == t] for t in trees}
     by_round: dict[int, dict[str, float]] = {}
-    for r in rows:
-        if r.get(metric):
-            by_round.setdefault(r["round"], {})[r["tree"]] = r[metric]
+    for r in usable:
+        by_round.setdefault(r["round"], {})[r["tree"]] = r[metric]
     if not trees:
         return {f"median_{metric}": {}, ratio_key: {}, "geometric_mean_over_base": {}}
     base = trees[0]
-    ratios = {
-        n: {t: round(v / got[base], 3) for t, v in got.items() if t != base}
+    exact = {
+        n: {t: v / got[base] for t, v in got.items() if t != base}
         for n, got in sorted(by_round.items())
-        if got.get(base)
+        if base in got
     }
+    ratios = {n: {t: round(r, 3) for t, r in got.items()} for n, got in exact.items()}
     per_tree: dict[str, list[float]] = {}
-    for got in ratios.values():
+    for got in exact.values():
         for t, ratio in got.items():
             per_tree.setdefault(t, []).append(ratio)
     return {
@@ -150,6 +152,16 @@ def summarize(rows: Sequence[dict[str, Any]], metric: str = "p99_ms") -> dict[st
             t: round(statistics.geometric_mean(v), 3) for t, v in per_tree.items()
         },
     }
+
+
+def _measured(row: dict[str, Any], metric: str) -> bool:
+    """Whether a step measured ``metric``: a positive, finite value, and (a backlog step)
+    every transaction of its backlog decided. A step that stopped early or decided nothing
+    would otherwise enter the comparison with a meaningless (or infinite) value."""
+    value = row.get(metric)
+    if not isinstance(value, int | float) or not 0 < value < math.inf:
+        return False
+    return row.get("complete") is not False and row.get("decided") != 0
 
 
 def run_ab(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 
@@ -131,6 +132,23 @@ def test_a_backlog_ab_compares_cpu_per_transaction_within_each_round() -> None:
     assert summary["median_cpu_us_per_tx"] == {"base": 62.5, "new": 52.0}
     assert summary["cpu_us_per_tx_over_base_per_round"] == {0: {"new": 0.9}, 1: {"new": 0.8}}
     assert summary["geometric_mean_over_base"] == {"new": round((0.9 * 0.8) ** 0.5, 3)}
+
+
+def test_steps_that_decided_nothing_or_stopped_early_are_left_out_not_a_crash() -> None:
+    rows = [
+        {"round": 0, "tree": "base", "cpu_us_per_tx": 61.0, "decided": 900, "complete": True},
+        {"round": 0, "tree": "new", "cpu_us_per_tx": 55.0, "decided": 900, "complete": True},
+        # a base that decided nothing: its CPU per transaction is infinite, not a ratio of 0
+        {"round": 1, "tree": "new", "cpu_us_per_tx": 50.0, "decided": 900, "complete": True},
+        {"round": 1, "tree": "base", "cpu_us_per_tx": math.inf, "decided": 0, "complete": False},
+        # a step that stopped early measured another workload
+        {"round": 2, "tree": "base", "cpu_us_per_tx": 70.0, "decided": 900, "complete": True},
+        {"round": 2, "tree": "new", "cpu_us_per_tx": 30.0, "decided": 400, "complete": False},
+    ]
+    summary = summarize(rows, METRIC["backlog"])
+    assert summary["median_cpu_us_per_tx"] == {"base": 65.5, "new": 52.5}
+    assert summary["cpu_us_per_tx_over_base_per_round"] == {0: {"new": 0.902}, 2: {}}
+    assert summary["geometric_mean_over_base"] == {"new": 0.902}
 
 
 def test_a_backlog_row_keeps_the_cpu_fields_and_says_so() -> None:
