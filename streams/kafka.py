@@ -6,6 +6,12 @@ Latency-tuned defaults, chosen for a p99 far below 50 ms at batch sizes of ~500:
   when fewer than ``fetch.min.bytes`` are ready (the default 500 ms would sit on the SLA);
 * consumer ``queued.max.messages.kbytes=8192`` - bound librdkafka's prefetch (the default
   64 MB doubled the scorer's CPU in the prototype) and give back-pressure a real limit;
+* consumer ``fetch.max.bytes`` = :data:`FETCH_MAX_BYTES` (8 MiB) - the queue bound is
+  checked before a fetch is sent, so one fetch response comes on top of it: with
+  librdkafka's default (50 MB) a consumer catching up on lag held up to 50 MB more. A
+  record larger than this still arrives: the broker returns the first batch of a fetch
+  whatever its size (KIP-74), and ``max.partition.fetch.bytes`` stays large enough for the
+  largest record a topic admits;
 * consumer ``queued.min.messages=1`` + ``fetch.queue.backoff.ms=1`` - stop prefetching
   while records wait in the local queue, and look again every millisecond: the consumer
   drains its queue every batch, so nothing waits longer, and the fetch loop stops costing
@@ -42,6 +48,8 @@ from streams.topics import Topics, TopicSpec
 ClientConfig = dict[str, Any]
 AssignmentStrategy = Literal["roundrobin", "range", "cooperative-sticky"]
 DEFAULT_ASSIGNMENT_STRATEGY: AssignmentStrategy = "roundrobin"
+FETCH_MAX_BYTES = 8 * 1024 * 1024
+"""A consumer's bound on one fetch response (the size of its prefetch queue's bound)."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +129,7 @@ def consumer_config(
         "fetch.wait.max.ms": 5,
         "fetch.min.bytes": 1,
         "queued.max.messages.kbytes": 8192,
+        "fetch.max.bytes": FETCH_MAX_BYTES,
         "queued.min.messages": 1,
         "fetch.queue.backoff.ms": 1,
         # Large enough for the biggest record a topic admits (see TopicSpec.max_message_bytes).

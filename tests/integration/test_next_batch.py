@@ -11,7 +11,8 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import NewTopic
 
 from streams.consume import next_batch
-from streams.kafka import admin_client, consumer_config, producer_config
+from streams.kafka import FETCH_MAX_BYTES, admin_client, consumer_config, producer_config
+from streams.topics import Topics
 
 pytestmark = pytest.mark.integration
 
@@ -53,3 +54,29 @@ def test_every_record_once_in_order_and_batches_bounded(kafka_bootstrap: str) ->
     finally:
         consumer.close()
         admin.delete_topics([topic])
+
+
+def test_a_record_larger_than_the_fetch_bound_still_arrives(
+    kafka_bootstrap: str, topics: Topics
+) -> None:
+    """A dead letter near its topic's 16 MiB limit, between small records: a consumer
+    whose fetch is bounded to :data:`FETCH_MAX_BYTES` reads all of them, in order."""
+    sizes = [100, FETCH_MAX_BYTES + 4 * 1024 * 1024, 100, FETCH_MAX_BYTES // 2, 100]
+    producer = Producer(producer_config(kafka_bootstrap, client_id="test-fetch-bound"))
+    for i, size in enumerate(sizes):
+        producer.produce(topics.dlq, bytes([i]) * size, key=b"k")
+    assert producer.flush(60) == 0
+    consumer = Consumer(
+        consumer_config(kafka_bootstrap, group_id=f"{topics.prefix}g", client_id="test-fetch")
+    )
+    try:
+        consumer.subscribe([topics.dlq])
+        got: list[bytes] = []
+        for _ in range(600):
+            got.extend(m.value() or b"" for m in next_batch(consumer, 10, 0.1) if not m.error())
+            if len(got) >= len(sizes):
+                break
+    finally:
+        consumer.close()
+    assert [len(v) for v in got] == sizes
+    assert [v[0] for v in got] == list(range(len(sizes)))
