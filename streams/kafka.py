@@ -128,7 +128,7 @@ def consumer_config(
         "auto.offset.reset": "earliest",
         "fetch.wait.max.ms": 5,
         "fetch.min.bytes": 1,
-        "queued.max.messages.kbytes": 8192,
+        "queued.max.messages.kbytes": FETCH_MAX_BYTES // 1024,  # 8192: one bound for both
         "fetch.max.bytes": FETCH_MAX_BYTES,
         "queued.min.messages": 1,
         "fetch.queue.backoff.ms": 1,
