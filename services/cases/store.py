@@ -347,7 +347,8 @@ class CaseStore:
                 return None
             out = self.summary(found, now)
             out["transaction"] = found.transaction
-            out["reasons"] = found.reasons.get("items", [])
+            history = self._history(session, found.card_id, exclude=found.transaction_id)
+            out["reasons"] = _with_typical(found.reasons.get("items", []), history)
             out["notes"] = [
                 {"author": n.author, "text": n.text, "created_at": n.created_at.isoformat()}
                 for n in session.scalars(
@@ -363,7 +364,7 @@ class CaseStore:
                     "decision": d.decision,
                     "terminal_id": d.terminal_id,
                 }
-                for d in self._history(session, found.card_id, exclude=found.transaction_id)
+                for d in history
             ]
             links = [Case.card_id == found.card_id, Case.terminal_id == found.terminal_id]
             if found.device_id:
@@ -447,6 +448,17 @@ def _typical(history: Sequence[CardDecision], feature: str) -> float | None:
         if d.features.get("set") == FEATURE_SET_ID and len(d.features["values"]) > index
     ]
     return float(statistics.median(values)) if values else None
+
+
+def _with_typical(
+    reasons: Sequence[dict[str, Any]], history: Sequence[CardDecision]
+) -> list[dict[str, Any]]:
+    """Reasons with a typical value for those stored without one: the review and scored
+    topics are read independently, so a case can be stored before its card's decisions."""
+    return [
+        r if r.get("typical") is not None else {**r, "typical": _typical(history, r["feature"])}
+        for r in reasons
+    ]
 
 
 def _link(case: Case, other: Case) -> str:

@@ -51,6 +51,21 @@ def test_replayed_topic_creates_nothing_twice(store: CaseStore) -> None:
     assert {c["case_id"] for c in page["linked_cases"]} == {"case0011", "case0012"}
 
 
+def test_a_case_stored_before_its_cards_decisions_shows_their_typical_value(
+    store: CaseStore,
+) -> None:
+    # the review and scored topics are read independently: the case can come first
+    store.ingest([review_case(10, amount=500.0)])
+    before = store.case("case0010")
+    assert before is not None
+    assert before["reasons"][0]["typical"] is None
+    store.ingest([], [decision(i, amount=30.0 + i) for i in range(3)])
+    after = store.case("case0010")
+    assert after is not None
+    assert after["reasons"][0]["typical"] == 31.0  # median of 30, 31, 32
+    assert len(after["card_history"]) == 3
+
+
 def test_queue_sorted_by_priority_then_age_and_filtered(store: CaseStore) -> None:
     store.ingest(
         [
