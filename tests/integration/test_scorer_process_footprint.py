@@ -39,10 +39,12 @@ def test_scorer_without_a_champion_refuses_to_start_and_says_why(
 
 def test_scorer_modules_load_neither_pandas_nor_feast_nor_sklearn() -> None:
     """LightGBM, the Feast layout reader and the pipeline without their heavy neighbours
-    (they would cost the scorer ~250 MB of its 300 MB RSS budget)."""
+    (they would cost the scorer ~250 MB of its 300 MB RSS budget), nor the ONNX exporter
+    (onnx and onnxmltools, ~7 MB: a scorer loads models, it never converts one)."""
+    heavy = "('pandas', 'sklearn', 'feast', 'pyarrow', 'onnx', 'onnxmltools')"
     probe = (
         "import sys, services.scorer.service, services.scorer.wiring; "
-        "print(sorted(m for m in ('pandas', 'sklearn', 'feast', 'pyarrow') if m in sys.modules))"
+        f"print(sorted(m for m in {heavy} if m in sys.modules))"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120
