@@ -28,7 +28,9 @@ TABLE_BUDGET_BYTES = 8 * 1024 * 1024
 """Memory for the per-leaf tables of one model. The bench model (131 trees of up to 31
 leaves) tables 3,131 of its 3,629 leaves in it: 135 µs per row in batches of 10, against
 155 µs with 4 MB, 110 µs with 16 MB (every leaf but the 138 deepest) and 205 µs with
-none; LightGBM's ``pred_contrib`` took 490 µs (one thread, the same host)."""
+none; LightGBM's ``pred_contrib`` took 490 µs (one thread, the same host). Finding each
+leaf's pattern without a branch later took about 30 % off the 8 MB case (229 -> 160 µs
+per row on another host: docs/benchmarks/results.md, 2026-12-08)."""
 MAX_PATH_FEATURES = 64
 """``TREE_SHAP_MAX_DEPTH`` of ``tree_shap.h``."""
 _RULE_DEFAULT_LEFT, _RULE_MISSING_ZERO, _RULE_MISSING_NAN = 1, 2, 4
